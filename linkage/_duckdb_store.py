@@ -1,0 +1,215 @@
+"""The default `Store`: one embedded DuckDB file, written in one transaction per commit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, StoredState
+from ._types import Change, ChangeKind
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS persons (
+    person_id BIGINT PRIMARY KEY,
+    first_seen TIMESTAMPTZ,
+    last_seen TIMESTAMPTZ,
+    merged_into BIGINT,
+    channels VARCHAR[]
+);
+CREATE TABLE IF NOT EXISTS identifiers (
+    key VARCHAR PRIMARY KEY,
+    namespace VARCHAR NOT NULL,
+    value VARCHAR NOT NULL,
+    person_id BIGINT NOT NULL,
+    first_seen TIMESTAMPTZ NOT NULL,
+    last_seen TIMESTAMPTZ NOT NULL,
+    shared BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    event_id VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    received_at TIMESTAMPTZ NOT NULL,
+    channel VARCHAR,
+    person_id BIGINT NOT NULL,
+    identifier_keys VARCHAR[],
+    ip VARCHAR,
+    country VARCHAR,
+    city VARCHAR,
+    latitude DOUBLE,
+    longitude DOUBLE,
+    user_agent VARCHAR
+);
+CREATE TABLE IF NOT EXISTS changes (
+    sequence BIGINT NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    kind VARCHAR NOT NULL,
+    person_id BIGINT NOT NULL,
+    other_person_id BIGINT,
+    namespace VARCHAR,
+    value VARCHAR,
+    event_id VARCHAR,
+    detail VARCHAR
+);
+"""
+
+# Python lists go in as array parameters and come out as rows through unnest(): one
+# statement per table per commit, whatever the batch size.
+_UPSERT_IDENTIFIERS = """
+INSERT OR REPLACE INTO identifiers
+SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::BIGINT[]),
+       to_timestamp(unnest($5::DOUBLE[])), to_timestamp(unnest($6::DOUBLE[])), unnest($7::BOOLEAN[])
+"""
+_UPSERT_PERSONS = """
+INSERT OR REPLACE INTO persons
+SELECT unnest($1::BIGINT[]), to_timestamp(unnest($2::DOUBLE[])), to_timestamp(unnest($3::DOUBLE[])),
+       unnest($4::BIGINT[]), unnest($5::VARCHAR[][])
+"""
+_INSERT_EVENTS = """
+INSERT INTO events
+SELECT unnest($1::VARCHAR[]), to_timestamp(unnest($2::DOUBLE[])), to_timestamp(unnest($3::DOUBLE[])),
+       unnest($4::VARCHAR[]), unnest($5::BIGINT[]), unnest($6::VARCHAR[][]), unnest($7::VARCHAR[]),
+       unnest($8::VARCHAR[]), unnest($9::VARCHAR[]), unnest($10::DOUBLE[]), unnest($11::DOUBLE[]),
+       unnest($12::VARCHAR[])
+"""
+_INSERT_CHANGES = """
+INSERT INTO changes
+SELECT unnest($1::BIGINT[]), to_timestamp(unnest($2::DOUBLE[])), unnest($3::VARCHAR[]), unnest($4::BIGINT[]),
+       unnest($5::BIGINT[]), unnest($6::VARCHAR[]), unnest($7::VARCHAR[]), unnest($8::VARCHAR[]),
+       unnest($9::VARCHAR[])
+"""
+
+
+class StoreLocked(RuntimeError):
+    """Another process owns the store file."""
+
+
+class DuckDBStore:
+    """A `Store` in one DuckDB file. Each `commit` is one transaction, durable when it returns."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            raise StoreLocked(f"cannot open {self.path}: {exc}") from exc
+        self._con.execute(_SCHEMA)
+        version = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is None:
+            self._con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        elif int(version[0]) != SCHEMA_VERSION:
+            raise RuntimeError(f"{self.path} has schema version {version[0]}, this build reads {SCHEMA_VERSION}")
+
+    def load(self) -> StoredState:
+        con = self._con
+        identifiers = [
+            IdentifierRow(*row)
+            for row in con.execute(
+                "SELECT key, namespace, value, person_id, epoch(first_seen), epoch(last_seen), shared FROM identifiers"
+            ).fetchall()
+        ]
+        persons = [
+            PersonRow(pid, first or 0.0, last or 0.0, merged, tuple(channels or ()))
+            for pid, first, last, merged, channels in con.execute(
+                "SELECT person_id, epoch(first_seen), epoch(last_seen), merged_into, channels FROM persons"
+            ).fetchall()
+        ]
+        events = dict(con.execute("SELECT event_id, person_id FROM events").fetchall())
+        row = con.execute("SELECT coalesce(max(sequence), 0) FROM changes").fetchone()
+        return StoredState(identifiers, persons, events, int(row[0]) if row else 0)
+
+    def commit(self, batch: CommitBatch) -> None:
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if batch.removed_identifiers:
+                con.execute("DELETE FROM identifiers WHERE key IN (SELECT unnest($1::VARCHAR[]))", [batch.removed_identifiers])
+            if batch.identifiers:
+                con.execute(_UPSERT_IDENTIFIERS, _identifier_columns(batch.identifiers))
+            if batch.persons:
+                con.execute(_UPSERT_PERSONS, _person_columns(batch.persons))
+            if batch.events:
+                con.execute(_INSERT_EVENTS, _event_columns(batch.events))
+            if batch.changes:
+                con.execute(_INSERT_CHANGES, _change_columns(batch.changes))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def changes_after(self, sequence: int, limit: int) -> list[Change]:
+        # A cursor is a connection of its own: safe beside a commit running in another thread.
+        cursor = self._con.cursor()
+        try:
+            rows = cursor.execute(
+                "SELECT sequence, epoch(ts), kind, person_id, other_person_id, namespace, value, event_id, detail "
+                "FROM changes WHERE sequence > ? ORDER BY sequence LIMIT ?",
+                [sequence, limit],
+            ).fetchall()
+        finally:
+            cursor.close()
+        return [
+            Change(seq, ts, ChangeKind(kind), pid, other, ns or "", value or "", event or "", detail or "")
+            for seq, ts, kind, pid, other, ns, value, event, detail in rows
+        ]
+
+    def close(self) -> None:
+        self._con.execute("CHECKPOINT")
+        self._con.close()
+
+
+def _identifier_columns(rows: list[IdentifierRow]) -> list[list[object]]:
+    return [
+        [r.key for r in rows],
+        [r.namespace for r in rows],
+        [r.value for r in rows],
+        [r.person_id for r in rows],
+        [r.first_seen for r in rows],
+        [r.last_seen for r in rows],
+        [r.shared for r in rows],
+    ]
+
+
+def _person_columns(rows: list[PersonRow]) -> list[list[object]]:
+    return [
+        [r.person_id for r in rows],
+        [r.first_seen for r in rows],
+        [r.last_seen for r in rows],
+        [r.merged_into for r in rows],
+        [list(r.channels) for r in rows],
+    ]
+
+
+def _event_columns(rows: list[EventRow]) -> list[list[object]]:
+    return [
+        [r.event_id for r in rows],
+        [r.timestamp for r in rows],
+        [r.received_at for r in rows],
+        [r.channel for r in rows],
+        [r.person_id for r in rows],
+        [list(r.identifier_keys) for r in rows],
+        [r.ip for r in rows],
+        [r.country for r in rows],
+        [r.city for r in rows],
+        [r.latitude for r in rows],
+        [r.longitude for r in rows],
+        [r.user_agent for r in rows],
+    ]
+
+
+def _change_columns(rows: list[Change]) -> list[list[object]]:
+    return [
+        [c.sequence for c in rows],
+        [c.time for c in rows],
+        [c.kind.value for c in rows],
+        [c.person_id for c in rows],
+        [c.other_person_id for c in rows],
+        [c.namespace for c in rows],
+        [c.value for c in rows],
+        [c.event_id for c in rows],
+        [c.detail for c in rows],
+    ]

@@ -1,0 +1,24 @@
+"""Domain errors. The server maps each class to one gRPC status code, in one place."""
+
+from __future__ import annotations
+
+
+class LinkageError(Exception):
+    """Base class of every error the core raises on purpose."""
+
+
+class InvalidArgument(LinkageError):
+    """Bad input; `field` is the path of the offending field, e.g. `signals[2].identifiers[0].value`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class NotFound(LinkageError):
+    """The thing asked for does not exist."""
+
+
+class Unavailable(LinkageError):
+    """The core cannot take the request now (shutting down, store failed); retrying may help."""

@@ -1,0 +1,393 @@
+"""The in-memory identity graph and the deterministic stitching rules.
+
+The graph is rebuilt from a `Store` at start-up and advanced one prepared signal at a time;
+every mutation also marks what the next commit must write, so the store stays the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ._config import LinkageConfig
+from ._errors import NotFound
+from ._namespaces import IdentifierPolicy, PreparedIdentifier, split_key
+from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, StoredState
+from ._signals import PreparedSignal
+from ._types import Change, ChangeKind, Conflict, Decision, Identifier, SignalResult
+
+
+@dataclass(slots=True)
+class _IdentifierState:
+    person_id: int
+    first_seen: float
+    last_seen: float
+    shared: bool = False
+
+
+@dataclass(slots=True)
+class _PersonState:
+    first_seen: float
+    last_seen: float
+    keys: set[str] = field(default_factory=set)
+    uniques: dict[str, str] = field(default_factory=dict)  # unique namespace -> key
+    channels: set[str] = field(default_factory=set)
+    aliases: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Refusal:
+    key: str
+    other_person_id: int
+    reason: str
+
+
+class IdentityGraph:
+    """Identifiers, persons and aliases, with the rules that join them."""
+
+    def __init__(self, config: LinkageConfig, policy: IdentifierPolicy) -> None:
+        self._config = config
+        self._policy = policy
+        self._identifiers: dict[str, _IdentifierState] = {}
+        self._persons: dict[int, _PersonState] = {}
+        self._merged_into: dict[int, int] = {}  # alias -> surviving person, always one hop
+        self._events: dict[str, int] = {}
+        self._next_person_id = 1
+        self._next_sequence = 1
+        self._caps: dict[str, int | None] = {}
+        self._dirty_identifiers: set[str] = set()
+        self._dirty_persons: set[int] = set()
+        self._pending_events: list[EventRow] = []
+        self._pending_changes: list[Change] = []
+        self._now = 0.0  # when the signal being applied arrived; the time of its changes
+
+    # -- loading -------------------------------------------------------------------------
+
+    @classmethod
+    def from_state(cls, config: LinkageConfig, policy: IdentifierPolicy, state: StoredState) -> IdentityGraph:
+        graph = cls(config, policy)
+        for p in state.persons:
+            graph._next_person_id = max(graph._next_person_id, p.person_id + 1)
+            if p.merged_into is not None:
+                graph._merged_into[p.person_id] = p.merged_into
+            else:
+                graph._persons[p.person_id] = _PersonState(p.first_seen, p.last_seen, channels=set(p.channels))
+        for alias in list(graph._merged_into):
+            survivor = graph._follow(alias)
+            graph._merged_into[alias] = survivor
+            graph._persons[survivor].aliases.append(alias)
+        for row in state.identifiers:
+            graph._identifiers[row.key] = _IdentifierState(row.person_id, row.first_seen, row.last_seen, row.shared)
+            person = graph._persons[row.person_id]
+            person.keys.add(row.key)
+            if graph._is_unique(row.namespace):
+                person.uniques[row.namespace] = row.key
+        graph._events = state.events
+        graph._next_sequence = state.last_sequence + 1
+        return graph
+
+    def _follow(self, person_id: int) -> int:
+        seen = 0
+        while person_id in self._merged_into:
+            person_id = self._merged_into[person_id]
+            seen += 1
+            if seen > len(self._merged_into):
+                raise RuntimeError("alias cycle in stored persons")
+        return person_id
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @property
+    def identifier_count(self) -> int:
+        return len(self._identifiers)
+
+    @property
+    def person_count(self) -> int:
+        return len(self._persons)
+
+    def owner(self, key: str) -> tuple[int, bool] | None:
+        """The person holding an identifier key and whether the identifier is shared."""
+        state = self._identifiers.get(key)
+        return None if state is None else (state.person_id, state.shared)
+
+    def survivor(self, person_id: int) -> int:
+        """The live person an id or alias resolves to; `NotFound` if it never existed."""
+        person_id = self._merged_into.get(person_id, person_id)
+        if person_id not in self._persons:
+            raise NotFound(f"no person {person_id}")
+        return person_id
+
+    def person(self, person_id: int) -> tuple[_PersonState, list[tuple[str, _IdentifierState]]]:
+        state = self._persons[self.survivor(person_id)]
+        return state, [(key, self._identifiers[key]) for key in sorted(state.keys)]
+
+    # -- stitching -----------------------------------------------------------------------
+
+    def ingest(self, signal: PreparedSignal, received_at: float) -> SignalResult:
+        """Apply one prepared signal under the deterministic rules."""
+        known = self._events.get(signal.event_id)
+        if known is not None:
+            return SignalResult(
+                event_id=signal.event_id,
+                person_id=self._merged_into.get(known, known),
+                decision=Decision.DETERMINISTIC,
+                duplicate=True,
+                ignored=signal.ignored,
+            )
+        self._now = received_at
+        authenticated = any(p.config.unique for p in signal.identifiers)
+        group: list[int] = []
+        group_uniques: dict[str, str] = {}
+        group_size = 0
+        fresh: list[PreparedIdentifier] = []
+        apart: list[PreparedIdentifier] = []  # new unique identifiers that conflict with the group
+        moves: list[tuple[str, int]] = []
+        refusals: list[_Refusal] = []
+
+        for item in self._processing_order(signal.identifiers):
+            state = self._identifiers.get(item.key)
+            if state is None:
+                if item.config.unique and group_uniques.get(item.namespace, item.key) != item.key:
+                    apart.append(item)
+                    continue
+                fresh.append(item)
+                if item.config.unique:
+                    group_uniques[item.namespace] = item.key
+                continue
+            owner = state.person_id
+            if owner in group:
+                continue
+            if state.shared and group:
+                # A shared identifier follows the last authenticated person; it bridges nobody.
+                if authenticated:
+                    moves.append((item.key, owner))
+                continue
+            person = self._persons[owner]
+            clash = _clash(group_uniques, person.uniques)
+            too_big = group_size + len(person.keys) > self._config.max_identifiers_per_person
+            if clash is None and not too_big:
+                group.append(owner)
+                group_uniques.update(person.uniques)
+                group_size += len(person.keys)
+            elif not item.config.unique and authenticated and clash is not None:
+                moves.append((item.key, owner))
+            else:
+                reason = f"unique namespace {clash!r}" if clash is not None else "person size limit"
+                refusals.append(_Refusal(item.key, owner, reason))
+
+        created = not group
+        if created:
+            survivor = self._create_person(signal)
+        else:
+            survivor = min(group)  # ids only grow, so the smallest is the oldest
+        merged = sorted(p for p in group if p != survivor)
+        for other in merged:
+            self._merge(other, into=survivor, event_id=signal.event_id)
+        for key, owner in moves:
+            self._move(key, owner, survivor, signal)
+        for item in fresh:
+            self._add(item, survivor, signal)
+        conflicts = [self._record_refusal(r, survivor, signal) for r in refusals]
+        for item in apart:
+            other = self._create_person(signal)
+            self._add(item, other, signal)
+            conflicts.append(
+                self._record_refusal(_Refusal(item.key, other, f"unique namespace {item.namespace!r}"), survivor, signal)
+            )
+        self._touch(survivor, signal)
+        self._enforce_caps(survivor, signal)
+        self._events[signal.event_id] = survivor
+        self._pending_events.append(_event_row(signal, survivor, received_at))
+        return SignalResult(
+            event_id=signal.event_id,
+            person_id=survivor,
+            decision=Decision.NEW if created else Decision.DETERMINISTIC,
+            person_created=created,
+            ignored=signal.ignored,
+            merged_person_ids=tuple(merged),
+            conflicts=tuple(conflicts),
+        )
+
+    def _processing_order(self, items: Iterable[PreparedIdentifier]) -> list[PreparedIdentifier]:
+        # Unique identifiers anchor the person; shared identifiers only ever follow it.
+        def rank(item: PreparedIdentifier) -> int:
+            if item.config.unique:
+                return 0
+            state = self._identifiers.get(item.key)
+            return 2 if state is not None and state.shared else 1
+
+        return sorted(items, key=rank)
+
+    def _create_person(self, signal: PreparedSignal) -> int:
+        person_id = self._next_person_id
+        self._next_person_id += 1
+        self._persons[person_id] = _PersonState(signal.timestamp, signal.timestamp)
+        self._dirty_persons.add(person_id)
+        self._change(ChangeKind.PERSON_CREATED, signal, person_id)
+        return person_id
+
+    def _merge(self, other: int, into: int, event_id: str) -> None:
+        loser = self._persons.pop(other)
+        winner = self._persons[into]
+        for key in loser.keys:
+            self._identifiers[key].person_id = into
+            self._dirty_identifiers.add(key)
+        winner.keys |= loser.keys
+        winner.uniques.update(loser.uniques)
+        winner.channels |= loser.channels
+        winner.first_seen = min(winner.first_seen, loser.first_seen)
+        winner.last_seen = max(winner.last_seen, loser.last_seen)
+        for alias in (other, *loser.aliases):
+            self._merged_into[alias] = into
+            winner.aliases.append(alias)
+        self._dirty_persons.update((other, into))
+        self._pending_changes.append(
+            Change(self._take_sequence(), self._now, ChangeKind.PERSONS_MERGED, into, other, event_id=event_id)
+        )
+
+    def _move(self, key: str, owner: int, survivor: int, signal: PreparedSignal) -> None:
+        state = self._identifiers[key]
+        self._persons[owner].keys.discard(key)
+        self._persons[survivor].keys.add(key)
+        state.person_id = survivor
+        state.shared = True
+        self._dirty_identifiers.add(key)
+        self._dirty_persons.add(owner)
+        self._change(ChangeKind.IDENTIFIER_MOVED, signal, survivor, owner, key, "claimed by a second authenticated person")
+
+    def _add(self, item: PreparedIdentifier, person_id: int, signal: PreparedSignal) -> None:
+        self._identifiers[item.key] = _IdentifierState(person_id, signal.timestamp, signal.timestamp)
+        person = self._persons[person_id]
+        person.keys.add(item.key)
+        if item.config.unique:
+            person.uniques[item.namespace] = item.key
+        self._dirty_identifiers.add(item.key)
+        self._dirty_persons.add(person_id)
+        self._change(ChangeKind.IDENTIFIER_ADDED, signal, person_id, key=item.key)
+
+    def _touch(self, person_id: int, signal: PreparedSignal) -> None:
+        person = self._persons[person_id]
+        person.last_seen = max(person.last_seen, signal.timestamp)
+        person.first_seen = min(person.first_seen, signal.timestamp)
+        if signal.channel:
+            person.channels.add(signal.channel)
+        for item in signal.identifiers:
+            state = self._identifiers.get(item.key)
+            if state is not None and state.person_id == person_id:
+                state.last_seen = max(state.last_seen, signal.timestamp)
+                state.first_seen = min(state.first_seen, signal.timestamp)
+                self._dirty_identifiers.add(item.key)
+        self._dirty_persons.add(person_id)
+
+    def _enforce_caps(self, person_id: int, signal: PreparedSignal) -> None:
+        person = self._persons[person_id]
+        by_namespace: dict[str, list[str]] = {}
+        for key in person.keys:
+            namespace = split_key(key)[0]
+            if self._cap(namespace) is not None:
+                by_namespace.setdefault(namespace, []).append(key)
+        in_signal = {item.key for item in signal.identifiers}
+        for namespace, keys in by_namespace.items():
+            cap = self._cap(namespace)
+            assert cap is not None
+            excess = len(keys) - cap
+            if excess <= 0:
+                continue
+            # Evict the least recently seen, never an identifier this very signal carried.
+            candidates = sorted((k for k in keys if k not in in_signal), key=lambda k: self._identifiers[k].last_seen)
+            for key in candidates[:excess]:
+                person.keys.discard(key)
+                del self._identifiers[key]
+                self._dirty_identifiers.add(key)
+                self._change(ChangeKind.IDENTIFIER_EVICTED, signal, person_id, key=key, detail=f"cap of {cap}")
+
+    def _record_refusal(self, refusal: _Refusal, person_id: int, signal: PreparedSignal) -> Conflict:
+        self._change(ChangeKind.CONFLICT, signal, person_id, refusal.other_person_id, refusal.key, refusal.reason)
+        namespace, value = split_key(refusal.key)
+        return Conflict(Identifier(namespace, value), person_id, refusal.other_person_id, refusal.reason)
+
+    def _change(
+        self,
+        kind: ChangeKind,
+        signal: PreparedSignal,
+        person_id: int,
+        other: int | None = None,
+        key: str = "",
+        detail: str = "",
+    ) -> None:
+        namespace, value = split_key(key) if key else ("", "")
+        self._pending_changes.append(
+            Change(
+                self._take_sequence(), self._now, kind, person_id, other, namespace, value, signal.event_id, detail
+            )
+        )
+
+    def _take_sequence(self) -> int:
+        sequence = self._next_sequence
+        self._next_sequence += 1
+        return sequence
+
+    def _cap(self, namespace: str) -> int | None:
+        if namespace not in self._caps:
+            ns = self._policy.namespace(namespace)
+            self._caps[namespace] = None if ns is None else ns.cap
+        return self._caps[namespace]
+
+    def _is_unique(self, namespace: str) -> bool:
+        ns = self._policy.namespace(namespace)
+        return ns is not None and ns.unique
+
+    # -- committing ----------------------------------------------------------------------
+
+    def drain(self) -> CommitBatch:
+        """The rows the next commit must write; resets the pending marks."""
+        batch = CommitBatch(events=self._pending_events, changes=self._pending_changes)
+        for key in self._dirty_identifiers:
+            state = self._identifiers.get(key)
+            if state is None:
+                batch.removed_identifiers.append(key)
+                continue
+            namespace, value = split_key(key)
+            batch.identifiers.append(
+                IdentifierRow(key, namespace, value, state.person_id, state.first_seen, state.last_seen, state.shared)
+            )
+        for person_id in self._dirty_persons:
+            merged_into = self._merged_into.get(person_id)
+            if merged_into is not None:
+                batch.persons.append(PersonRow(person_id, 0.0, 0.0, merged_into, ()))
+                continue
+            p = self._persons[person_id]
+            batch.persons.append(PersonRow(person_id, p.first_seen, p.last_seen, None, tuple(sorted(p.channels))))
+        self._dirty_identifiers = set()
+        self._dirty_persons = set()
+        self._pending_events = []
+        self._pending_changes = []
+        return batch
+
+
+def _clash(a: dict[str, str], b: dict[str, str]) -> str | None:
+    """The first unique namespace where `a` and `b` hold different values."""
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    for namespace, key in small.items():
+        other = large.get(namespace)
+        if other is not None and other != key:
+            return namespace
+    return None
+
+
+def _event_row(signal: PreparedSignal, person_id: int, received_at: float) -> EventRow:
+    ctx = signal.context
+    return EventRow(
+        event_id=signal.event_id,
+        timestamp=signal.timestamp,
+        received_at=received_at,
+        channel=signal.channel,
+        person_id=person_id,
+        identifier_keys=tuple(item.key for item in signal.identifiers),
+        ip=ctx.ip,
+        country=ctx.geo.country.upper(),
+        city=ctx.geo.city,
+        latitude=ctx.geo.latitude,
+        longitude=ctx.geo.longitude,
+        user_agent=ctx.user_agent,
+    )

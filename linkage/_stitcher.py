@@ -1,0 +1,222 @@
+"""The stitching core: validate, apply under the rules, commit, then answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from ._config import LinkageConfig
+from ._errors import InvalidArgument, NotFound, Unavailable
+from ._graph import IdentityGraph
+from ._namespaces import IdentifierPolicy, split_key
+from ._signals import PreparedSignal, prepare_batch
+from ._store import Store
+from ._types import (
+    Change,
+    Decision,
+    Identifier,
+    PersonIdentifier,
+    PersonView,
+    Resolution,
+    Signal,
+    SignalResult,
+)
+
+log = logging.getLogger("idstitch.linkage")
+
+_CHANGE_PAGE = 1000
+
+
+@dataclass(slots=True)
+class _Job:
+    signals: list[PreparedSignal]
+    received_at: float
+    done: asyncio.Future[list[SignalResult]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Stitcher:
+    """Stitches signals into persistent person ids and answers lookups, all on one event loop.
+
+    Writes go through a single writer task that applies every queued batch to the in-memory
+    graph and commits them to the store in one transaction (group commit): under load many
+    requests share one commit, and no caller is answered before its batch is durable.
+    Reads are served from the in-memory graph.
+    """
+
+    def __init__(self, config: LinkageConfig, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._store = store
+        self._clock = clock
+        self._policy = IdentifierPolicy(config)
+        self._graph = IdentityGraph(config, self._policy)
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=1024)
+        self._writer: asyncio.Task[None] | None = None
+        self._last_committed = 0
+        self._committed = asyncio.Event()
+        self._closing = False
+
+    async def start(self) -> None:
+        """Rebuild the graph from the store and start the writer."""
+        await self._reload()
+        self._writer = asyncio.create_task(self._write_loop(), name="idstitch-writer")
+
+    async def close(self) -> None:
+        """Finish every queued write, then close the store."""
+        self._closing = True
+        self._wake_watchers()
+        if self._writer is not None:
+            await self._queue.put(None)
+            await self._writer
+        await asyncio.to_thread(self._store.close)
+
+    @property
+    def identifier_count(self) -> int:
+        return self._graph.identifier_count
+
+    @property
+    def person_count(self) -> int:
+        return self._graph.person_count
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def ingest(self, signals: Sequence[Signal]) -> list[SignalResult]:
+        """Stitch a batch; all-or-nothing validation, answered once durable."""
+        if self._closing:
+            raise Unavailable("shutting down")
+        now = self._clock()
+        job = _Job(prepare_batch(signals, self._policy, self._config, now), now)
+        await self._queue.put(job)
+        return await asyncio.shield(job.done)
+
+    async def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            jobs: list[_Job] = []
+            if first is None:
+                stopping = True
+            else:
+                jobs.append(first)
+            while not self._queue.empty():
+                job = self._queue.get_nowait()
+                if job is None:
+                    stopping = True
+                else:
+                    jobs.append(job)
+            if jobs:
+                await self._apply_and_commit(jobs)
+
+    async def _apply_and_commit(self, jobs: list[_Job]) -> None:
+        try:
+            results = [[self._graph.ingest(s, job.received_at) for s in job.signals] for job in jobs]
+            batch = self._graph.drain()
+            if batch:
+                await asyncio.to_thread(self._store.commit, batch)
+        except Exception:
+            log.exception("commit failed; rebuilding the graph from the store")
+            await self._reload()
+            for job in jobs:
+                if not job.done.done():
+                    job.done.set_exception(Unavailable("the store could not commit; nothing was written"))
+            return
+        if batch.changes:
+            self._last_committed = batch.changes[-1].sequence
+            self._wake_watchers()
+        for job, result in zip(jobs, results, strict=True):
+            if not job.done.done():
+                job.done.set_result(result)
+
+    async def _reload(self) -> None:
+        state = await asyncio.to_thread(self._store.load)
+        self._graph = IdentityGraph.from_state(self._config, self._policy, state)
+        self._last_committed = state.last_sequence
+        log.info(
+            "graph loaded: %d identifiers, %d persons, change log at %d",
+            self._graph.identifier_count,
+            self._graph.person_count,
+            state.last_sequence,
+        )
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def resolve(self, identifiers: Sequence[Identifier]) -> list[Resolution]:
+        """The person of each identifier (None when unknown), in request order."""
+        if not identifiers:
+            raise InvalidArgument("identifiers", "must hold at least one identifier")
+        limit = self._config.max_identifiers_per_resolve
+        if len(identifiers) > limit:
+            raise InvalidArgument("identifiers", f"{len(identifiers)} identifiers; at most {limit} per call")
+        keys = [self._key(identifier, f"identifiers[{i}]") for i, identifier in enumerate(identifiers)]
+        resolutions = []
+        for identifier, key in zip(identifiers, keys, strict=True):
+            owner = self._graph.owner(key)
+            if owner is None:
+                resolutions.append(Resolution(identifier, None))
+            else:
+                resolutions.append(Resolution(identifier, owner[0], Decision.DETERMINISTIC, owner[1]))
+        return resolutions
+
+    def person(self, person_id: int) -> PersonView:
+        """A person by id or alias; `NotFound` if there is none."""
+        survivor = self._graph.survivor(person_id)
+        state, identifiers = self._graph.person(survivor)
+        return PersonView(
+            person_id=survivor,
+            aliases=tuple(sorted(state.aliases)),
+            identifiers=tuple(
+                PersonIdentifier(
+                    namespace=(ns := split_key(key)[0]),
+                    value=split_key(key)[1],
+                    hashed=self._is_hashed(ns),
+                    shared=ident.shared,
+                    first_seen=ident.first_seen,
+                    last_seen=ident.last_seen,
+                )
+                for key, ident in identifiers
+            ),
+            channels=tuple(sorted(state.channels)),
+            first_seen=state.first_seen,
+            last_seen=state.last_seen,
+        )
+
+    def person_of(self, identifier: Identifier, field: str = "identifier") -> PersonView:
+        owner = self._graph.owner(self._key(identifier, field))
+        if owner is None:
+            raise NotFound(f"no person holds this {identifier.namespace} identifier")
+        return self.person(owner[0])
+
+    async def changes(self, after_sequence: int, follow: bool) -> AsyncIterator[Change]:
+        """The change log after a cursor; with `follow`, then every change as it commits."""
+        if after_sequence < 0:
+            raise InvalidArgument("after_sequence", "must not be negative")
+        cursor = after_sequence
+        while True:
+            page = await asyncio.to_thread(self._store.changes_after, cursor, _CHANGE_PAGE)
+            for change in page:
+                yield change
+                cursor = change.sequence
+            if len(page) == _CHANGE_PAGE:
+                continue
+            if not follow or self._closing:
+                return
+            while self._last_committed <= cursor and not self._closing:
+                await self._committed.wait()
+
+    def _wake_watchers(self) -> None:
+        self._committed.set()
+        self._committed = asyncio.Event()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _key(self, identifier: Identifier, field: str) -> str:
+        prepared = self._policy.prepare(identifier, field)
+        if prepared is None:
+            raise InvalidArgument(f"{field}.value", "a blocked value; it never identifies anyone")
+        return prepared.key
+
+    def _is_hashed(self, namespace: str) -> bool:
+        ns = self._policy.namespace(namespace)
+        return ns is not None and ns.pii

@@ -1,0 +1,57 @@
+"""The storage seam: one `Store` interface, a DuckDB file by default, a memory fake for unit tests."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ._records import CommitBatch, IdentifierRow, PersonRow, StoredState
+from ._types import Change
+
+
+class Store(Protocol):
+    """Durable truth behind the in-memory graph. One writer process owns a store.
+
+    `commit` is atomic and durable when it returns. `changes_after` may be called from
+    another thread while a commit runs, and sees only committed changes.
+    """
+
+    def load(self) -> StoredState: ...
+
+    def commit(self, batch: CommitBatch) -> None: ...
+
+    def changes_after(self, sequence: int, limit: int) -> list[Change]: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryStore:
+    """A `Store` in a few dicts: for unit tests of the core, never for the service."""
+
+    def __init__(self) -> None:
+        self._identifiers: dict[str, IdentifierRow] = {}
+        self._persons: dict[int, PersonRow] = {}
+        self._events: dict[str, int] = {}
+        self._changes: list[Change] = []
+        self.commits = 0
+
+    def load(self) -> StoredState:
+        last = self._changes[-1].sequence if self._changes else 0
+        return StoredState(list(self._identifiers.values()), list(self._persons.values()), dict(self._events), last)
+
+    def commit(self, batch: CommitBatch) -> None:
+        for row in batch.identifiers:
+            self._identifiers[row.key] = row
+        for key in batch.removed_identifiers:
+            self._identifiers.pop(key, None)
+        for person in batch.persons:
+            self._persons[person.person_id] = person
+        for event in batch.events:
+            self._events[event.event_id] = event.person_id
+        self._changes.extend(batch.changes)
+        self.commits += 1
+
+    def changes_after(self, sequence: int, limit: int) -> list[Change]:
+        return [c for c in self._changes if c.sequence > sequence][:limit]
+
+    def close(self) -> None:
+        pass

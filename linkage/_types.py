@@ -1,0 +1,132 @@
+"""Domain types: what the core takes and answers, free of gRPC and storage."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    namespace: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Geo:
+    country: str = ""
+    city: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Evidence about a signal; never used as an identifier."""
+
+    ip: str = ""
+    geo: Geo = field(default_factory=Geo)
+    user_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One observation as a caller sent it. `timestamp` is epoch seconds, None for "now"."""
+
+    event_id: str
+    identifiers: tuple[Identifier, ...]
+    timestamp: float | None = None
+    channel: str = ""
+    context: Context = field(default_factory=Context)
+
+
+class Decision(enum.Enum):
+    NEW = "new"
+    DETERMINISTIC = "deterministic"
+    PROBABILISTIC = "probabilistic"
+
+
+class IgnoredReason(enum.Enum):
+    BLOCKED_VALUE = "blocked_value"
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredIdentifier:
+    index: int
+    namespace: str
+    reason: IgnoredReason
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A hard link the rules refused. `identifier` is as stored (hashed for personal data)."""
+
+    identifier: Identifier
+    person_id: int
+    other_person_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignalResult:
+    event_id: str
+    person_id: int
+    decision: Decision
+    person_created: bool = False
+    duplicate: bool = False
+    probability: float = 0.0
+    ignored: tuple[IgnoredIdentifier, ...] = ()
+    merged_person_ids: tuple[int, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    identifier: Identifier
+    person_id: int | None
+    decision: Decision | None = None
+    shared: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PersonIdentifier:
+    namespace: str
+    value: str
+    hashed: bool
+    shared: bool
+    first_seen: float
+    last_seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class PersonView:
+    person_id: int
+    aliases: tuple[int, ...]
+    identifiers: tuple[PersonIdentifier, ...]
+    channels: tuple[str, ...]
+    first_seen: float
+    last_seen: float
+
+
+class ChangeKind(enum.Enum):
+    PERSON_CREATED = "person_created"
+    IDENTIFIER_ADDED = "identifier_added"
+    PERSONS_MERGED = "persons_merged"
+    IDENTIFIER_MOVED = "identifier_moved"
+    IDENTIFIER_EVICTED = "identifier_evicted"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change log. Identifier fields are as stored (hashed for personal data)."""
+
+    sequence: int
+    time: float
+    kind: ChangeKind
+    person_id: int
+    other_person_id: int | None = None
+    namespace: str = ""
+    value: str = ""
+    event_id: str = ""
+    detail: str = ""
