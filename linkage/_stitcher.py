@@ -57,16 +57,22 @@ class Stitcher:
         self._last_committed = 0
         self._committed = asyncio.Event()
         self._closing = False
+        self._watches_ended = False
 
     async def start(self) -> None:
         """Rebuild the graph from the store and start the writer."""
         await self._reload()
         self._writer = asyncio.create_task(self._write_loop(), name="idstitch-writer")
 
+    def end_watches(self) -> None:
+        """End every `changes` stream at its next wait, so a shutdown need not wait for them."""
+        self._watches_ended = True
+        self._wake_watchers()
+
     async def close(self) -> None:
         """Finish every queued write, then close the store."""
+        self.end_watches()
         self._closing = True
-        self._wake_watchers()
         if self._writer is not None:
             await self._queue.put(None)
             await self._writer
@@ -200,9 +206,9 @@ class Stitcher:
                 cursor = change.sequence
             if len(page) == _CHANGE_PAGE:
                 continue
-            if not follow or self._closing:
+            if not follow or self._watches_ended:
                 return
-            while self._last_committed <= cursor and not self._closing:
+            while self._last_committed <= cursor and not self._watches_ended:
                 await self._committed.wait()
 
     def _wake_watchers(self) -> None:

@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make serve` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test test-fast check lint protos demo bench clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+serve: $(STAMP)  ## start the service on 127.0.0.1:50051 with ./var/idstitch.duckdb
+	$(BIN)/idstitch serve $(ARGS)
+
+test: $(STAMP)  ## the whole suite, slow tests included
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+check: $(STAMP)  ## lint, types, and generated code up to date
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python scripts/gen_protos.py --check
+
+protos: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py
+
+demo: $(STAMP)
+	$(BIN)/idstitch demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_service.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

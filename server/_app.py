@@ -1,0 +1,110 @@
+"""Wiring: the gRPC asyncio server with health checking, reflection and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+import linkage
+
+from ._config import Settings
+from ._proto.idstitch.v1 import idstitch_pb2 as pb
+from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
+from ._servicer import IdentityServicer
+
+log = logging.getLogger("idstitch.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IdentityService"].full_name
+NOOP_SERVICE = "idstitch.bench.v1.Noop"
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    stitcher: linkage.Stitcher
+    health: health_aio.HealthServicer
+    port: int
+    grace: float
+
+    async def stop(self) -> None:
+        """Refuse new calls, let in-flight calls finish, commit what is queued, close the store."""
+        await self.health.enter_graceful_shutdown()
+        self.stitcher.end_watches()
+        await self.server.stop(self.grace)
+        await self.stitcher.close()
+
+
+async def start(settings: Settings) -> RunningServer:
+    """Open the store, rebuild the graph and start serving; returns once the port is bound."""
+    cfg = settings.server
+    store = linkage.DuckDBStore(cfg.database)
+    stitcher = linkage.Stitcher(settings.linkage, store)
+    await stitcher.start()
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", cfg.max_message_bytes),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    pb_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(stitcher), server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(services, server)
+    if cfg.bench_noop:
+        server.add_generic_rpc_handlers([_noop_handler()])
+    port = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
+    if port == 0:
+        await stitcher.close()
+        raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, stitcher, health, port, cfg.shutdown_grace_seconds)
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    # Tests and scripts wait for this line to learn the port (which may have been 0).
+    print(f"idstitch listening on {settings.server.host}:{running.port}", flush=True)
+    log.info(
+        "serving %d identifiers in %d persons from %s",
+        running.stitcher.identifier_count,
+        running.stitcher.person_count,
+        settings.server.database,
+    )
+    await stop.wait()
+    log.info("shutting down: finishing in-flight calls")
+    await running.stop()
+    log.info("stopped")
+
+
+def _noop_handler() -> grpc.GenericRpcHandler:
+    """Same messages, same stack, no work: the ceiling for Resolve in the benchmark."""
+
+    async def resolve(request: pb.ResolveRequest, context: grpc.aio.ServicerContext) -> pb.ResolveResponse:
+        return pb.ResolveResponse()
+
+    return grpc.method_handlers_generic_handler(
+        NOOP_SERVICE,
+        {
+            "Resolve": grpc.unary_unary_rpc_method_handler(
+                resolve,
+                request_deserializer=pb.ResolveRequest.FromString,
+                response_serializer=pb.ResolveResponse.SerializeToString,
+            )
+        },
+    )

@@ -1,0 +1,134 @@
+"""Server configuration: a TOML file (all optional), environment overrides, typed dataclasses."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import linkage
+
+log = logging.getLogger("idstitch.server")
+
+SECRET_ENV = "IDSTITCH_HASH_SECRET"
+
+
+class ConfigError(ValueError):
+    """The configuration file or environment is wrong; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    data_dir: Path = Path("var")
+    # gRPC refuses larger requests with RESOURCE_EXHAUSTED before they reach a handler.
+    max_message_bytes: int = 4 * 1024 * 1024
+    shutdown_grace_seconds: float = 10.0
+    # Registers idstitch.bench.v1.Noop/Resolve, the ceiling the benchmark compares against.
+    bench_noop: bool = False
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "idstitch.duckdb"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerConfig
+    linkage: linkage.LinkageConfig
+
+
+_LINKAGE_KEYS = {
+    "default_phone_region",
+    "max_identifiers_per_person",
+    "max_signals_per_batch",
+    "max_identifiers_per_signal",
+    "max_identifiers_per_resolve",
+    "max_value_length",
+    "max_clock_skew_seconds",
+}
+
+
+def load_settings(path: Path | None = None, **server_overrides: Any) -> Settings:
+    """Read `path` (TOML) if given, apply overrides, and find or create the hash secret.
+
+    The secret comes from $IDSTITCH_HASH_SECRET, else from `identity.hash_secret_file`,
+    else from `<data_dir>/hash-secret`, which is created (random, mode 0600) on first start.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    server = _server_config(raw.get("server", {}))
+    server = replace(server, **{k: v for k, v in server_overrides.items() if v is not None})
+    identity = raw.get("identity", {})
+    unknown = set(identity) - _LINKAGE_KEYS - {"hash_secret_file", "blocked_values"}
+    if unknown:
+        raise ConfigError(f"[identity]: unknown keys {sorted(unknown)}")
+    secret = _hash_secret(identity.get("hash_secret_file"), server.data_dir)
+    namespaces = _namespaces(raw.get("namespaces", {}))
+    blocked = linkage.DEFAULT_BLOCKED_VALUES + tuple(identity.get("blocked_values", ()))
+    try:
+        config = linkage.LinkageConfig(
+            hash_secret=secret,
+            namespaces=namespaces,
+            blocked_values=blocked,
+            **{k: v for k, v in identity.items() if k in _LINKAGE_KEYS},
+        )
+    except TypeError as exc:
+        raise ConfigError(f"[identity]: {exc}") from exc
+    return Settings(server=server, linkage=config)
+
+
+def _server_config(table: dict[str, Any]) -> ServerConfig:
+    known = {f.name for f in fields(ServerConfig)}
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"[server]: unknown keys {sorted(unknown)}")
+    values = dict(table)
+    if "data_dir" in values:
+        values["data_dir"] = Path(values["data_dir"])
+    return ServerConfig(**values)
+
+
+def _namespaces(table: dict[str, Any]) -> tuple[linkage.NamespaceConfig, ...]:
+    """Defaults, with entries of the file replacing or adding namespaces by name."""
+    merged = {ns.name: ns for ns in linkage.DEFAULT_NAMESPACES}
+    allowed = {f.name for f in fields(linkage.NamespaceConfig)} - {"name"}
+    for name, options in table.items():
+        unknown = set(options) - allowed
+        if unknown:
+            raise ConfigError(f"[namespaces.{name}]: unknown keys {sorted(unknown)}")
+        if options.get("normalise", "trim") not in ("trim", "lower", "email", "phone"):
+            raise ConfigError(f"[namespaces.{name}]: normalise is one of trim, lower, email, phone")
+        if "blocked_values" in options:
+            options = {**options, "blocked_values": tuple(options["blocked_values"])}
+        merged[name] = linkage.NamespaceConfig(name=name, **options)
+    return tuple(merged.values())
+
+
+def _hash_secret(secret_file: str | None, data_dir: Path) -> bytes:
+    from_env = os.environ.get(SECRET_ENV)
+    if from_env:
+        return from_env.encode()
+    path = Path(secret_file) if secret_file else data_dir / "hash-secret"
+    if path.exists():
+        secret = path.read_bytes().strip()
+        if not secret:
+            raise ConfigError(f"{path} is empty")
+        return secret
+    if secret_file:
+        raise ConfigError(f"identity.hash_secret_file {path} does not exist")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_hex(32))
+    log.warning("created a new hash secret in %s: back it up, stored hashes depend on it", path)
+    return path.read_bytes().strip()

@@ -1,0 +1,169 @@
+"""Proto <-> domain conversion: the only place that knows both shapes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+import linkage
+
+from ._proto.idstitch.v1 import idstitch_pb2 as pb
+
+_PERSON_ID = re.compile(r"^p_([1-9][0-9]{0,17})$")
+
+_DECISIONS = {
+    linkage.Decision.NEW: pb.DECISION_NEW,
+    linkage.Decision.DETERMINISTIC: pb.DECISION_DETERMINISTIC,
+    linkage.Decision.PROBABILISTIC: pb.DECISION_PROBABILISTIC,
+}
+_IGNORED = {linkage.IgnoredReason.BLOCKED_VALUE: pb.IGNORED_REASON_BLOCKED_VALUE}
+_CHANGE_KINDS = {
+    linkage.ChangeKind.PERSON_CREATED: pb.CHANGE_KIND_PERSON_CREATED,
+    linkage.ChangeKind.IDENTIFIER_ADDED: pb.CHANGE_KIND_IDENTIFIER_ADDED,
+    linkage.ChangeKind.PERSONS_MERGED: pb.CHANGE_KIND_PERSONS_MERGED,
+    linkage.ChangeKind.IDENTIFIER_MOVED: pb.CHANGE_KIND_IDENTIFIER_MOVED,
+    linkage.ChangeKind.IDENTIFIER_EVICTED: pb.CHANGE_KIND_IDENTIFIER_EVICTED,
+    linkage.ChangeKind.CONFLICT: pb.CHANGE_KIND_CONFLICT,
+}
+
+
+def format_person_id(person_id: int) -> str:
+    return f"p_{person_id}"
+
+
+def parse_person_id(text: str, field: str = "person_id") -> int:
+    match = _PERSON_ID.match(text)
+    if match is None:
+        raise linkage.InvalidArgument(field, "not a person id (p_<number>)")
+    return int(match.group(1))
+
+
+def _timestamp(seconds: float) -> Timestamp:
+    ts = Timestamp()
+    whole = int(seconds // 1)
+    ts.seconds = whole
+    ts.nanos = int(round((seconds - whole) * 1e9)) % 1_000_000_000
+    return ts
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+def identifier(message: pb.Identifier) -> linkage.Identifier:
+    return linkage.Identifier(message.namespace, message.value)
+
+
+def identifiers(messages: Sequence[pb.Identifier]) -> list[linkage.Identifier]:
+    return [identifier(m) for m in messages]
+
+
+def signal(message: pb.Signal) -> linkage.Signal:
+    ctx = message.context
+    geo = ctx.geo
+    return linkage.Signal(
+        event_id=message.event_id,
+        identifiers=tuple(identifier(i) for i in message.identifiers),
+        timestamp=(
+            message.timestamp.seconds + message.timestamp.nanos / 1e9 if message.HasField("timestamp") else None
+        ),
+        channel=message.channel,
+        context=linkage.Context(
+            ip=ctx.ip,
+            geo=linkage.Geo(
+                country=geo.country,
+                city=geo.city,
+                latitude=geo.latitude if geo.HasField("latitude") else None,
+                longitude=geo.longitude if geo.HasField("longitude") else None,
+            ),
+            user_agent=ctx.user_agent,
+        ),
+    )
+
+
+def signals(request: pb.IngestRequest) -> list[linkage.Signal]:
+    return [signal(s) for s in request.signals]
+
+
+# -- responses -------------------------------------------------------------------------------
+
+
+def ingest_response(results: Sequence[linkage.SignalResult]) -> pb.IngestResponse:
+    return pb.IngestResponse(
+        results=[
+            pb.SignalResult(
+                event_id=r.event_id,
+                person_id=format_person_id(r.person_id),
+                person_created=r.person_created,
+                decision=_DECISIONS[r.decision],
+                probability=r.probability,
+                duplicate=r.duplicate,
+                ignored=[pb.IgnoredIdentifier(index=i.index, namespace=i.namespace, reason=_IGNORED[i.reason]) for i in r.ignored],
+                merged_person_ids=[format_person_id(p) for p in r.merged_person_ids],
+                conflicts=[
+                    pb.Conflict(
+                        identifier=pb.Identifier(namespace=c.identifier.namespace, value=c.identifier.value),
+                        person_id=format_person_id(c.person_id),
+                        other_person_id=format_person_id(c.other_person_id),
+                        reason=c.reason,
+                    )
+                    for c in r.conflicts
+                ],
+            )
+            for r in results
+        ]
+    )
+
+
+def resolve_response(resolutions: Sequence[linkage.Resolution]) -> pb.ResolveResponse:
+    out = pb.ResolveResponse()
+    for r in resolutions:
+        item = out.resolutions.add()
+        item.identifier.namespace = r.identifier.namespace
+        item.identifier.value = r.identifier.value
+        if r.person_id is not None:
+            item.found = True
+            item.person_id = format_person_id(r.person_id)
+            item.shared = r.shared
+            if r.decision is not None:
+                item.decision = _DECISIONS[r.decision]
+    return out
+
+
+def person(view: linkage.PersonView) -> pb.Person:
+    return pb.Person(
+        person_id=format_person_id(view.person_id),
+        aliases=[format_person_id(a) for a in view.aliases],
+        identifiers=[
+            pb.PersonIdentifier(
+                namespace=i.namespace,
+                value=i.value,
+                hashed=i.hashed,
+                shared=i.shared,
+                first_seen=_timestamp(i.first_seen),
+                last_seen=_timestamp(i.last_seen),
+            )
+            for i in view.identifiers
+        ],
+        channels=list(view.channels),
+        first_seen=_timestamp(view.first_seen),
+        last_seen=_timestamp(view.last_seen),
+    )
+
+
+def change(c: linkage.Change) -> pb.Change:
+    message = pb.Change(
+        sequence=c.sequence,
+        time=_timestamp(c.time),
+        kind=_CHANGE_KINDS[c.kind],
+        person_id=format_person_id(c.person_id),
+        event_id=c.event_id,
+        detail=c.detail,
+    )
+    if c.other_person_id is not None:
+        message.other_person_id = format_person_id(c.other_person_id)
+    if c.namespace:
+        message.identifier.namespace = c.namespace
+        message.identifier.value = c.value
+    return message

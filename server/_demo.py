@@ -1,0 +1,83 @@
+"""`idstitch demo`: a small realistic story sent to a running server, printed as it is stitched."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import grpc
+
+from ._proto.idstitch.v1 import idstitch_pb2 as pb
+from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
+
+_DECISION = {pb.DECISION_NEW: "new person", pb.DECISION_DETERMINISTIC: "deterministic"}
+
+
+def _signal(event: str, channel: str, *ids: tuple[str, str], ip: str = "", city: str = "") -> pb.Signal:
+    signal = pb.Signal(event_id=event, channel=channel, identifiers=[pb.Identifier(namespace=n, value=v) for n, v in ids])
+    signal.timestamp.FromSeconds(int(time.time()))
+    if ip:
+        signal.context.ip = ip
+        signal.context.geo.country = "DE"
+        signal.context.geo.city = city
+    return signal
+
+
+def run_demo(target: str, out: object = print) -> int:
+    say = out if callable(out) else print
+    tag = secrets.token_hex(3)  # each run tells the story with fresh identifiers
+
+    def ev(n: int) -> str:
+        return f"demo-{tag}-{n}"
+
+    laptop, phone, tablet = (f"cookie-{tag}-laptop", f"app-{tag}-phone", f"tablet-{tag}")
+    anna, ben = f"anna-{tag}", f"ben-{tag}"
+    story = [
+        ("Anna browses the shop on her laptop, anonymous", _signal(ev(1), "web", ("cookie", laptop), ip="203.0.113.7", city="Berlin")),
+        ("Anna opens the app on her phone", _signal(ev(2), "app", ("device", phone), ip="203.0.113.7", city="Berlin")),
+        ("Anna logs in on the laptop", _signal(ev(3), "web", ("login", anna), ("cookie", laptop))),
+        ("Anna logs in on the phone: laptop and phone become one person", _signal(ev(4), "app", ("login", anna), ("device", phone))),
+        ("Anna clicks the newsletter (email is hashed on arrival)", _signal(ev(5), "email", ("email", f" Anna.{tag}@Example.org "), ("cookie", laptop))),
+        ("The family tablet: Anna logs in", _signal(ev(6), "app", ("device", tablet), ("login", anna))),
+        ("The family tablet: Ben logs in (no merge: the tablet follows Ben, marked shared)", _signal(ev(7), "app", ("device", tablet), ("login", ben))),
+        ("A tracker sends cookie 'undefined' with Ben's login", _signal(ev(8), "web", ("cookie", "undefined"), ("login", ben))),
+        ("The web shop retries event 3 (idempotent)", _signal(ev(3), "web", ("login", anna), ("cookie", laptop))),
+    ]
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.IdentityServiceStub(channel)
+        try:
+            grpc.channel_ready_future(channel).result(timeout=5)
+        except grpc.FutureTimeoutError:
+            say(f"no idstitch server at {target}; start one with `make serve`")
+            return 1
+        say(f"Sending {len(story)} signals to {target}\n")
+        for title, signal in story:
+            result = stub.Ingest(pb.IngestRequest(signals=[signal]), timeout=10).results[0]
+            how = "replayed, nothing changed" if result.duplicate else _DECISION.get(result.decision, "?")
+            notes = []
+            if result.merged_person_ids:
+                notes.append(f"merged {', '.join(result.merged_person_ids)} into it")
+            if result.conflicts:
+                notes.append("; ".join(f"{c.identifier.namespace} conflict: {c.reason}" for c in result.conflicts))
+            if result.ignored:
+                notes.append(", ".join(f"ignored blocked {i.namespace}" for i in result.ignored))
+            say(f"  {title}\n    -> {result.person_id} ({how}){'  ' + '; '.join(notes) if notes else ''}")
+        lookups = [("cookie", laptop), ("device", phone), ("device", tablet), ("login", anna), ("login", ben)]
+        resolved = stub.Resolve(pb.ResolveRequest(identifiers=[pb.Identifier(namespace=n, value=v) for n, v in lookups]))
+        say("\nResolve:")
+        for r in resolved.resolutions:
+            shared = "  (shared: follows the last login)" if r.shared else ""
+            say(f"  {r.identifier.namespace}:{r.identifier.value} -> {r.person_id}{shared}")
+        person = stub.GetPerson(pb.GetPersonRequest(identifier=pb.Identifier(namespace="login", value=anna))).person
+        say(f"\nGetPerson {person.person_id}: aliases {list(person.aliases)}, channels {list(person.channels)}")
+        for i in person.identifiers:
+            value = i.value[:16] + "… (keyed hash)" if i.hashed else i.value
+            say(f"  {i.namespace}: {value}")
+        say("\nChange feed entries of this run:")
+        for change in stub.WatchChanges(pb.WatchChangesRequest(after_sequence=0, stop_at_end=True)):
+            if change.event_id.startswith(f"demo-{tag}-"):
+                kind = pb.ChangeKind.Name(change.kind).removeprefix("CHANGE_KIND_").lower()
+                ident = f" {change.identifier.namespace}" if change.identifier.namespace else ""
+                other = f" <- {change.other_person_id}" if change.other_person_id else ""
+                say(f"  #{change.sequence} {kind}: {change.person_id}{other}{ident}")
+    return 0

@@ -1,0 +1,54 @@
+"""The IdentityService servicer: convert, call the core, convert back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+import linkage
+
+from . import _convert as convert
+from ._errors import status_from_errors
+from ._proto.idstitch.v1 import idstitch_pb2 as pb
+from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
+
+
+class IdentityServicer(pb_grpc.IdentityServiceServicer):
+    def __init__(self, stitcher: linkage.Stitcher) -> None:
+        self._stitcher = stitcher
+
+    async def Ingest(self, request: pb.IngestRequest, context: grpc.aio.ServicerContext) -> pb.IngestResponse:
+        async with status_from_errors(context, "Ingest"):
+            results = await self._stitcher.ingest(convert.signals(request))
+            return convert.ingest_response(results)
+
+    async def IngestStream(
+        self, request_iterator: AsyncIterator[pb.IngestRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.IngestResponse]:
+        async with status_from_errors(context, "IngestStream"):
+            async for request in request_iterator:
+                results = await self._stitcher.ingest(convert.signals(request))
+                yield convert.ingest_response(results)
+
+    async def Resolve(self, request: pb.ResolveRequest, context: grpc.aio.ServicerContext) -> pb.ResolveResponse:
+        async with status_from_errors(context, "Resolve"):
+            return convert.resolve_response(self._stitcher.resolve(convert.identifiers(request.identifiers)))
+
+    async def GetPerson(self, request: pb.GetPersonRequest, context: grpc.aio.ServicerContext) -> pb.GetPersonResponse:
+        async with status_from_errors(context, "GetPerson"):
+            selector = request.WhichOneof("selector")
+            if selector == "person_id":
+                view = self._stitcher.person(convert.parse_person_id(request.person_id))
+            elif selector == "identifier":
+                view = self._stitcher.person_of(convert.identifier(request.identifier))
+            else:
+                raise linkage.InvalidArgument("selector", "give person_id or identifier")
+            return pb.GetPersonResponse(person=convert.person(view))
+
+    async def WatchChanges(
+        self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.Change]:
+        async with status_from_errors(context, "WatchChanges"):
+            async for change in self._stitcher.changes(request.after_sequence, follow=not request.stop_at_end):
+                yield convert.change(change)
