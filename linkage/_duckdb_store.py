@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -11,12 +12,13 @@ from ._types import Change, ChangeKind
 
 SCHEMA_VERSION = 1
 
+# Times are TIMESTAMP in UTC, written and read as whole microseconds since the epoch.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS persons (
     person_id BIGINT PRIMARY KEY,
-    first_seen TIMESTAMPTZ,
-    last_seen TIMESTAMPTZ,
+    first_seen TIMESTAMP,
+    last_seen TIMESTAMP,
     merged_into BIGINT,
     channels VARCHAR[]
 );
@@ -25,14 +27,14 @@ CREATE TABLE IF NOT EXISTS identifiers (
     namespace VARCHAR NOT NULL,
     value VARCHAR NOT NULL,
     person_id BIGINT NOT NULL,
-    first_seen TIMESTAMPTZ NOT NULL,
-    last_seen TIMESTAMPTZ NOT NULL,
+    first_seen TIMESTAMP NOT NULL,
+    last_seen TIMESTAMP NOT NULL,
     shared BOOLEAN NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     event_id VARCHAR NOT NULL,
-    ts TIMESTAMPTZ NOT NULL,
-    received_at TIMESTAMPTZ NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    received_at TIMESTAMP NOT NULL,
     channel VARCHAR,
     person_id BIGINT NOT NULL,
     identifier_keys VARCHAR[],
@@ -45,7 +47,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE TABLE IF NOT EXISTS changes (
     sequence BIGINT NOT NULL,
-    ts TIMESTAMPTZ NOT NULL,
+    ts TIMESTAMP NOT NULL,
     kind VARCHAR NOT NULL,
     person_id BIGINT NOT NULL,
     other_person_id BIGINT,
@@ -61,23 +63,23 @@ CREATE TABLE IF NOT EXISTS changes (
 _UPSERT_IDENTIFIERS = """
 INSERT OR REPLACE INTO identifiers
 SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::BIGINT[]),
-       to_timestamp(unnest($5::DOUBLE[])), to_timestamp(unnest($6::DOUBLE[])), unnest($7::BOOLEAN[])
+       make_timestamp(unnest($5::BIGINT[])), make_timestamp(unnest($6::BIGINT[])), unnest($7::BOOLEAN[])
 """
 _UPSERT_PERSONS = """
 INSERT OR REPLACE INTO persons
-SELECT unnest($1::BIGINT[]), to_timestamp(unnest($2::DOUBLE[])), to_timestamp(unnest($3::DOUBLE[])),
+SELECT unnest($1::BIGINT[]), make_timestamp(unnest($2::BIGINT[])), make_timestamp(unnest($3::BIGINT[])),
        unnest($4::BIGINT[]), unnest($5::VARCHAR[][])
 """
 _INSERT_EVENTS = """
 INSERT INTO events
-SELECT unnest($1::VARCHAR[]), to_timestamp(unnest($2::DOUBLE[])), to_timestamp(unnest($3::DOUBLE[])),
+SELECT unnest($1::VARCHAR[]), make_timestamp(unnest($2::BIGINT[])), make_timestamp(unnest($3::BIGINT[])),
        unnest($4::VARCHAR[]), unnest($5::BIGINT[]), unnest($6::VARCHAR[][]), unnest($7::VARCHAR[]),
        unnest($8::VARCHAR[]), unnest($9::VARCHAR[]), unnest($10::DOUBLE[]), unnest($11::DOUBLE[]),
        unnest($12::VARCHAR[])
 """
 _INSERT_CHANGES = """
 INSERT INTO changes
-SELECT unnest($1::BIGINT[]), to_timestamp(unnest($2::DOUBLE[])), unnest($3::VARCHAR[]), unnest($4::BIGINT[]),
+SELECT unnest($1::BIGINT[]), make_timestamp(unnest($2::BIGINT[])), unnest($3::VARCHAR[]), unnest($4::BIGINT[]),
        unnest($5::BIGINT[]), unnest($6::VARCHAR[]), unnest($7::VARCHAR[]), unnest($8::VARCHAR[]),
        unnest($9::VARCHAR[])
 """
@@ -107,15 +109,15 @@ class DuckDBStore:
     def load(self) -> StoredState:
         con = self._con
         identifiers = [
-            IdentifierRow(*row)
-            for row in con.execute(
-                "SELECT key, namespace, value, person_id, epoch(first_seen), epoch(last_seen), shared FROM identifiers"
+            IdentifierRow(key, ns, value, pid, first / 1e6, last / 1e6, shared)
+            for key, ns, value, pid, first, last, shared in con.execute(
+                "SELECT key, namespace, value, person_id, epoch_us(first_seen), epoch_us(last_seen), shared FROM identifiers"
             ).fetchall()
         ]
         persons = [
-            PersonRow(pid, first or 0.0, last or 0.0, merged, tuple(channels or ()))
+            PersonRow(pid, (first or 0) / 1e6, (last or 0) / 1e6, merged, tuple(channels or ()))
             for pid, first, last, merged, channels in con.execute(
-                "SELECT person_id, epoch(first_seen), epoch(last_seen), merged_into, channels FROM persons"
+                "SELECT person_id, epoch_us(first_seen), epoch_us(last_seen), merged_into, channels FROM persons"
             ).fetchall()
         ]
         events = dict(con.execute("SELECT event_id, person_id FROM events").fetchall())
@@ -146,14 +148,14 @@ class DuckDBStore:
         cursor = self._con.cursor()
         try:
             rows = cursor.execute(
-                "SELECT sequence, epoch(ts), kind, person_id, other_person_id, namespace, value, event_id, detail "
+                "SELECT sequence, epoch_us(ts), kind, person_id, other_person_id, namespace, value, event_id, detail "
                 "FROM changes WHERE sequence > ? ORDER BY sequence LIMIT ?",
                 [sequence, limit],
             ).fetchall()
         finally:
             cursor.close()
         return [
-            Change(seq, ts, ChangeKind(kind), pid, other, ns or "", value or "", event or "", detail or "")
+            Change(seq, ts / 1e6, ChangeKind(kind), pid, other, ns or "", value or "", event or "", detail or "")
             for seq, ts, kind, pid, other, ns, value, event, detail in rows
         ]
 
@@ -162,14 +164,19 @@ class DuckDBStore:
         self._con.close()
 
 
+def _micros(seconds: Iterable[float]) -> list[int]:
+    # Times are whole microseconds in the core (see `quantize`), so this round-trips exactly.
+    return [round(t * 1_000_000) for t in seconds]
+
+
 def _identifier_columns(rows: list[IdentifierRow]) -> list[list[object]]:
     return [
         [r.key for r in rows],
         [r.namespace for r in rows],
         [r.value for r in rows],
         [r.person_id for r in rows],
-        [r.first_seen for r in rows],
-        [r.last_seen for r in rows],
+        _micros(r.first_seen for r in rows),
+        _micros(r.last_seen for r in rows),
         [r.shared for r in rows],
     ]
 
@@ -177,8 +184,8 @@ def _identifier_columns(rows: list[IdentifierRow]) -> list[list[object]]:
 def _person_columns(rows: list[PersonRow]) -> list[list[object]]:
     return [
         [r.person_id for r in rows],
-        [r.first_seen for r in rows],
-        [r.last_seen for r in rows],
+        _micros(r.first_seen for r in rows),
+        _micros(r.last_seen for r in rows),
         [r.merged_into for r in rows],
         [list(r.channels) for r in rows],
     ]
@@ -187,8 +194,8 @@ def _person_columns(rows: list[PersonRow]) -> list[list[object]]:
 def _event_columns(rows: list[EventRow]) -> list[list[object]]:
     return [
         [r.event_id for r in rows],
-        [r.timestamp for r in rows],
-        [r.received_at for r in rows],
+        _micros(r.timestamp for r in rows),
+        _micros(r.received_at for r in rows),
         [r.channel for r in rows],
         [r.person_id for r in rows],
         [list(r.identifier_keys) for r in rows],
@@ -204,7 +211,7 @@ def _event_columns(rows: list[EventRow]) -> list[list[object]]:
 def _change_columns(rows: list[Change]) -> list[list[object]]:
     return [
         [c.sequence for c in rows],
-        [c.time for c in rows],
+        _micros(c.time for c in rows),
         [c.kind.value for c in rows],
         [c.person_id for c in rows],
         [c.other_person_id for c in rows],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ._config import LinkageConfig
 from ._errors import InvalidArgument
 from ._namespaces import IdentifierPolicy, PreparedIdentifier
-from ._types import Context, IgnoredIdentifier, IgnoredReason, Signal
+from ._types import Context, IgnoredIdentifier, IgnoredReason, Signal, quantize
 
 MAX_EVENT_ID_LENGTH = 128
 MAX_CHANNEL_LENGTH = 64
@@ -47,7 +47,7 @@ def _prepare(
         raise InvalidArgument(f"{field}.event_id", "required: it is the idempotency key")
     if len(signal.event_id) > MAX_EVENT_ID_LENGTH:
         raise InvalidArgument(f"{field}.event_id", f"longer than {MAX_EVENT_ID_LENGTH} characters")
-    timestamp = now if signal.timestamp is None else signal.timestamp
+    timestamp = quantize(now if signal.timestamp is None else signal.timestamp)
     if not (config.earliest_timestamp <= timestamp <= now + config.max_clock_skew_seconds):
         raise InvalidArgument(f"{field}.timestamp", "out of range: before 2000 or in the future")
     if len(signal.channel) > MAX_CHANNEL_LENGTH:

@@ -23,6 +23,7 @@ from ._types import (
     Resolution,
     Signal,
     SignalResult,
+    quantize,
 )
 
 log = logging.getLogger("idstitch.linkage")
@@ -92,7 +93,7 @@ class Stitcher:
         """Stitch a batch; all-or-nothing validation, answered once durable."""
         if self._closing:
             raise Unavailable("shutting down")
-        now = self._clock()
+        now = quantize(self._clock())
         job = _Job(prepare_batch(signals, self._policy, self._config, now), now)
         await self._queue.put(job)
         return await asyncio.shield(job.done)

@@ -6,6 +6,11 @@ import enum
 from dataclasses import dataclass, field
 
 
+def quantize(seconds: float) -> float:
+    """Round a time to whole microseconds, the resolution every store keeps."""
+    return round(seconds * 1_000_000) / 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Identifier:
     namespace: str
