@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -111,7 +111,8 @@ class DuckDBStore:
         identifiers = [
             IdentifierRow(key, ns, value, pid, first / 1e6, last / 1e6, shared)
             for key, ns, value, pid, first, last, shared in con.execute(
-                "SELECT key, namespace, value, person_id, epoch_us(first_seen), epoch_us(last_seen), shared FROM identifiers"
+                "SELECT key, namespace, value, person_id, epoch_us(first_seen), epoch_us(last_seen), shared "
+                "FROM identifiers"
             ).fetchall()
         ]
         persons = [
@@ -129,7 +130,9 @@ class DuckDBStore:
         con.execute("BEGIN TRANSACTION")
         try:
             if batch.removed_identifiers:
-                con.execute("DELETE FROM identifiers WHERE key IN (SELECT unnest($1::VARCHAR[]))", [batch.removed_identifiers])
+                con.execute(
+                    "DELETE FROM identifiers WHERE key IN (SELECT unnest($1::VARCHAR[]))", [batch.removed_identifiers]
+                )
             if batch.identifiers:
                 con.execute(_UPSERT_IDENTIFIERS, _identifier_columns(batch.identifiers))
             if batch.persons:
@@ -169,7 +172,7 @@ def _micros(seconds: Iterable[float]) -> list[int]:
     return [round(t * 1_000_000) for t in seconds]
 
 
-def _identifier_columns(rows: list[IdentifierRow]) -> list[list[object]]:
+def _identifier_columns(rows: list[IdentifierRow]) -> list[Sequence[object]]:
     return [
         [r.key for r in rows],
         [r.namespace for r in rows],
@@ -181,7 +184,7 @@ def _identifier_columns(rows: list[IdentifierRow]) -> list[list[object]]:
     ]
 
 
-def _person_columns(rows: list[PersonRow]) -> list[list[object]]:
+def _person_columns(rows: list[PersonRow]) -> list[Sequence[object]]:
     return [
         [r.person_id for r in rows],
         _micros(r.first_seen for r in rows),
@@ -191,7 +194,7 @@ def _person_columns(rows: list[PersonRow]) -> list[list[object]]:
     ]
 
 
-def _event_columns(rows: list[EventRow]) -> list[list[object]]:
+def _event_columns(rows: list[EventRow]) -> list[Sequence[object]]:
     return [
         [r.event_id for r in rows],
         _micros(r.timestamp for r in rows),
@@ -208,7 +211,7 @@ def _event_columns(rows: list[EventRow]) -> list[list[object]]:
     ]
 
 
-def _change_columns(rows: list[Change]) -> list[list[object]]:
+def _change_columns(rows: list[Change]) -> list[Sequence[object]]:
     return [
         [c.sequence for c in rows],
         _micros(c.time for c in rows),

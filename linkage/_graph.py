@@ -176,10 +176,8 @@ class IdentityGraph:
                 refusals.append(_Refusal(item.key, owner, reason))
 
         created = not group
-        if created:
-            survivor = self._create_person(signal)
-        else:
-            survivor = min(group)  # ids only grow, so the smallest is the oldest
+        # Ids only grow, so the smallest is the oldest.
+        survivor = self._create_person(signal) if created else min(group)
         merged = sorted(p for p in group if p != survivor)
         for other in merged:
             self._merge(other, into=survivor, event_id=signal.event_id)
@@ -192,7 +190,9 @@ class IdentityGraph:
             other = self._create_person(signal)
             self._add(item, other, signal)
             conflicts.append(
-                self._record_refusal(_Refusal(item.key, other, f"unique namespace {item.namespace!r}"), survivor, signal)
+                self._record_refusal(
+                    _Refusal(item.key, other, f"unique namespace {item.namespace!r}"), survivor, signal
+                )
             )
         self._touch(survivor, signal)
         self._enforce_caps(survivor, signal)
@@ -253,7 +253,9 @@ class IdentityGraph:
         state.shared = True
         self._dirty_identifiers.add(key)
         self._dirty_persons.add(owner)
-        self._change(ChangeKind.IDENTIFIER_MOVED, signal, survivor, owner, key, "claimed by a second authenticated person")
+        self._change(
+            ChangeKind.IDENTIFIER_MOVED, signal, survivor, owner, key, "claimed by a second authenticated person"
+        )
 
     def _add(self, item: PreparedIdentifier, person_id: int, signal: PreparedSignal) -> None:
         self._identifiers[item.key] = _IdentifierState(person_id, signal.timestamp, signal.timestamp)
@@ -317,9 +319,7 @@ class IdentityGraph:
     ) -> None:
         namespace, value = split_key(key) if key else ("", "")
         self._pending_changes.append(
-            Change(
-                self._take_sequence(), self._now, kind, person_id, other, namespace, value, signal.event_id, detail
-            )
+            Change(self._take_sequence(), self._now, kind, person_id, other, namespace, value, signal.event_id, detail)
         )
 
     def _take_sequence(self) -> int:

@@ -51,8 +51,7 @@ class IdentifierPolicy:
                 self._exact[ns.name] = ns
         blocked = {v.strip().lower() for v in config.blocked_values}
         self._blocked: dict[str, frozenset[str]] = {
-            ns.name: frozenset(blocked | {v.strip().lower() for v in ns.blocked_values})
-            for ns in config.namespaces
+            ns.name: frozenset(blocked | {v.strip().lower() for v in ns.blocked_values}) for ns in config.namespaces
         }
 
     def namespace(self, name: str) -> NamespaceConfig | None:

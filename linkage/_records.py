@@ -56,9 +56,7 @@ class CommitBatch:
     changes: list[Change] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(
-            self.identifiers or self.removed_identifiers or self.persons or self.events or self.changes
-        )
+        return bool(self.identifiers or self.removed_identifiers or self.persons or self.events or self.changes)
 
 
 @dataclass(slots=True)

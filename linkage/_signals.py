@@ -40,9 +40,7 @@ def prepare_batch(
     return [_prepare(signal, f"signals[{i}]", policy, config, now) for i, signal in enumerate(signals)]
 
 
-def _prepare(
-    signal: Signal, field: str, policy: IdentifierPolicy, config: LinkageConfig, now: float
-) -> PreparedSignal:
+def _prepare(signal: Signal, field: str, policy: IdentifierPolicy, config: LinkageConfig, now: float) -> PreparedSignal:
     if not signal.event_id:
         raise InvalidArgument(f"{field}.event_id", "required: it is the idempotency key")
     if len(signal.event_id) > MAX_EVENT_ID_LENGTH:

@@ -41,11 +41,9 @@ def parse_person_id(text: str, field: str = "person_id") -> int:
 
 
 def _timestamp(seconds: float) -> Timestamp:
-    ts = Timestamp()
-    whole = int(seconds // 1)
-    ts.seconds = whole
-    ts.nanos = int(round((seconds - whole) * 1e9)) % 1_000_000_000
-    return ts
+    # Core times are whole microseconds (linkage.quantize), so this is exact.
+    whole, micros = divmod(round(seconds * 1_000_000), 1_000_000)
+    return Timestamp(seconds=whole, nanos=micros * 1000)
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -99,7 +97,10 @@ def ingest_response(results: Sequence[linkage.SignalResult]) -> pb.IngestRespons
                 decision=_DECISIONS[r.decision],
                 probability=r.probability,
                 duplicate=r.duplicate,
-                ignored=[pb.IgnoredIdentifier(index=i.index, namespace=i.namespace, reason=_IGNORED[i.reason]) for i in r.ignored],
+                ignored=[
+                    pb.IgnoredIdentifier(index=i.index, namespace=i.namespace, reason=_IGNORED[i.reason])
+                    for i in r.ignored
+                ],
                 merged_person_ids=[format_person_id(p) for p in r.merged_person_ids],
                 conflicts=[
                     pb.Conflict(

@@ -14,7 +14,9 @@ _DECISION = {pb.DECISION_NEW: "new person", pb.DECISION_DETERMINISTIC: "determin
 
 
 def _signal(event: str, channel: str, *ids: tuple[str, str], ip: str = "", city: str = "") -> pb.Signal:
-    signal = pb.Signal(event_id=event, channel=channel, identifiers=[pb.Identifier(namespace=n, value=v) for n, v in ids])
+    signal = pb.Signal(
+        event_id=event, channel=channel, identifiers=[pb.Identifier(namespace=n, value=v) for n, v in ids]
+    )
     signal.timestamp.FromSeconds(int(time.time()))
     if ip:
         signal.context.ip = ip
@@ -33,14 +35,29 @@ def run_demo(target: str, out: object = print) -> int:
     laptop, phone, tablet = (f"cookie-{tag}-laptop", f"app-{tag}-phone", f"tablet-{tag}")
     anna, ben = f"anna-{tag}", f"ben-{tag}"
     story = [
-        ("Anna browses the shop on her laptop, anonymous", _signal(ev(1), "web", ("cookie", laptop), ip="203.0.113.7", city="Berlin")),
+        (
+            "Anna browses the shop on her laptop, anonymous",
+            _signal(ev(1), "web", ("cookie", laptop), ip="203.0.113.7", city="Berlin"),
+        ),
         ("Anna opens the app on her phone", _signal(ev(2), "app", ("device", phone), ip="203.0.113.7", city="Berlin")),
         ("Anna logs in on the laptop", _signal(ev(3), "web", ("login", anna), ("cookie", laptop))),
-        ("Anna logs in on the phone: laptop and phone become one person", _signal(ev(4), "app", ("login", anna), ("device", phone))),
-        ("Anna clicks the newsletter (email is hashed on arrival)", _signal(ev(5), "email", ("email", f" Anna.{tag}@Example.org "), ("cookie", laptop))),
+        (
+            "Anna logs in on the phone: laptop and phone become one person",
+            _signal(ev(4), "app", ("login", anna), ("device", phone)),
+        ),
+        (
+            "Anna clicks the newsletter (email is hashed on arrival)",
+            _signal(ev(5), "email", ("email", f" Anna.{tag}@Example.org "), ("cookie", laptop)),
+        ),
         ("The family tablet: Anna logs in", _signal(ev(6), "app", ("device", tablet), ("login", anna))),
-        ("The family tablet: Ben logs in (no merge: the tablet follows Ben, marked shared)", _signal(ev(7), "app", ("device", tablet), ("login", ben))),
-        ("A tracker sends cookie 'undefined' with Ben's login", _signal(ev(8), "web", ("cookie", "undefined"), ("login", ben))),
+        (
+            "The family tablet: Ben logs in (no merge: the tablet follows Ben, marked shared)",
+            _signal(ev(7), "app", ("device", tablet), ("login", ben)),
+        ),
+        (
+            "A tracker sends cookie 'undefined' with Ben's login",
+            _signal(ev(8), "web", ("cookie", "undefined"), ("login", ben)),
+        ),
         ("The web shop retries event 3 (idempotent)", _signal(ev(3), "web", ("login", anna), ("cookie", laptop))),
     ]
     with grpc.insecure_channel(target) as channel:
@@ -63,7 +80,9 @@ def run_demo(target: str, out: object = print) -> int:
                 notes.append(", ".join(f"ignored blocked {i.namespace}" for i in result.ignored))
             say(f"  {title}\n    -> {result.person_id} ({how}){'  ' + '; '.join(notes) if notes else ''}")
         lookups = [("cookie", laptop), ("device", phone), ("device", tablet), ("login", anna), ("login", ben)]
-        resolved = stub.Resolve(pb.ResolveRequest(identifiers=[pb.Identifier(namespace=n, value=v) for n, v in lookups]))
+        resolved = stub.Resolve(
+            pb.ResolveRequest(identifiers=[pb.Identifier(namespace=n, value=v) for n, v in lookups])
+        )
         say("\nResolve:")
         for r in resolved.resolutions:
             shared = "  (shared: follows the last login)" if r.shared else ""

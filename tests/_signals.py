@@ -14,7 +14,9 @@ def ident(namespace: str, value: str) -> pb.Identifier:
     return pb.Identifier(namespace=namespace, value=value)
 
 
-def signal(*ids: tuple[str, str], event_id: str | None = None, at: float | None = None, channel: str = "web") -> pb.Signal:
+def signal(
+    *ids: tuple[str, str], event_id: str | None = None, at: float | None = None, channel: str = "web"
+) -> pb.Signal:
     message = pb.Signal(
         event_id=event_id or f"ev-{next(_counter)}-{time.monotonic_ns()}",
         channel=channel,

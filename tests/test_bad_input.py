@@ -94,7 +94,9 @@ def test_resolve_and_get_person_errors(server: ThreadServer) -> None:
     code, details = _status(lambda: server.stub.Resolve(pb.ResolveRequest()))
     assert (code, details.split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "identifiers")
     code, details = _status(
-        lambda: server.stub.Resolve(pb.ResolveRequest(identifiers=[ident("cookie", "ok"), ident("cookie", "undefined")]))
+        lambda: server.stub.Resolve(
+            pb.ResolveRequest(identifiers=[ident("cookie", "ok"), ident("cookie", "undefined")])
+        )
     )
     assert (code, details.split(":")[0]) == (grpc.StatusCode.INVALID_ARGUMENT, "identifiers[1].value")
     code, details = _status(lambda: server.stub.GetPerson(pb.GetPersonRequest(person_id="p_999")))

@@ -25,9 +25,19 @@ def test_restart_keeps_persons_aliases_and_the_change_log(tmp_path: Path) -> Non
     first = ProcessServer(data)
     laptop = first.stub.Ingest(batch(signal(("cookie", "laptop"), ("email", "anna@example.org")))).results[0].person_id
     phone = first.stub.Ingest(batch(signal(("device", "phone")))).results[0].person_id
-    first.stub.Ingest(batch(signal(("login", "anna"), ("cookie", "laptop")), signal(("login", "anna"), ("device", "phone"))))
-    first.stub.Ingest(batch(signal(("device", "tablet"), ("login", "anna")), signal(("device", "tablet"), ("login", "ben"))))
-    ids = [("cookie", "laptop"), ("device", "phone"), ("device", "tablet"), ("login", "ben"), ("email", "anna@example.org")]
+    first.stub.Ingest(
+        batch(signal(("login", "anna"), ("cookie", "laptop")), signal(("login", "anna"), ("device", "phone")))
+    )
+    first.stub.Ingest(
+        batch(signal(("device", "tablet"), ("login", "anna")), signal(("device", "tablet"), ("login", "ben")))
+    )
+    ids = [
+        ("cookie", "laptop"),
+        ("device", "phone"),
+        ("device", "tablet"),
+        ("login", "ben"),
+        ("email", "anna@example.org"),
+    ]
     before = _snapshot(first.stub, ids)
     person_before = first.stub.GetPerson(pb.GetPersonRequest(person_id=phone)).person
     log_before = list(first.stub.WatchChanges(pb.WatchChangesRequest(stop_at_end=True)))
@@ -42,7 +52,9 @@ def test_restart_keeps_persons_aliases_and_the_change_log(tmp_path: Path) -> Non
         fresh = second.stub.Ingest(batch(signal(("cookie", "new-visitor")))).results[0]
         taken = {c.person_id for c in log_before}
         assert fresh.person_id not in taken, "person ids are never reused"
-        log_after = list(second.stub.WatchChanges(pb.WatchChangesRequest(after_sequence=log_before[-1].sequence, stop_at_end=True)))
+        log_after = list(
+            second.stub.WatchChanges(pb.WatchChangesRequest(after_sequence=log_before[-1].sequence, stop_at_end=True))
+        )
         assert log_after[0].sequence == log_before[-1].sequence + 1
     finally:
         second.terminate()

@@ -13,7 +13,11 @@ def test_ingest_then_resolve_then_get_person(server: ThreadServer) -> None:
     assert result.person_created and result.decision == pb.DECISION_NEW
     person_id = result.person_id
 
-    assert resolve(server.stub, ("cookie", "c-1"), ("login", "anna"), ("cookie", "nobody")) == [person_id, person_id, ""]
+    assert resolve(server.stub, ("cookie", "c-1"), ("login", "anna"), ("cookie", "nobody")) == [
+        person_id,
+        person_id,
+        "",
+    ]
 
     person = server.stub.GetPerson(pb.GetPersonRequest(person_id=person_id)).person
     assert person.person_id == person_id

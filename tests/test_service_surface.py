@@ -1,0 +1,87 @@
+"""What grpcurl-style tools and operators see: health, reflection, the demo, privacy at rest."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from tests._servers import REPO, ProcessServer, ThreadServer
+from tests._signals import batch, signal
+
+
+def test_health_checking_reports_serving(server: ThreadServer) -> None:
+    health = health_pb2_grpc.HealthStub(server.channel)
+    for service in ("", "idstitch.v1.IdentityService"):
+        response = health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_and_describes_the_api(server: ThreadServer) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(server.channel)
+    requests = [
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="idstitch.v1.IdentityService"),
+    ]
+    listed, described = list(stub.ServerReflectionInfo(iter(requests)))
+    names = {s.name for s in listed.list_services_response.service}
+    assert {"idstitch.v1.IdentityService", "grpc.health.v1.Health"} <= names
+    assert described.file_descriptor_response.file_descriptor_proto
+
+
+def test_demo_tells_its_story_against_a_running_server(server: ThreadServer) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "demo", "--target", server.target],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "merged p_" in result.stdout
+    assert "shared: follows the last login" in result.stdout
+    assert "replayed, nothing changed" in result.stdout
+    assert "keyed hash" in result.stdout
+
+
+def test_demo_says_when_no_server_is_there() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "demo", "--target", "127.0.0.1:1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and "make serve" in result.stdout
+
+
+def test_raw_email_and_phone_never_reach_the_store_or_the_log(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = ProcessServer(data)
+    server.stub.Ingest(batch(signal(("email", "Zelda.Private@Example.org"), ("phone", "+4930123456789"))))
+    assert server.terminate() == 0
+    stored = b"".join(p.read_bytes() for p in data.iterdir() if p.name.startswith("idstitch.duckdb"))
+    assert stored, "the store file exists"
+    for secret in (b"zelda.private", b"Zelda.Private", b"4930123456789", b"+49 30"):
+        assert secret not in stored
+        assert secret.decode() not in server.log()
+
+
+def test_serving_path_does_not_import_splink_and_linkage_does_not_import_grpc() -> None:
+    probe = (
+        "import sys, server, server._app, server._servicer, linkage\n"
+        "assert not [m for m in sys.modules if m.startswith('splink')], 'splink imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], cwd=REPO, check=True, timeout=60)
+    only_linkage = "import sys, linkage\nassert 'grpc' not in sys.modules, 'linkage imported grpc'\n"
+    subprocess.run([sys.executable, "-c", only_linkage], cwd=REPO, check=True, timeout=60)
+
+
+def test_generated_protobuf_code_is_fresh() -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/gen_protos.py", "--check"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,145 @@
+"""The stitching rules on the in-memory fake store: pure unit tests of the core."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from linkage import (
+    ChangeKind,
+    Identifier,
+    LinkageConfig,
+    MemoryStore,
+    Signal,
+    SignalResult,
+    Stitcher,
+    Unavailable,
+)
+from linkage._records import CommitBatch
+
+Run = Callable[..., Awaitable[SignalResult]]
+
+
+def _signal(event: str, *ids: tuple[str, str]) -> Signal:
+    return Signal(event, tuple(Identifier(n, v) for n, v in ids), timestamp=1_750_000_000.0)
+
+
+def _run(test: Callable[[Stitcher], Awaitable[None]], store: MemoryStore | None = None, **config: object) -> None:
+    async def main() -> None:
+        stitcher = Stitcher(LinkageConfig(hash_secret=b"k", **config), store or MemoryStore())  # type: ignore[arg-type]
+        await stitcher.start()
+        try:
+            await test(stitcher)
+        finally:
+            await stitcher.close()
+
+    asyncio.run(main())
+
+
+async def _one(stitcher: Stitcher, event: str, *ids: tuple[str, str]) -> SignalResult:
+    [result] = await stitcher.ingest([_signal(event, *ids)])
+    return result
+
+
+def test_a_second_value_of_a_unique_namespace_stays_apart_and_is_recorded() -> None:
+    async def check(s: Stitcher) -> None:
+        anna = await _one(s, "e1", ("crm:hotel", "H1"), ("login", "anna"))
+        result = await _one(s, "e2", ("crm:hotel", "H1"), ("login", "ben"), ("cookie", "c"))
+        assert result.person_id == anna.person_id
+        [conflict] = result.conflicts
+        assert conflict.identifier == Identifier("login", "ben") and "login" in conflict.reason
+        ben = s.resolve([Identifier("login", "ben")])[0].person_id
+        assert ben not in (None, anna.person_id)
+        kinds = [c.kind async for c in s.changes(0, follow=False)]
+        assert ChangeKind.CONFLICT in kinds
+
+    _run(check)
+
+
+def test_size_guard_refuses_a_merge_that_would_grow_a_person_too_big() -> None:
+    async def check(s: Stitcher) -> None:
+        a = await _one(s, "e1", ("cookie", "a1"), ("cookie", "a2"))
+        b = await _one(s, "e2", ("cookie", "b1"), ("cookie", "b2"))
+        result = await _one(s, "e3", ("cookie", "a1"), ("cookie", "b1"))
+        assert result.person_id == a.person_id and not result.merged_person_ids
+        assert [c.reason for c in result.conflicts] == ["person size limit"]
+        assert s.resolve([Identifier("cookie", "b2")])[0].person_id == b.person_id
+
+    _run(check, max_identifiers_per_person=3)
+
+
+def test_anonymous_signal_between_two_logged_in_persons_merges_nothing() -> None:
+    async def check(s: Stitcher) -> None:
+        anna = await _one(s, "e1", ("login", "anna"), ("cookie", "ca"))
+        ben = await _one(s, "e2", ("login", "ben"), ("cookie", "cb"))
+        result = await _one(s, "e3", ("cookie", "ca"), ("cookie", "cb"))
+        assert result.person_id == anna.person_id and len(result.conflicts) == 1
+        assert s.resolve([Identifier("cookie", "cb")])[0].person_id == ben.person_id
+
+    _run(check)
+
+
+def test_merges_chain_and_every_alias_resolves_to_the_oldest() -> None:
+    async def check(s: Stitcher) -> None:
+        ids = [(await _one(s, f"e{n}", ("cookie", f"c{n}"))).person_id for n in range(4)]
+        await _one(s, "m1", ("cookie", "c2"), ("cookie", "c3"))
+        await _one(s, "m2", ("cookie", "c1"), ("cookie", "c2"))
+        await _one(s, "m3", ("cookie", "c0"), ("cookie", "c3"))
+        for person_id in ids:
+            view = s.person(person_id)
+            assert view.person_id == ids[0]
+            assert view.aliases == tuple(ids[1:])
+
+    _run(check)
+
+
+def test_a_rebuilt_graph_answers_like_the_one_that_wrote_the_store() -> None:
+    store = MemoryStore()
+    identifiers = [Identifier("cookie", f"c{n}") for n in range(6)] + [
+        Identifier("login", "u0"),
+        Identifier("login", "u1"),
+    ]
+    answers: list[object] = []
+
+    async def write(s: Stitcher) -> None:
+        for n in range(6):
+            await _one(s, f"e{n}", ("cookie", f"c{n}"), ("login", f"u{n % 2}"))
+        await _one(s, "tablet", ("cookie", "c0"), ("login", "u1"))
+        answers.extend(s.resolve(identifiers))
+        answers.append(s.person(2))
+
+    async def read(s: Stitcher) -> None:
+        assert [*s.resolve(identifiers), s.person(2)] == answers
+        again = await _one(s, "e0", ("cookie", "c0"), ("login", "u0"))
+        assert again.duplicate
+
+    _run(write, store)
+    _run(read, store)
+
+
+class _FailingStore(MemoryStore):
+    fail = False
+
+    def commit(self, batch: CommitBatch) -> None:
+        if self.fail:
+            raise OSError("disk full")
+        super().commit(batch)
+
+
+def test_a_failed_commit_answers_unavailable_and_leaves_no_trace() -> None:
+    store = _FailingStore()
+
+    async def check(s: Stitcher) -> None:
+        kept = await _one(s, "e1", ("cookie", "kept"))
+        store.fail = True
+        with pytest.raises(Unavailable):
+            await _one(s, "e2", ("cookie", "lost"), ("cookie", "kept"))
+        store.fail = False
+        assert s.resolve([Identifier("cookie", "lost")])[0].person_id is None
+        assert s.person(kept.person_id).identifiers[0].value == "kept"
+        retried = await _one(s, "e2", ("cookie", "lost"), ("cookie", "kept"))
+        assert not retried.duplicate and retried.person_id == kept.person_id
+
+    _run(check, store)
