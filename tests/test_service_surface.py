@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -85,3 +86,20 @@ def test_generated_protobuf_code_is_fresh() -> None:
         [sys.executable, "scripts/gen_protos.py", "--check"], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_second_server_on_the_same_data_dir_refuses_to_start(tmp_path: Path) -> None:
+    owner = ProcessServer(tmp_path / "data")
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "server", "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert "cannot open" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        owner.terminate()
