@@ -6,8 +6,9 @@ every mutation also marks what the next commit must write, so the store stays th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 from ._config import LinkageConfig
 from ._errors import NotFound
@@ -25,14 +26,58 @@ class _IdentifierState:
     shared: bool = False
 
 
-@dataclass(slots=True)
+_EMPTY_UNIQUES: Mapping[str, str] = MappingProxyType({})
+# Persons share one tuple per distinct set of channels: there are only a handful of channels.
+_CHANNEL_SETS: dict[frozenset[str], tuple[str, ...]] = {}
+
+
+def _channel_set(channels: Iterable[str]) -> tuple[str, ...]:
+    key = frozenset(channels)
+    found = _CHANNEL_SETS.get(key)
+    if found is None:
+        found = _CHANNEL_SETS[key] = tuple(sorted(key))
+    return found
+
+
 class _PersonState:
-    first_seen: float
-    last_seen: float
-    keys: set[str] = field(default_factory=set)
-    uniques: dict[str, str] = field(default_factory=dict)  # unique namespace -> key
-    channels: set[str] = field(default_factory=set)
-    aliases: list[int] = field(default_factory=list)
+    """One live person, kept small: most persons have a few keys, no unique ones and no aliases."""
+
+    __slots__ = ("aliases", "channels", "first_seen", "keys", "last_seen", "uniques")
+
+    def __init__(self, first_seen: float, last_seen: float, channels: Iterable[str] = ()) -> None:
+        self.first_seen = first_seen
+        self.last_seen = last_seen
+        self.keys: list[str] = []
+        self.uniques: dict[str, str] | None = None  # unique namespace -> key
+        self.channels = _channel_set(channels)
+        self.aliases: tuple[int, ...] = ()
+
+    def unique_values(self) -> Mapping[str, str]:
+        return self.uniques if self.uniques is not None else _EMPTY_UNIQUES
+
+    def add_key(self, key: str, unique_namespace: str | None) -> None:
+        self.keys.append(key)
+        if unique_namespace is not None:
+            if self.uniques is None:
+                self.uniques = {}
+            self.uniques[unique_namespace] = key
+
+    def remove_key(self, key: str) -> None:
+        # Only non-unique identifiers ever leave a person, so `uniques` stays as it is.
+        self.keys.remove(key)
+
+    def add_channel(self, channel: str) -> None:
+        if channel not in self.channels:
+            self.channels = _channel_set((*self.channels, channel))
+
+    def absorb(self, other: _PersonState, other_id: int) -> None:
+        self.keys.extend(other.keys)
+        if other.uniques:
+            self.uniques = {**(self.uniques or {}), **other.uniques}
+        self.channels = _channel_set((*self.channels, *other.channels))
+        self.first_seen = min(self.first_seen, other.first_seen)
+        self.last_seen = max(self.last_seen, other.last_seen)
+        self.aliases = (*self.aliases, other_id, *other.aliases)
 
 
 @dataclass(slots=True)
@@ -75,13 +120,11 @@ class IdentityGraph:
         for alias in list(graph._merged_into):
             survivor = graph._follow(alias)
             graph._merged_into[alias] = survivor
-            graph._persons[survivor].aliases.append(alias)
+            graph._persons[survivor].aliases += (alias,)
         for row in state.identifiers:
             graph._identifiers[row.key] = _IdentifierState(row.person_id, row.first_seen, row.last_seen, row.shared)
             person = graph._persons[row.person_id]
-            person.keys.add(row.key)
-            if graph._is_unique(row.namespace):
-                person.uniques[row.namespace] = row.key
+            person.add_key(row.key, row.namespace if graph._is_unique(row.namespace) else None)
         graph._events = state.events
         graph._next_sequence = state.last_sequence + 1
         return graph
@@ -163,11 +206,11 @@ class IdentityGraph:
                     moves.append((item.key, owner))
                 continue
             person = self._persons[owner]
-            clash = _clash(group_uniques, person.uniques)
+            clash = _clash(group_uniques, person.unique_values())
             too_big = group_size + len(person.keys) > self._config.max_identifiers_per_person
             if clash is None and not too_big:
                 group.append(owner)
-                group_uniques.update(person.uniques)
+                group_uniques.update(person.unique_values())
                 group_size += len(person.keys)
             elif not item.config.unique and authenticated and clash is not None:
                 moves.append((item.key, owner))
@@ -232,14 +275,9 @@ class IdentityGraph:
         for key in loser.keys:
             self._identifiers[key].person_id = into
             self._dirty_identifiers.add(key)
-        winner.keys |= loser.keys
-        winner.uniques.update(loser.uniques)
-        winner.channels |= loser.channels
-        winner.first_seen = min(winner.first_seen, loser.first_seen)
-        winner.last_seen = max(winner.last_seen, loser.last_seen)
+        winner.absorb(loser, other)
         for alias in (other, *loser.aliases):
             self._merged_into[alias] = into
-            winner.aliases.append(alias)
         self._dirty_persons.update((other, into))
         self._pending_changes.append(
             Change(self._take_sequence(), self._now, ChangeKind.PERSONS_MERGED, into, other, event_id=event_id)
@@ -247,8 +285,8 @@ class IdentityGraph:
 
     def _move(self, key: str, owner: int, survivor: int, signal: PreparedSignal) -> None:
         state = self._identifiers[key]
-        self._persons[owner].keys.discard(key)
-        self._persons[survivor].keys.add(key)
+        self._persons[owner].remove_key(key)
+        self._persons[survivor].add_key(key, None)
         state.person_id = survivor
         state.shared = True
         self._dirty_identifiers.add(key)
@@ -260,9 +298,7 @@ class IdentityGraph:
     def _add(self, item: PreparedIdentifier, person_id: int, signal: PreparedSignal) -> None:
         self._identifiers[item.key] = _IdentifierState(person_id, signal.timestamp, signal.timestamp)
         person = self._persons[person_id]
-        person.keys.add(item.key)
-        if item.config.unique:
-            person.uniques[item.namespace] = item.key
+        person.add_key(item.key, item.namespace if item.config.unique else None)
         self._dirty_identifiers.add(item.key)
         self._dirty_persons.add(person_id)
         self._change(ChangeKind.IDENTIFIER_ADDED, signal, person_id, key=item.key)
@@ -272,7 +308,7 @@ class IdentityGraph:
         person.last_seen = max(person.last_seen, signal.timestamp)
         person.first_seen = min(person.first_seen, signal.timestamp)
         if signal.channel:
-            person.channels.add(signal.channel)
+            person.add_channel(signal.channel)
         for item in signal.identifiers:
             state = self._identifiers.get(item.key)
             if state is not None and state.person_id == person_id:
@@ -298,7 +334,7 @@ class IdentityGraph:
             # Evict the least recently seen, never an identifier this very signal carried.
             candidates = sorted((k for k in keys if k not in in_signal), key=lambda k: self._identifiers[k].last_seen)
             for key in candidates[:excess]:
-                person.keys.discard(key)
+                person.remove_key(key)
                 del self._identifiers[key]
                 self._dirty_identifiers.add(key)
                 self._change(ChangeKind.IDENTIFIER_EVICTED, signal, person_id, key=key, detail=f"cap of {cap}")
@@ -357,7 +393,7 @@ class IdentityGraph:
                 batch.persons.append(PersonRow(person_id, 0.0, 0.0, merged_into, ()))
                 continue
             p = self._persons[person_id]
-            batch.persons.append(PersonRow(person_id, p.first_seen, p.last_seen, None, tuple(sorted(p.channels))))
+            batch.persons.append(PersonRow(person_id, p.first_seen, p.last_seen, None, p.channels))
         self._dirty_identifiers = set()
         self._dirty_persons = set()
         self._pending_events = []
@@ -365,7 +401,7 @@ class IdentityGraph:
         return batch
 
 
-def _clash(a: dict[str, str], b: dict[str, str]) -> str | None:
+def _clash(a: Mapping[str, str], b: Mapping[str, str]) -> str | None:
     """The first unique namespace where `a` and `b` hold different values."""
     small, large = (a, b) if len(a) <= len(b) else (b, a)
     for namespace, key in small.items():

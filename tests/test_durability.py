@@ -114,8 +114,9 @@ def test_sigterm_finishes_in_flight_calls_and_exits_cleanly(tmp_path: Path) -> N
         try:
             answered.append((signals, future.result()))
         except grpc.RpcError as exc:
-            # Refused before it was accepted is fine; only an answered call must be durable.
-            assert exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+            # A call still arriving when the shutdown began is refused (gRPC answers UNAVAILABLE
+            # or CANCELLED, depending on how far it got); only answered calls must be durable.
+            assert exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED), exc
     assert server.terminate() == 0, server.log()
     assert answered, "in-flight calls finish during a graceful shutdown"
 
