@@ -16,6 +16,7 @@ from ._types import Identifier
 _NAMESPACE_NAME = re.compile(r"^[a-z][a-z0-9_]*(:[a-z0-9][a-z0-9_.-]*)?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _ALL_ZEROS = re.compile(r"^[0\-_.:\s]*0[0\-_.:\s]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Keys join namespace and stored value with a character neither can contain.
 KEY_SEPARATOR = "\x1f"
 
@@ -84,7 +85,7 @@ class IdentifierPolicy:
         )
 
     def _normalise(self, ns: NamespaceConfig, value: str, field: str) -> str:
-        if KEY_SEPARATOR in value or any(ord(c) < 32 for c in value):
+        if _CONTROL.search(value):  # KEY_SEPARATOR is one of them
             raise InvalidArgument(field, "contains control characters")
         if ns.normalise == "lower":
             return value.lower()

@@ -44,6 +44,7 @@ class ThreadServer:
         self._call(self.running.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
 
 class ProcessServer:

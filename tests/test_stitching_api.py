@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import grpc
+import pytest
+
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from tests._servers import ThreadServer
 from tests._signals import batch, ident, resolve, signal
@@ -122,3 +125,24 @@ def test_cap_evicts_the_least_recently_seen_identifier(server: ThreadServer) -> 
         if c.kind == pb.CHANGE_KIND_IDENTIFIER_EVICTED
     ]
     assert len(evictions) == 1 and evictions[0].identifier.namespace == "phone"
+
+
+def test_ingest_stream_answers_each_request_in_order_once_durable(server: ThreadServer) -> None:
+    requests = [batch(signal(("cookie", f"s{n}"), ("login", f"user{n % 2}"))) for n in range(6)]
+    responses = list(server.stub.IngestStream(iter(requests)))
+    assert [r.results[0].event_id for r in responses] == [q.signals[0].event_id for q in requests]
+    user0, user1 = responses[0].results[0].person_id, responses[1].results[0].person_id
+    assert [r.results[0].person_id for r in responses] == [user0, user1] * 3
+    assert resolve(server.stub, ("cookie", "s4"), ("cookie", "s5")) == [user0, user1]
+
+
+def test_ingest_stream_ends_with_the_field_of_a_bad_request(server: ThreadServer) -> None:
+    requests = [batch(signal(("cookie", "fine"))), batch(signal(("email", "broken")))]
+    stream = server.stub.IngestStream(iter(requests))
+    first = next(stream)
+    with pytest.raises(grpc.RpcError) as caught:
+        next(stream)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("signals[0].identifiers[0].value")
+    stream.cancel()
+    assert resolve(server.stub, ("cookie", "fine")) == [first.results[0].person_id]
