@@ -1,0 +1,44 @@
+"""The visitor profile record: one component's behaviour, as the visitor model compares it.
+
+One `ProfileRecord` is one row of Splink's input table in training and one side of a pair in
+the online scorer, so both see exactly the same columns. Empty evidence is None (SQL NULL),
+never an empty tuple, so that null levels fire the same way in Splink and in numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# How much of a profile each list column keeps; more adds cost, little evidence.
+MAX_IPS = 8
+MAX_PREFIXES = 8
+MAX_HOURS = 6
+MAX_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRecord:
+    unique_id: int
+    # The address this component used most, and its term frequency: the share of all
+    # components that used it (a home IP is rare, an office NAT or carrier CGNAT is common).
+    top_ip: str | None
+    tf_top_ip: float | None
+    ips: tuple[str, ...] | None  # up to MAX_IPS most used addresses
+    ip_prefixes: tuple[str, ...] | None  # /24 for IPv4, /48 for IPv6, up to MAX_PREFIXES
+    city: str | None  # "DE/Berlin": country and city, the most frequent pair
+    country: str | None
+    latitude: float | None  # GPS centroid, when the app sends coordinates
+    longitude: float | None
+    user_agent_family: str | None  # "ios/safari/phone": os, browser, device kind
+    device_kind: str | None  # phone, tablet, desktop
+    active_hours: tuple[int, ...] | None  # UTC hours of day with most activity, up to MAX_HOURS
+    active_days: tuple[int, ...] | None  # days since the epoch with activity, the last MAX_DAYS
+
+    def as_row(self) -> dict[str, Any]:
+        """The record as Splink takes it: a dict of plain values, lists for the tuples."""
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name in self.__slots__
+            for value in (getattr(self, name),)
+        }
