@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -161,6 +161,32 @@ class DuckDBStore:
             Change(seq, ts / 1e6, ChangeKind(kind), pid, other, ns or "", value or "", event or "", detail or "")
             for seq, ts, kind, pid, other, ns, value, event, detail in rows
         ]
+
+    def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
+        cursor = self._con.cursor()
+        try:
+            result = cursor.execute(
+                "SELECT event_id, epoch_us(ts), epoch_us(received_at), channel, person_id, identifier_keys, ip, "
+                "country, city, latitude, longitude, user_agent FROM events ORDER BY ts, received_at"
+            )
+            while rows := result.fetchmany(page):
+                for eid, ts, received, channel, pid, keys, ip, country, city, lat, lon, ua in rows:
+                    yield EventRow(
+                        eid,
+                        ts / 1e6,
+                        received / 1e6,
+                        channel or "",
+                        pid,
+                        tuple(keys or ()),
+                        ip or "",
+                        country or "",
+                        city or "",
+                        lat,
+                        lon,
+                        ua or "",
+                    )
+        finally:
+            cursor.close()
 
     def close(self) -> None:
         self._con.execute("CHECKPOINT")

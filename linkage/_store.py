@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
-from ._records import CommitBatch, IdentifierRow, PersonRow, StoredState
+from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, StoredState
 from ._types import Change
 
 
@@ -21,6 +22,10 @@ class Store(Protocol):
 
     def changes_after(self, sequence: int, limit: int) -> list[Change]: ...
 
+    def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
+        """Every stored signal with its evidence, in time order (for profiles and training)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -31,6 +36,7 @@ class MemoryStore:
         self._identifiers: dict[str, IdentifierRow] = {}
         self._persons: dict[int, PersonRow] = {}
         self._events: dict[str, int] = {}
+        self._event_rows: list[EventRow] = []
         self._changes: list[Change] = []
         self.commits = 0
 
@@ -47,11 +53,15 @@ class MemoryStore:
             self._persons[person.person_id] = person
         for event in batch.events:
             self._events[event.event_id] = event.person_id
+            self._event_rows.append(event)
         self._changes.extend(batch.changes)
         self.commits += 1
 
     def changes_after(self, sequence: int, limit: int) -> list[Change]:
         return [c for c in self._changes if c.sequence > sequence][:limit]
+
+    def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
+        return iter(sorted(self._event_rows, key=lambda e: e.timestamp))
 
     def close(self) -> None:
         pass

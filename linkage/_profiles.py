@@ -1,0 +1,140 @@
+"""Visitor evidence per component, accumulated from signals, and the records the model compares.
+
+IP, geo, user agent and time are evidence, never identifiers. Each component keeps compact
+counts of them; `ProfileRecord`s are derived on demand. The same accumulation serves the
+online path (one signal at a time) and training (the stored history replayed in time order).
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from ._profile_record import MAX_DAYS, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
+from ._types import Context
+from ._user_agents import parse_user_agent
+
+_DAY = 86_400
+_T = TypeVar("_T")
+# Counters are pruned to this many entries so a component that roams stays small.
+_KEEP = 16
+
+
+class Evidence:
+    """What one component has shown: addresses, places, devices and times."""
+
+    __slots__ = ("days", "devices", "gps", "hours", "ips", "places", "prefixes")
+
+    def __init__(self) -> None:
+        self.ips: Counter[str] = Counter()
+        self.prefixes: Counter[str] = Counter()
+        self.places: Counter[tuple[str, str]] = Counter()  # (country, city)
+        self.devices: Counter[tuple[str, str]] = Counter()  # (family, kind)
+        self.hours = [0] * 24
+        self.days: set[int] = set()
+        self.gps: list[float] = [0.0, 0.0, 0.0]  # sum of latitudes, sum of longitudes, count
+
+    def observe(self, timestamp: float, ctx: Context) -> None:
+        if ctx.ip:
+            self.ips[ctx.ip] += 1
+            self.prefixes[ip_prefix(ctx.ip)] += 1
+            _prune(self.ips)
+            _prune(self.prefixes)
+        if ctx.geo.country or ctx.geo.city:
+            self.places[(ctx.geo.country.upper(), ctx.geo.city.strip().lower())] += 1
+            _prune(self.places)
+        if ctx.geo.latitude is not None and ctx.geo.longitude is not None:
+            self.gps[0] += ctx.geo.latitude
+            self.gps[1] += ctx.geo.longitude
+            self.gps[2] += 1
+        if ctx.user_agent:
+            self.devices[parse_user_agent(ctx.user_agent)] += 1
+            _prune(self.devices)
+        self.hours[int(timestamp // 3600) % 24] += 1
+        day = int(timestamp // _DAY)
+        self.days.add(day)
+        if len(self.days) > MAX_DAYS:
+            self.days.discard(min(self.days))
+
+    def absorb(self, other: Evidence) -> None:
+        """Add another component's evidence (a hard merge)."""
+        pairs: tuple[tuple[Counter[Any], Counter[Any]], ...] = (
+            (self.ips, other.ips),
+            (self.prefixes, other.prefixes),
+            (self.places, other.places),
+            (self.devices, other.devices),
+        )
+        for mine, theirs in pairs:
+            mine.update(theirs)
+            _prune(mine)
+        self.hours = [a + b for a, b in zip(self.hours, other.hours, strict=True)]
+        self.days |= other.days
+        while len(self.days) > MAX_DAYS:
+            self.days.discard(min(self.days))
+        self.gps = [a + b for a, b in zip(self.gps, other.gps, strict=True)]
+
+    @property
+    def empty(self) -> bool:
+        return not self.days
+
+    def record(self, unique_id: int, ip_share: dict[str, float] | None = None) -> ProfileRecord:
+        """The profile as the model compares it; `ip_share` gives each address's term frequency."""
+        top_ip = _most_common(self.ips)
+        place = _most_common(self.places)
+        device = _most_common(self.devices)
+        active = [h for h in heapq.nlargest(MAX_HOURS, range(24), key=lambda h: (self.hours[h], -h)) if self.hours[h]]
+        return ProfileRecord(
+            unique_id=unique_id,
+            top_ip=top_ip,
+            tf_top_ip=None if top_ip is None or ip_share is None else ip_share.get(top_ip),
+            ips=_top(self.ips, MAX_IPS),
+            ip_prefixes=_top(self.prefixes, MAX_PREFIXES),
+            city=f"{place[0]}/{place[1]}" if place and place[1] else None,
+            country=place[0] if place and place[0] else None,
+            latitude=self.gps[0] / self.gps[2] if self.gps[2] else None,
+            longitude=self.gps[1] / self.gps[2] if self.gps[2] else None,
+            user_agent_family=device[0] if device else None,
+            device_kind=device[1] if device else None,
+            active_hours=tuple(sorted(active)) or None,
+            active_days=tuple(sorted(self.days)) or None,
+        )
+
+
+def ip_prefix(ip: str) -> str:
+    """The /24 of an IPv4 address or the /48 of an IPv6 one: roughly one network."""
+    address = ipaddress.ip_address(ip)
+    bits = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
+
+
+def _prune(counter: Counter[Any]) -> None:
+    if len(counter) > _KEEP:
+        for key, _ in counter.most_common()[_KEEP:]:
+            del counter[key]
+
+
+def _most_common(counter: Counter[_T]) -> _T | None:
+    if not counter:
+        return None
+    # Ties go to the smallest key so the result never depends on insertion order.
+    return min(counter, key=lambda k: (-counter[k], str(k)))
+
+
+def _top(counter: Counter[str], n: int) -> tuple[str, ...] | None:
+    if not counter:
+        return None
+    return tuple(sorted(counter, key=lambda k: (-counter[k], k))[:n])
+
+
+def ip_shares(evidence: Iterable[Evidence]) -> dict[str, float]:
+    """Each address's term frequency: the share of components with evidence that used it."""
+    users: Counter[str] = Counter()
+    total = 0
+    for e in evidence:
+        if e.ips:
+            total += 1
+            users.update(e.ips.keys())
+    return {ip: n / total for ip, n in users.items()} if total else {}
