@@ -1,0 +1,106 @@
+"""Evidence per component and the blocking indexes that find candidate components for it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import islice
+
+from ._profile_record import ProfileRecord
+from ._profiles import Evidence, ip_prefix
+from ._types import Context
+
+
+class VisitorIndex:
+    """Keeps each component's `Evidence` and two blocking indexes over it.
+
+    Candidates for a component are the components that used one of its addresses, or one of
+    its networks in the same city. An address shared by thousands (a carrier's CGNAT pool)
+    yields at most `bucket_limit` candidates; its term frequency makes it weak evidence anyway.
+    """
+
+    def __init__(self, bucket_limit: int = 200) -> None:
+        self._bucket_limit = bucket_limit
+        self._evidence: dict[int, Evidence] = {}
+        self._by_ip: dict[str, set[int]] = {}
+        self._by_network: dict[tuple[str, str], set[int]] = {}
+        self._components_with_ips = 0
+
+    def __len__(self) -> int:
+        return len(self._evidence)
+
+    def has(self, component: int) -> bool:
+        return component in self._evidence
+
+    def observe(self, component: int, timestamp: float, context: Context) -> bool:
+        """Add one signal's evidence; True when it brought an address or network not seen before."""
+        evidence = self._evidence.get(component)
+        if evidence is None:
+            evidence = self._evidence[component] = Evidence()
+        had_ips = bool(evidence.ips)
+        new_ip = bool(context.ip) and context.ip not in evidence.ips
+        evidence.observe(timestamp, context)
+        if context.ip:
+            if not had_ips:
+                self._components_with_ips += 1
+            self._by_ip.setdefault(context.ip, set()).add(component)
+            if context.geo.city:
+                network = (ip_prefix(context.ip), context.geo.city.strip().lower())
+                self._by_network.setdefault(network, set()).add(component)
+        return new_ip
+
+    def merge(self, loser: int, winner: int) -> None:
+        """The loser's evidence joins the winner's (a hard merge)."""
+        lost = self._evidence.pop(loser, None)
+        if lost is None:
+            return
+        if lost.ips:
+            self._components_with_ips -= 1
+        for bucket in self._buckets_of(lost):
+            bucket.discard(loser)
+            bucket.add(winner)
+        kept = self._evidence.get(winner)
+        if kept is None:
+            self._evidence[winner] = lost
+            if lost.ips:
+                self._components_with_ips += 1
+            return
+        if lost.ips and not kept.ips:
+            self._components_with_ips += 1
+        kept.absorb(lost)
+
+    def candidates(self, component: int, limit: int) -> list[int]:
+        """Other components sharing an address, or a network and city, most used first."""
+        evidence = self._evidence.get(component)
+        if evidence is None:
+            return []
+        found: dict[int, None] = {}
+        for bucket in self._buckets_of(evidence):
+            for other in islice(bucket, self._bucket_limit):
+                if other != component:
+                    found[other] = None
+                    if len(found) >= limit:
+                        return list(found)
+        return list(found)
+
+    def record(self, component: int) -> ProfileRecord | None:
+        evidence = self._evidence.get(component)
+        if evidence is None or evidence.empty:
+            return None
+        record = evidence.record(component)
+        if record.top_ip is None:
+            return record
+        share = len(self._by_ip.get(record.top_ip, ())) / max(self._components_with_ips, 1)
+        return _with_tf(record, share)
+
+    def _buckets_of(self, evidence: Evidence) -> list[set[int]]:
+        buckets = [self._by_ip[ip] for ip, _ in evidence.ips.most_common() if ip in self._by_ip]
+        for (_, city), _ in evidence.places.most_common(3):
+            for prefix, _ in evidence.prefixes.most_common(3):
+                bucket = self._by_network.get((prefix, city))
+                if bucket is not None:
+                    buckets.append(bucket)
+        return buckets
+
+
+def _with_tf(record: ProfileRecord, share: float) -> ProfileRecord:
+    return replace(record, tf_top_ip=share)

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from linkage import Context, Geo
+from linkage._visitors import VisitorIndex
+
+T = 1_750_000_000.0
+
+
+def _ctx(ip: str, city: str = "Berlin") -> Context:
+    return Context(ip=ip, geo=Geo("DE", city))
+
+
+def test_candidates_share_an_address_or_a_network_in_the_same_city() -> None:
+    index = VisitorIndex()
+    index.observe(1, T, _ctx("203.0.113.7"))
+    index.observe(2, T, _ctx("203.0.113.7"))  # same address
+    index.observe(3, T, _ctx("203.0.113.99"))  # same /24, same city
+    index.observe(4, T, _ctx("203.0.113.50", city="Hamburg"))  # same /24, other city
+    index.observe(5, T, _ctx("198.51.100.1"))  # elsewhere
+    assert set(index.candidates(1, limit=10)) == {2, 3}
+    assert index.candidates(1, limit=1) == [2]
+
+
+def test_tf_is_the_share_of_components_that_used_the_top_address() -> None:
+    index = VisitorIndex()
+    for component in range(1, 5):
+        index.observe(component, T, _ctx("10.1.1.1" if component < 4 else "10.9.9.9"))
+    office = index.record(1)
+    home = index.record(4)
+    assert office is not None and home is not None
+    assert office.tf_top_ip == 0.75 and home.tf_top_ip == 0.25
+
+
+def test_merge_moves_evidence_and_index_entries() -> None:
+    index = VisitorIndex()
+    index.observe(1, T, _ctx("10.0.0.1"))
+    index.observe(2, T, _ctx("10.0.0.2"))
+    index.observe(3, T, _ctx("10.0.0.2"))
+    index.merge(2, 1)
+    assert not index.has(2)
+    record = index.record(1)
+    assert record is not None and set(record.ips or ()) == {"10.0.0.1", "10.0.0.2"}
+    assert index.candidates(3, limit=10) == [1]
+
+
+def test_observe_reports_new_addresses_only() -> None:
+    index = VisitorIndex()
+    assert index.observe(1, T, _ctx("10.0.0.1"))
+    assert not index.observe(1, T + 60, _ctx("10.0.0.1"))
+    assert index.observe(1, T + 120, _ctx("10.0.0.2"))
