@@ -3,10 +3,12 @@
 Knows nothing of gRPC or Splink. The server drives a `Stitcher`; a `Store` keeps the truth.
 """
 
+from ._comparisons import ModelError
 from ._config import DEFAULT_BLOCKED_VALUES, DEFAULT_NAMESPACES, LinkageConfig, NamespaceConfig
 from ._duckdb_store import DuckDBStore, StoreLocked
 from ._errors import InvalidArgument, LinkageError, NotFound, Unavailable
 from ._namespaces import IdentifierPolicy
+from ._scorer import VisitorScorer
 from ._stitcher import Stitcher
 from ._store import MemoryStore, Store
 from ._types import (
@@ -15,18 +17,23 @@ from ._types import (
     Conflict,
     Context,
     Decision,
+    Explanation,
     Geo,
     Identifier,
     IgnoredIdentifier,
     IgnoredReason,
+    LinkKind,
+    LinkStep,
     PersonIdentifier,
     PersonView,
     Resolution,
     Signal,
     SignalResult,
 )
+from ._visitor_model import BUNDLED_MODEL, VisitorModel
 
 __all__ = [
+    "BUNDLED_MODEL",
     "DEFAULT_BLOCKED_VALUES",
     "DEFAULT_NAMESPACES",
     "Change",
@@ -35,15 +42,19 @@ __all__ = [
     "Context",
     "Decision",
     "DuckDBStore",
+    "Explanation",
     "Geo",
     "Identifier",
     "IdentifierPolicy",
     "IgnoredIdentifier",
     "IgnoredReason",
     "InvalidArgument",
+    "LinkKind",
+    "LinkStep",
     "LinkageConfig",
     "LinkageError",
     "MemoryStore",
+    "ModelError",
     "NamespaceConfig",
     "NotFound",
     "PersonIdentifier",
@@ -55,4 +66,6 @@ __all__ = [
     "Store",
     "StoreLocked",
     "Unavailable",
+    "VisitorModel",
+    "VisitorScorer",
 ]

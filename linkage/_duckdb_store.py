@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, StoredState
+from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, SoftLinkRow, StoredState
 from ._types import Change, ChangeKind
 
 SCHEMA_VERSION = 1
@@ -45,6 +45,16 @@ CREATE TABLE IF NOT EXISTS events (
     longitude DOUBLE,
     user_agent VARCHAR
 );
+CREATE TABLE IF NOT EXISTS soft_links (
+    component_id BIGINT PRIMARY KEY,
+    target_id BIGINT NOT NULL,
+    probability DOUBLE NOT NULL,
+    match_weight DOUBLE NOT NULL,
+    model_version VARCHAR NOT NULL,
+    weight_names VARCHAR[] NOT NULL,
+    weights DOUBLE[] NOT NULL,
+    linked_at TIMESTAMP NOT NULL
+);
 CREATE TABLE IF NOT EXISTS changes (
     sequence BIGINT NOT NULL,
     ts TIMESTAMP NOT NULL,
@@ -54,7 +64,8 @@ CREATE TABLE IF NOT EXISTS changes (
     namespace VARCHAR,
     value VARCHAR,
     event_id VARCHAR,
-    detail VARCHAR
+    detail VARCHAR,
+    probability DOUBLE
 );
 """
 
@@ -81,7 +92,13 @@ _INSERT_CHANGES = """
 INSERT INTO changes
 SELECT unnest($1::BIGINT[]), make_timestamp(unnest($2::BIGINT[])), unnest($3::VARCHAR[]), unnest($4::BIGINT[]),
        unnest($5::BIGINT[]), unnest($6::VARCHAR[]), unnest($7::VARCHAR[]), unnest($8::VARCHAR[]),
-       unnest($9::VARCHAR[])
+       unnest($9::VARCHAR[]), unnest($10::DOUBLE[])
+"""
+
+_UPSERT_SOFT_LINKS = """
+INSERT OR REPLACE INTO soft_links
+SELECT unnest($1::BIGINT[]), unnest($2::BIGINT[]), unnest($3::DOUBLE[]), unnest($4::DOUBLE[]), unnest($5::VARCHAR[]),
+       unnest($6::VARCHAR[][]), unnest($7::DOUBLE[][]), make_timestamp(unnest($8::BIGINT[]))
 """
 
 
@@ -123,7 +140,14 @@ class DuckDBStore:
         ]
         events = dict(con.execute("SELECT event_id, person_id FROM events").fetchall())
         row = con.execute("SELECT coalesce(max(sequence), 0) FROM changes").fetchone()
-        return StoredState(identifiers, persons, events, int(row[0]) if row else 0)
+        soft_links = [
+            SoftLinkRow(c, t, p, w, v, tuple(names), tuple(weights), at / 1e6)
+            for c, t, p, w, v, names, weights, at in con.execute(
+                "SELECT component_id, target_id, probability, match_weight, model_version, weight_names, weights, "
+                "epoch_us(linked_at) FROM soft_links"
+            ).fetchall()
+        ]
+        return StoredState(identifiers, persons, events, int(row[0]) if row else 0, soft_links)
 
     def commit(self, batch: CommitBatch) -> None:
         con = self._con
@@ -141,6 +165,13 @@ class DuckDBStore:
                 con.execute(_INSERT_EVENTS, _event_columns(batch.events))
             if batch.changes:
                 con.execute(_INSERT_CHANGES, _change_columns(batch.changes))
+            if batch.removed_soft_links:
+                con.execute(
+                    "DELETE FROM soft_links WHERE component_id IN (SELECT unnest($1::BIGINT[]))",
+                    [batch.removed_soft_links],
+                )
+            if batch.soft_links:
+                con.execute(_UPSERT_SOFT_LINKS, _soft_link_columns(batch.soft_links))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -151,15 +182,18 @@ class DuckDBStore:
         cursor = self._con.cursor()
         try:
             rows = cursor.execute(
-                "SELECT sequence, epoch_us(ts), kind, person_id, other_person_id, namespace, value, event_id, detail "
+                "SELECT sequence, epoch_us(ts), kind, person_id, other_person_id, namespace, value, event_id, detail, "
+                "probability "
                 "FROM changes WHERE sequence > ? ORDER BY sequence LIMIT ?",
                 [sequence, limit],
             ).fetchall()
         finally:
             cursor.close()
         return [
-            Change(seq, ts / 1e6, ChangeKind(kind), pid, other, ns or "", value or "", event or "", detail or "")
-            for seq, ts, kind, pid, other, ns, value, event, detail in rows
+            Change(
+                seq, ts / 1e6, ChangeKind(kind), pid, other, ns or "", value or "", event or "", detail or "", p or 0.0
+            )
+            for seq, ts, kind, pid, other, ns, value, event, detail, p in rows
         ]
 
     def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
@@ -196,6 +230,19 @@ class DuckDBStore:
 def _micros(seconds: Iterable[float]) -> list[int]:
     # Times are whole microseconds in the core (see `quantize`), so this round-trips exactly.
     return [round(t * 1_000_000) for t in seconds]
+
+
+def _soft_link_columns(rows: list[SoftLinkRow]) -> list[Sequence[object]]:
+    return [
+        [r.component for r in rows],
+        [r.target for r in rows],
+        [r.probability for r in rows],
+        [r.match_weight for r in rows],
+        [r.model_version for r in rows],
+        [list(r.weight_names) for r in rows],
+        [list(r.weights) for r in rows],
+        _micros(r.linked_at for r in rows),
+    ]
 
 
 def _identifier_columns(rows: list[IdentifierRow]) -> list[Sequence[object]]:
@@ -248,4 +295,5 @@ def _change_columns(rows: list[Change]) -> list[Sequence[object]]:
         [c.value for c in rows],
         [c.event_id for c in rows],
         [c.detail for c in rows],
+        [c.probability for c in rows],
     ]

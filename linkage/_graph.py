@@ -6,7 +6,7 @@ every mutation also marks what the next commit must write, so the store stays th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -15,7 +15,9 @@ from ._errors import NotFound
 from ._namespaces import IdentifierPolicy, PreparedIdentifier, split_key
 from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, StoredState
 from ._signals import PreparedSignal
-from ._types import Change, ChangeKind, Conflict, Decision, Identifier, SignalResult
+from ._soft_links import SoftLink, SoftLinks
+from ._types import Change, ChangeKind, Conflict, Context, Decision, Geo, Identifier, SignalResult
+from ._visitor_model import VisitorModel
 
 
 @dataclass(slots=True)
@@ -90,8 +92,9 @@ class _Refusal:
 class IdentityGraph:
     """Identifiers, persons and aliases, with the rules that join them."""
 
-    def __init__(self, config: LinkageConfig, policy: IdentifierPolicy) -> None:
+    def __init__(self, config: LinkageConfig, policy: IdentifierPolicy, model: VisitorModel | None = None) -> None:
         self._config = config
+        self._soft = SoftLinks(model)
         self._policy = policy
         self._identifiers: dict[str, _IdentifierState] = {}
         self._persons: dict[int, _PersonState] = {}
@@ -109,8 +112,10 @@ class IdentityGraph:
     # -- loading -------------------------------------------------------------------------
 
     @classmethod
-    def from_state(cls, config: LinkageConfig, policy: IdentifierPolicy, state: StoredState) -> IdentityGraph:
-        graph = cls(config, policy)
+    def from_state(
+        cls, config: LinkageConfig, policy: IdentifierPolicy, state: StoredState, model: VisitorModel | None = None
+    ) -> IdentityGraph:
+        graph = cls(config, policy, model)
         for p in state.persons:
             graph._next_person_id = max(graph._next_person_id, p.person_id + 1)
             if p.merged_into is not None:
@@ -127,7 +132,23 @@ class IdentityGraph:
             person.add_key(row.key, row.namespace if graph._is_unique(row.namespace) else None)
         graph._events = state.events
         graph._next_sequence = state.last_sequence + 1
+        graph._soft.load(state.soft_links)
         return graph
+
+    def replay_evidence(self, events: Iterable[EventRow]) -> int:
+        """Rebuild the visitor evidence of every component from the stored signals."""
+        count = 0
+        for event in events:
+            for key in event.identifier_keys:
+                state = self._identifiers.get(key)
+                if state is not None:
+                    context = Context(
+                        event.ip, Geo(event.country, event.city, event.latitude, event.longitude), event.user_agent
+                    )
+                    self._soft.index.observe(state.person_id, event.timestamp, context)
+                    count += 1
+                    break
+        return count
 
     def _follow(self, person_id: int) -> int:
         seen = 0
@@ -160,6 +181,21 @@ class IdentityGraph:
             raise NotFound(f"no person {person_id}")
         return person_id
 
+    def person_at(self, component: int, min_probability: float | None = None) -> int:
+        """The person a component belongs to at a confidence (None: every soft link counts)."""
+        return self._soft.person_of(component, min_probability)
+
+    def soft_link(self, component: int) -> SoftLink | None:
+        return self._soft.link_of(component)
+
+    def root_of(self, component: int) -> int:
+        return self._soft.root_of(component)
+
+    def group(self, person_id: int) -> list[int]:
+        """The components of a person at default confidence, the root first."""
+        root = self._soft.root_of(self.survivor(person_id))
+        return [root, *sorted(self._soft.members(root))]
+
     def person(self, person_id: int) -> tuple[_PersonState, list[tuple[str, _IdentifierState]]]:
         state = self._persons[self.survivor(person_id)]
         return state, [(key, self._identifiers[key]) for key in sorted(state.keys)]
@@ -170,9 +206,10 @@ class IdentityGraph:
         """Apply one prepared signal under the deterministic rules."""
         known = self._events.get(signal.event_id)
         if known is not None:
+            component = self._merged_into.get(known, known)
             return SignalResult(
                 event_id=signal.event_id,
-                person_id=self._merged_into.get(known, known),
+                person_id=self._soft.person_of(component) if component in self._persons else component,
                 decision=Decision.DETERMINISTIC,
                 duplicate=True,
                 ignored=signal.ignored,
@@ -239,17 +276,57 @@ class IdentityGraph:
             )
         self._touch(survivor, signal)
         self._enforce_caps(survivor, signal)
+        link = self._stitch_softly(survivor, signal)
         self._events[signal.event_id] = survivor
         self._pending_events.append(_event_row(signal, survivor, received_at))
+        if link is not None:
+            decision, probability = Decision.PROBABILISTIC, link.probability
+        else:
+            decision, probability = (Decision.NEW if created else Decision.DETERMINISTIC), 0.0
         return SignalResult(
             event_id=signal.event_id,
-            person_id=survivor,
-            decision=Decision.NEW if created else Decision.DETERMINISTIC,
+            person_id=self._soft.person_of(survivor),
+            decision=decision,
+            probability=probability,
             person_created=created,
             ignored=signal.ignored,
             merged_person_ids=tuple(merged),
             conflicts=tuple(conflicts),
         )
+
+    def _stitch_softly(self, component: int, signal: PreparedSignal) -> SoftLink | None:
+        """Probabilistic second: drop what hard evidence contradicts, then (re)score if anonymous."""
+        record = self._soft_change_recorder(signal)
+        self._soft.check(component, self._unique_values, record)
+        new_address = self._soft.observe(component, signal.timestamp, signal.context, record)
+        link = self._soft.link_of(component)
+        if link is None or new_address:
+            link = self._soft.rescore(component, self._unique_values, record, self._now)
+        return link
+
+    def _unique_values(self, component: int) -> Mapping[str, str]:
+        return self._persons[component].unique_values()
+
+    def _soft_change_recorder(self, signal: PreparedSignal) -> Callable[[int, int, SoftLink | None, str], None]:
+        return self._soft_change_recorder_for(signal.event_id)
+
+    def _soft_change_recorder_for(self, event_id: str) -> Callable[[int, int, SoftLink | None, str], None]:
+        def record(component: int, root: int, link: SoftLink | None, reason: str) -> None:
+            kind = ChangeKind.SOFT_LINKED if link is not None else ChangeKind.SOFT_UNLINKED
+            self._pending_changes.append(
+                Change(
+                    self._take_sequence(),
+                    self._now,
+                    kind,
+                    root,
+                    component,
+                    event_id=event_id,
+                    detail=f"model {link.model_version}" if link is not None else reason,
+                    probability=link.probability if link is not None else 0.0,
+                )
+            )
+
+        return record
 
     def _processing_order(self, items: Iterable[PreparedIdentifier]) -> list[PreparedIdentifier]:
         # Unique identifiers anchor the person; shared identifiers only ever follow it.
@@ -278,6 +355,7 @@ class IdentityGraph:
         winner.absorb(loser, other)
         for alias in (other, *loser.aliases):
             self._merged_into[alias] = into
+        self._soft.merged(other, into, self._unique_values, self._soft_change_recorder_for(event_id))
         self._dirty_persons.update((other, into))
         self._pending_changes.append(
             Change(self._take_sequence(), self._now, ChangeKind.PERSONS_MERGED, into, other, event_id=event_id)
@@ -394,6 +472,7 @@ class IdentityGraph:
                 continue
             p = self._persons[person_id]
             batch.persons.append(PersonRow(person_id, p.first_seen, p.last_seen, None, p.channels))
+        batch.soft_links, batch.removed_soft_links = self._soft.drain()
         self._dirty_identifiers = set()
         self._dirty_persons = set()
         self._pending_events = []

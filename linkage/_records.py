@@ -45,6 +45,20 @@ class EventRow:
     user_agent: str
 
 
+@dataclass(frozen=True, slots=True)
+class SoftLinkRow:
+    """A component soft-linked to a root component, with the waterfall it was linked on."""
+
+    component: int
+    target: int
+    probability: float
+    match_weight: float
+    model_version: str
+    weight_names: tuple[str, ...]
+    weights: tuple[float, ...]
+    linked_at: float
+
+
 @dataclass(slots=True)
 class CommitBatch:
     """Everything that changed since the last commit, as final rows: one transaction."""
@@ -54,9 +68,21 @@ class CommitBatch:
     persons: list[PersonRow] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    soft_links: list[SoftLinkRow] = field(default_factory=list)
+    removed_soft_links: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.identifiers or self.removed_identifiers or self.persons or self.events or self.changes)
+        return any(
+            (
+                self.identifiers,
+                self.removed_identifiers,
+                self.persons,
+                self.events,
+                self.changes,
+                self.soft_links,
+                self.removed_soft_links,
+            )
+        )
 
 
 @dataclass(slots=True)
@@ -67,3 +93,4 @@ class StoredState:
     persons: list[PersonRow]
     events: dict[str, int]  # event_id -> person id it resolved to
     last_sequence: int
+    soft_links: list[SoftLinkRow] = field(default_factory=list)

@@ -17,7 +17,10 @@ from ._store import Store
 from ._types import (
     Change,
     Decision,
+    Explanation,
     Identifier,
+    LinkKind,
+    LinkStep,
     PersonIdentifier,
     PersonView,
     Resolution,
@@ -25,6 +28,7 @@ from ._types import (
     SignalResult,
     quantize,
 )
+from ._visitor_model import VisitorModel
 
 log = logging.getLogger("idstitch.linkage")
 
@@ -47,9 +51,16 @@ class Stitcher:
     Reads are served from the in-memory graph.
     """
 
-    def __init__(self, config: LinkageConfig, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: LinkageConfig,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        model: VisitorModel | None = None,
+    ) -> None:
         self._config = config
         self._store = store
+        self._model = model
         self._clock = clock
         self._policy = IdentifierPolicy(config)
         self._graph = IdentityGraph(config, self._policy)
@@ -138,7 +149,10 @@ class Stitcher:
 
     async def _reload(self) -> None:
         state = await asyncio.to_thread(self._store.load)
-        self._graph = IdentityGraph.from_state(self._config, self._policy, state)
+        graph = IdentityGraph.from_state(self._config, self._policy, state, self._model)
+        if self._model is not None:
+            await asyncio.to_thread(lambda: graph.replay_evidence(self._store.iter_events()))
+        self._graph = graph
         self._last_committed = state.last_sequence
         log.info(
             "graph loaded: %d identifiers, %d persons, change log at %d",
@@ -149,8 +163,20 @@ class Stitcher:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def resolve(self, identifiers: Sequence[Identifier]) -> list[Resolution]:
-        """The person of each identifier (None when unknown), in request order."""
+    @property
+    def model(self) -> VisitorModel | None:
+        return self._model
+
+    def resolve(
+        self, identifiers: Sequence[Identifier], min_probability: float | None = None, deterministic_only: bool = False
+    ) -> list[Resolution]:
+        """The person of each identifier (None when unknown), in request order.
+
+        By default every soft link counts; `min_probability` keeps only soft links at least
+        that likely, and `deterministic_only` answers with the identifier's own component.
+        """
+        if min_probability is not None and not 0.0 <= min_probability <= 1.0:
+            raise InvalidArgument("min_probability", "must be between 0 and 1")
         if not identifiers:
             raise InvalidArgument("identifiers", "must hold at least one identifier")
         limit = self._config.max_identifiers_per_resolve
@@ -162,17 +188,58 @@ class Stitcher:
             owner = self._graph.owner(key)
             if owner is None:
                 resolutions.append(Resolution(identifier, None))
+                continue
+            component, shared = owner
+            link = None if deterministic_only else self._graph.soft_link(component)
+            if link is not None and (min_probability is None or link.probability >= min_probability):
+                person = self._graph.person_at(component, min_probability)
+                resolutions.append(Resolution(identifier, person, Decision.PROBABILISTIC, shared, link.probability))
+            elif deterministic_only:
+                resolutions.append(Resolution(identifier, component, Decision.DETERMINISTIC, shared))
             else:
-                resolutions.append(Resolution(identifier, owner[0], Decision.DETERMINISTIC, owner[1]))
+                person = self._graph.person_at(component, min_probability)
+                resolutions.append(Resolution(identifier, person, Decision.DETERMINISTIC, shared))
         return resolutions
 
+    def explain(self, a: Identifier, b: Identifier) -> Explanation:
+        """Why two identifiers share a person: the components and soft links between them."""
+        components = []
+        for name, identifier in (("a", a), ("b", b)):
+            owner = self._graph.owner(self._key(identifier, name))
+            if owner is None:
+                raise NotFound(f"{name}: no person holds this {identifier.namespace} identifier")
+            components.append(owner[0])
+        ca, cb = components
+        if ca == cb:
+            return Explanation(self._graph.person_at(ca), (LinkStep(LinkKind.HARD, ca, ca),))
+        root = self._graph.root_of(ca)
+        if root != self._graph.root_of(cb):
+            return Explanation(None, ())
+        steps = []
+        for component, towards_root in ((ca, True), (cb, False)):
+            link = self._graph.soft_link(component)
+            if link is None:
+                continue
+            ends = (component, root) if towards_root else (root, component)
+            steps.append(
+                LinkStep(LinkKind.SOFT, *ends, link.probability, link.match_weight, link.model_version, link.weights)
+            )
+        return Explanation(self._graph.person_at(ca), tuple(steps))
+
     def person(self, person_id: int) -> PersonView:
-        """A person by id or alias; `NotFound` if there is none."""
-        survivor = self._graph.survivor(person_id)
-        state, identifiers = self._graph.person(survivor)
+        """A person by id or alias, with every component soft-linked into it; `NotFound` if none."""
+        components = self._graph.group(person_id)
+        states = [self._graph.person(c) for c in components]
+        soft_links = []
+        for component in components[1:]:
+            link = self._graph.soft_link(component)
+            if link is not None:
+                soft_links.append((component, link.probability, link.model_version))
+        person = self._graph.person_at(components[0])
+        aliases = ({a for state, _ in states for a in state.aliases} | set(components)) - {person}
         return PersonView(
-            person_id=survivor,
-            aliases=tuple(sorted(state.aliases)),
+            person_id=person,
+            aliases=tuple(sorted(aliases)),
             identifiers=tuple(
                 PersonIdentifier(
                     namespace=(ns := split_key(key)[0]),
@@ -182,11 +249,13 @@ class Stitcher:
                     first_seen=ident.first_seen,
                     last_seen=ident.last_seen,
                 )
+                for _, identifiers in states
                 for key, ident in identifiers
             ),
-            channels=tuple(sorted(state.channels)),
-            first_seen=state.first_seen,
-            last_seen=state.last_seen,
+            channels=tuple(sorted({c for state, _ in states for c in state.channels})),
+            first_seen=min(state.first_seen for state, _ in states),
+            last_seen=max(state.last_seen for state, _ in states),
+            soft_links=tuple(soft_links),
         )
 
     def person_of(self, identifier: Identifier, field: str = "identifier") -> PersonView:

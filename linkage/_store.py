@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, StoredState
+from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, SoftLinkRow, StoredState
 from ._types import Change
 
 
@@ -38,11 +38,18 @@ class MemoryStore:
         self._events: dict[str, int] = {}
         self._event_rows: list[EventRow] = []
         self._changes: list[Change] = []
+        self._soft_links: dict[int, SoftLinkRow] = {}
         self.commits = 0
 
     def load(self) -> StoredState:
         last = self._changes[-1].sequence if self._changes else 0
-        return StoredState(list(self._identifiers.values()), list(self._persons.values()), dict(self._events), last)
+        return StoredState(
+            list(self._identifiers.values()),
+            list(self._persons.values()),
+            dict(self._events),
+            last,
+            list(self._soft_links.values()),
+        )
 
     def commit(self, batch: CommitBatch) -> None:
         for row in batch.identifiers:
@@ -55,6 +62,10 @@ class MemoryStore:
             self._events[event.event_id] = event.person_id
             self._event_rows.append(event)
         self._changes.extend(batch.changes)
+        for component in batch.removed_soft_links:
+            self._soft_links.pop(component, None)
+        for link in batch.soft_links:
+            self._soft_links[link.component] = link
         self.commits += 1
 
     def changes_after(self, sequence: int, limit: int) -> list[Change]:

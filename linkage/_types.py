@@ -91,6 +91,7 @@ class Resolution:
     person_id: int | None
     decision: Decision | None = None
     shared: bool = False
+    probability: float = 0.0  # of the soft link, for DECISION.PROBABILISTIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,8 @@ class PersonView:
     channels: tuple[str, ...]
     first_seen: float
     last_seen: float
+    # Components soft-linked into the person: (component id, probability, model version).
+    soft_links: tuple[tuple[int, float, str], ...] = ()
 
 
 class ChangeKind(enum.Enum):
@@ -120,6 +123,8 @@ class ChangeKind(enum.Enum):
     IDENTIFIER_MOVED = "identifier_moved"
     IDENTIFIER_EVICTED = "identifier_evicted"
     CONFLICT = "conflict"
+    SOFT_LINKED = "soft_linked"
+    SOFT_UNLINKED = "soft_unlinked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +140,33 @@ class Change:
     value: str = ""
     event_id: str = ""
     detail: str = ""
+    probability: float = 0.0  # of a soft link made or dropped
+
+
+class LinkKind(enum.Enum):
+    HARD = "hard"
+    SOFT = "soft"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStep:
+    """One link on the path between two identifiers.
+
+    A hard step is a component: identifiers seen together in signals. A soft step joins two
+    components; `weights` is its waterfall at link time — ("prior", w) and then each
+    comparison's match weight — and sums to `match_weight`.
+    """
+
+    kind: LinkKind
+    from_component: int
+    to_component: int
+    probability: float = 1.0
+    match_weight: float = 0.0
+    model_version: str = ""
+    weights: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    person_id: int | None  # None when the two identifiers are not one person
+    steps: tuple[LinkStep, ...]

@@ -18,8 +18,10 @@ class VisitorIndex:
     yields at most `bucket_limit` candidates; its term frequency makes it weak evidence anyway.
     """
 
-    def __init__(self, bucket_limit: int = 200) -> None:
+    def __init__(self, bucket_limit: int = 200, tf_population: int | None = None) -> None:
         self._bucket_limit = bucket_limit
+        # None: a term frequency is a share of this index's own components.
+        self._tf_population = tf_population
         self._evidence: dict[int, Evidence] = {}
         self._by_ip: dict[str, set[int]] = {}
         self._by_network: dict[tuple[str, str], set[int]] = {}
@@ -30,6 +32,10 @@ class VisitorIndex:
 
     def has(self, component: int) -> bool:
         return component in self._evidence
+
+    def users(self, ip: str) -> set[int]:
+        """The components that used an address."""
+        return self._by_ip.get(ip, set())
 
     def observe(self, component: int, timestamp: float, context: Context) -> bool:
         """Add one signal's evidence; True when it brought an address or network not seen before."""
@@ -89,8 +95,9 @@ class VisitorIndex:
         record = evidence.record(component)
         if record.top_ip is None:
             return record
-        share = len(self._by_ip.get(record.top_ip, ())) / max(self._components_with_ips, 1)
-        return _with_tf(record, share)
+        users = len(self._by_ip.get(record.top_ip, ()))
+        population = self._tf_population or self._components_with_ips
+        return _with_tf(record, min(users / max(population, 1), 1.0))
 
     def _buckets_of(self, evidence: Evidence) -> list[set[int]]:
         buckets = [self._by_ip[ip] for ip, _ in evidence.ips.most_common() if ip in self._by_ip]

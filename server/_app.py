@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -44,8 +45,9 @@ class RunningServer:
 async def start(settings: Settings) -> RunningServer:
     """Open the store, rebuild the graph and start serving; returns once the port is bound."""
     cfg = settings.server
+    model = _load_model(cfg.model_path, cfg.model_threshold)
     store = linkage.DuckDBStore(cfg.database)
-    stitcher = linkage.Stitcher(settings.linkage, store)
+    stitcher = linkage.Stitcher(settings.linkage, store, model=model)
     await stitcher.start()
     server = grpc.aio.server(
         options=[
@@ -90,6 +92,15 @@ async def serve(settings: Settings) -> None:
     log.info("shutting down: finishing in-flight calls")
     await running.stop()
     log.info("stopped")
+
+
+def _load_model(path: Path | None, threshold: float | None) -> linkage.VisitorModel | None:
+    if path is None:
+        log.info("no visitor model: stitching deterministically only")
+        return None
+    model = linkage.VisitorModel.load(path, threshold)
+    log.info("visitor model %s from %s, soft links at probability >= %s", model.version, path, model.threshold)
+    return model
 
 
 def _noop_handler() -> grpc.GenericRpcHandler:

@@ -31,6 +31,10 @@ class ServerConfig:
     shutdown_grace_seconds: float = 10.0
     # Registers idstitch.bench.v1.Noop/Resolve, the ceiling the benchmark compares against.
     bench_noop: bool = False
+    # The visitor model (Splink's JSON) for probabilistic stitching; None stitches
+    # deterministically only. Its threshold comes from the metrics file beside it unless set.
+    model_path: Path | None = linkage.BUNDLED_MODEL
+    model_threshold: float | None = None
 
     @property
     def database(self) -> Path:
@@ -95,6 +99,8 @@ def _server_config(table: dict[str, Any]) -> ServerConfig:
     values = dict(table)
     if "data_dir" in values:
         values["data_dir"] = Path(values["data_dir"])
+    if "model_path" in values:
+        values["model_path"] = Path(values["model_path"]) if values["model_path"] else None
     return ServerConfig(**values)
 
 

@@ -26,7 +26,10 @@ _CHANGE_KINDS = {
     linkage.ChangeKind.IDENTIFIER_MOVED: pb.CHANGE_KIND_IDENTIFIER_MOVED,
     linkage.ChangeKind.IDENTIFIER_EVICTED: pb.CHANGE_KIND_IDENTIFIER_EVICTED,
     linkage.ChangeKind.CONFLICT: pb.CHANGE_KIND_CONFLICT,
+    linkage.ChangeKind.SOFT_LINKED: pb.CHANGE_KIND_SOFT_LINKED,
+    linkage.ChangeKind.SOFT_UNLINKED: pb.CHANGE_KIND_SOFT_UNLINKED,
 }
+_LINK_KINDS = {linkage.LinkKind.HARD: pb.LINK_KIND_HARD, linkage.LinkKind.SOFT: pb.LINK_KIND_SOFT}
 
 
 def format_person_id(person_id: int) -> str:
@@ -127,6 +130,7 @@ def resolve_response(resolutions: Sequence[linkage.Resolution]) -> pb.ResolveRes
             item.found = True
             item.person_id = format_person_id(r.person_id)
             item.shared = r.shared
+            item.probability = r.probability
             if r.decision is not None:
                 item.decision = _DECISIONS[r.decision]
     return out
@@ -150,6 +154,9 @@ def person(view: linkage.PersonView) -> pb.Person:
         channels=list(view.channels),
         first_seen=_timestamp(view.first_seen),
         last_seen=_timestamp(view.last_seen),
+        soft_links=[
+            pb.SoftLink(component_id=format_person_id(c), probability=p, model_version=v) for c, p, v in view.soft_links
+        ],
     )
 
 
@@ -161,6 +168,7 @@ def change(c: linkage.Change) -> pb.Change:
         person_id=format_person_id(c.person_id),
         event_id=c.event_id,
         detail=c.detail,
+        probability=c.probability,
     )
     if c.other_person_id is not None:
         message.other_person_id = format_person_id(c.other_person_id)
@@ -168,3 +176,30 @@ def change(c: linkage.Change) -> pb.Change:
         message.identifier.namespace = c.namespace
         message.identifier.value = c.value
     return message
+
+
+def confidence(request: pb.ResolveRequest) -> tuple[float | None, bool]:
+    """(min_probability, deterministic_only) of a Resolve request."""
+    which = request.WhichOneof("confidence")
+    if which == "min_probability":
+        return request.min_probability, False
+    return None, which == "deterministic_only" and request.deterministic_only
+
+
+def explanation(e: linkage.Explanation) -> pb.ExplainResponse:
+    return pb.ExplainResponse(
+        same_person=e.person_id is not None,
+        person_id=format_person_id(e.person_id) if e.person_id is not None else "",
+        steps=[
+            pb.LinkStep(
+                kind=_LINK_KINDS[s.kind],
+                from_component_id=format_person_id(s.from_component),
+                to_component_id=format_person_id(s.to_component),
+                probability=s.probability,
+                match_weight=s.match_weight,
+                model_version=s.model_version,
+                weights=[pb.ComparisonWeight(comparison=n, match_weight=w) for n, w in s.weights],
+            )
+            for s in e.steps
+        ],
+    )

@@ -33,7 +33,11 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
 
     async def Resolve(self, request: pb.ResolveRequest, context: grpc.aio.ServicerContext) -> pb.ResolveResponse:
         async with status_from_errors(context, "Resolve"):
-            return convert.resolve_response(self._stitcher.resolve(convert.identifiers(request.identifiers)))
+            min_probability, deterministic_only = convert.confidence(request)
+            resolutions = self._stitcher.resolve(
+                convert.identifiers(request.identifiers), min_probability, deterministic_only
+            )
+            return convert.resolve_response(resolutions)
 
     async def GetPerson(self, request: pb.GetPersonRequest, context: grpc.aio.ServicerContext) -> pb.GetPersonResponse:
         async with status_from_errors(context, "GetPerson"):
@@ -52,3 +56,11 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         async with status_from_errors(context, "WatchChanges"):
             async for change in self._stitcher.changes(request.after_sequence, follow=not request.stop_at_end):
                 yield convert.change(change)
+
+    async def Explain(self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext) -> pb.ExplainResponse:
+        async with status_from_errors(context, "Explain"):
+            for name in ("a", "b"):
+                if not request.HasField(name):
+                    raise linkage.InvalidArgument(name, "required")
+            explained = self._stitcher.explain(convert.identifier(request.a), convert.identifier(request.b))
+            return convert.explanation(explained)

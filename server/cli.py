@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
+
+from linkage import ModelError
 
 from ._config import ConfigError, load_settings
 
@@ -20,19 +23,42 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 50051; 0 picks a free one)")
     serve.add_argument("--data-dir", type=Path, help="where the DuckDB file and hash secret live (default ./var)")
+    serve.add_argument("--model", type=Path, dest="model_path", help="visitor model JSON (default: the bundled one)")
+    serve.add_argument("--no-model", action="store_true", help="stitch deterministically only")
     serve.add_argument("--bench-noop", action="store_true", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO")
 
     demo = sub.add_parser("demo", help="send a small story of signals to a running server and print the result")
     demo.add_argument("--target", default="127.0.0.1:50051")
 
+    simulate = sub.add_parser("simulate", help="generate simulated traffic, with the true person of each signal")
+    simulate.add_argument("--persons", type=int, default=20_000)
+    simulate.add_argument("--days", type=int, default=30)
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--out", type=Path, required=True, help="JSON lines file (.jsonl or .jsonl.gz)")
+
+    train = sub.add_parser("train", help="train the visitor model with Splink and write model, metrics and report")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--signals", type=Path, help="simulated signals (from `idstitch simulate`) to train on")
+    source.add_argument("--data-dir", type=Path, help="a stopped server's data directory to train on")
+    train.add_argument("--out", type=Path, default=Path("var/models"), help="where model, metrics and report go")
+    train.add_argument("--config", type=Path, help="the server's TOML configuration (namespaces, secret)")
+    train.add_argument("--no-report", action="store_true", help="skip the HTML report")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
             settings = load_settings(
-                args.config, host=args.host, port=args.port, data_dir=args.data_dir, bench_noop=args.bench_noop
+                args.config,
+                host=args.host,
+                port=args.port,
+                data_dir=args.data_dir,
+                bench_noop=args.bench_noop,
+                model_path=args.model_path,
             )
+            if args.no_model:
+                settings = replace(settings, server=replace(settings.server, model_path=None))
         except ConfigError as exc:
             print(f"idstitch: configuration error: {exc}", file=sys.stderr)
             return 2
@@ -40,15 +66,48 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             asyncio.run(run(settings))
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, ModelError) as exc:
             print(f"idstitch: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "simulate":
+        from training import SimulationConfig, run_simulate
+
+        run_simulate(SimulationConfig(persons=args.persons, days=args.days, seed=args.seed), args.out)
+        return 0
+    if args.command == "train":
+        return _train(args)
     if args.command == "demo":
         from ._demo import run_demo
 
         return run_demo(args.target)
     return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    logging.basicConfig(level="WARNING")
+    try:
+        settings = load_settings(args.config, data_dir=args.data_dir)
+    except ConfigError as exc:
+        print(f"idstitch: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from training import TrainConfig, run_train
+
+    store_path = settings.server.database if args.data_dir is not None else None
+    if store_path is not None and not store_path.exists():
+        print(f"idstitch: no store at {store_path}", file=sys.stderr)
+        return 2
+    try:
+        run_train(
+            settings.linkage,
+            TrainConfig(out_dir=args.out, report=not args.no_report),
+            signals=args.signals,
+            store_path=store_path,
+        )
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"idstitch: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

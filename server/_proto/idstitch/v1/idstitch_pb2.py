@@ -26,19 +26,21 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aidstitch/v1/idstitch.proto\x12\x0bidstitch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\".\n\nIdentifier\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"n\n\x03Geo\x12\x0f\n\x07\x63ountry\x18\x01 \x01(\t\x12\x0c\n\x04\x63ity\x18\x02 \x01(\t\x12\x15\n\x08latitude\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tlongitude\x18\x04 \x01(\x01H\x01\x88\x01\x01\x42\x0b\n\t_latitudeB\x0c\n\n_longitude\"H\n\x07\x43ontext\x12\n\n\x02ip\x18\x01 \x01(\t\x12\x1d\n\x03geo\x18\x02 \x01(\x0b\x32\x10.idstitch.v1.Geo\x12\x12\n\nuser_agent\x18\x03 \x01(\t\"\xaf\x01\n\x06Signal\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12,\n\x0bidentifiers\x18\x04 \x03(\x0b\x32\x17.idstitch.v1.Identifier\x12%\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x14.idstitch.v1.Context\"5\n\rIngestRequest\x12$\n\x07signals\x18\x01 \x03(\x0b\x32\x13.idstitch.v1.Signal\"a\n\x11IgnoredIdentifier\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12*\n\x06reason\x18\x03 \x01(\x0e\x32\x1a.idstitch.v1.IgnoredReason\"s\n\x08\x43onflict\x12+\n\nidentifier\x18\x01 \x01(\x0b\x32\x17.idstitch.v1.Identifier\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12\x17\n\x0fother_person_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x92\x02\n\x0cSignalResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12\x16\n\x0eperson_created\x18\x03 \x01(\x08\x12\'\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x15.idstitch.v1.Decision\x12\x13\n\x0bprobability\x18\x05 \x01(\x01\x12\x11\n\tduplicate\x18\x06 \x01(\x08\x12/\n\x07ignored\x18\x07 \x03(\x0b\x32\x1e.idstitch.v1.IgnoredIdentifier\x12\x19\n\x11merged_person_ids\x18\x08 \x03(\t\x12(\n\tconflicts\x18\t \x03(\x0b\x32\x15.idstitch.v1.Conflict\"<\n\x0eIngestResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.idstitch.v1.SignalResult\">\n\x0eResolveRequest\x12,\n\x0bidentifiers\x18\x01 \x03(\x0b\x32\x17.idstitch.v1.Identifier\"\x94\x01\n\nResolution\x12+\n\nidentifier\x18\x01 \x01(\x0b\x32\x17.idstitch.v1.Identifier\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\x11\n\tperson_id\x18\x03 \x01(\t\x12\'\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x15.idstitch.v1.Decision\x12\x0e\n\x06shared\x18\x05 \x01(\x08\"?\n\x0fResolveResponse\x12,\n\x0bresolutions\x18\x01 \x03(\x0b\x32\x17.idstitch.v1.Resolution\"b\n\x10GetPersonRequest\x12\x13\n\tperson_id\x18\x01 \x01(\tH\x00\x12-\n\nidentifier\x18\x02 \x01(\x0b\x32\x17.idstitch.v1.IdentifierH\x00\x42\n\n\x08selector\"\xb3\x01\n\x10PersonIdentifier\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0e\n\x06hashed\x18\x03 \x01(\x08\x12\x0e\n\x06shared\x18\x04 \x01(\x08\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd1\x01\n\x06Person\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\x32\n\x0bidentifiers\x18\x03 \x03(\x0b\x32\x1d.idstitch.v1.PersonIdentifier\x12\x10\n\x08\x63hannels\x18\x04 \x03(\t\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\x11GetPersonResponse\x12#\n\x06person\x18\x01 \x01(\x0b\x32\x13.idstitch.v1.Person\"B\n\x13WatchChangesRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\x13\n\x0bstop_at_end\x18\x02 \x01(\x08\"\xe6\x01\n\x06\x43hange\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.idstitch.v1.ChangeKind\x12\x11\n\tperson_id\x18\x04 \x01(\t\x12\x17\n\x0fother_person_id\x18\x05 \x01(\t\x12+\n\nidentifier\x18\x06 \x01(\x0b\x32\x17.idstitch.v1.Identifier\x12\x10\n\x08\x65vent_id\x18\x07 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t*n\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x44\x45\x43ISION_NEW\x10\x01\x12\x1a\n\x16\x44\x45\x43ISION_DETERMINISTIC\x10\x02\x12\x1a\n\x16\x44\x45\x43ISION_PROBABILISTIC\x10\x03*Q\n\rIgnoredReason\x12\x1e\n\x1aIGNORED_REASON_UNSPECIFIED\x10\x00\x12 \n\x1cIGNORED_REASON_BLOCKED_VALUE\x10\x01*\xeb\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43HANGE_KIND_PERSON_CREATED\x10\x01\x12 \n\x1c\x43HANGE_KIND_IDENTIFIER_ADDED\x10\x02\x12\x1e\n\x1a\x43HANGE_KIND_PERSONS_MERGED\x10\x03\x12 \n\x1c\x43HANGE_KIND_IDENTIFIER_MOVED\x10\x04\x12\"\n\x1e\x43HANGE_KIND_IDENTIFIER_EVICTED\x10\x05\x12\x18\n\x14\x43HANGE_KIND_CONFLICT\x10\x06\x32\xfc\x02\n\x0fIdentityService\x12\x41\n\x06Ingest\x12\x1a.idstitch.v1.IngestRequest\x1a\x1b.idstitch.v1.IngestResponse\x12K\n\x0cIngestStream\x12\x1a.idstitch.v1.IngestRequest\x1a\x1b.idstitch.v1.IngestResponse(\x01\x30\x01\x12\x44\n\x07Resolve\x12\x1b.idstitch.v1.ResolveRequest\x1a\x1c.idstitch.v1.ResolveResponse\x12J\n\tGetPerson\x12\x1d.idstitch.v1.GetPersonRequest\x1a\x1e.idstitch.v1.GetPersonResponse\x12G\n\x0cWatchChanges\x12 .idstitch.v1.WatchChangesRequest\x1a\x13.idstitch.v1.Change0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aidstitch/v1/idstitch.proto\x12\x0bidstitch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\".\n\nIdentifier\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"n\n\x03Geo\x12\x0f\n\x07\x63ountry\x18\x01 \x01(\t\x12\x0c\n\x04\x63ity\x18\x02 \x01(\t\x12\x15\n\x08latitude\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tlongitude\x18\x04 \x01(\x01H\x01\x88\x01\x01\x42\x0b\n\t_latitudeB\x0c\n\n_longitude\"H\n\x07\x43ontext\x12\n\n\x02ip\x18\x01 \x01(\t\x12\x1d\n\x03geo\x18\x02 \x01(\x0b\x32\x10.idstitch.v1.Geo\x12\x12\n\nuser_agent\x18\x03 \x01(\t\"\xaf\x01\n\x06Signal\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12,\n\x0bidentifiers\x18\x04 \x03(\x0b\x32\x17.idstitch.v1.Identifier\x12%\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x14.idstitch.v1.Context\"5\n\rIngestRequest\x12$\n\x07signals\x18\x01 \x03(\x0b\x32\x13.idstitch.v1.Signal\"a\n\x11IgnoredIdentifier\x12\r\n\x05index\x18\x01 \x01(\r\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12*\n\x06reason\x18\x03 \x01(\x0e\x32\x1a.idstitch.v1.IgnoredReason\"s\n\x08\x43onflict\x12+\n\nidentifier\x18\x01 \x01(\x0b\x32\x17.idstitch.v1.Identifier\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12\x17\n\x0fother_person_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x92\x02\n\x0cSignalResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12\x16\n\x0eperson_created\x18\x03 \x01(\x08\x12\'\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x15.idstitch.v1.Decision\x12\x13\n\x0bprobability\x18\x05 \x01(\x01\x12\x11\n\tduplicate\x18\x06 \x01(\x08\x12/\n\x07ignored\x18\x07 \x03(\x0b\x32\x1e.idstitch.v1.IgnoredIdentifier\x12\x19\n\x11merged_person_ids\x18\x08 \x03(\t\x12(\n\tconflicts\x18\t \x03(\x0b\x32\x15.idstitch.v1.Conflict\"<\n\x0eIngestResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.idstitch.v1.SignalResult\"\x85\x01\n\x0eResolveRequest\x12,\n\x0bidentifiers\x18\x01 \x03(\x0b\x32\x17.idstitch.v1.Identifier\x12\x1c\n\x12\x64\x65terministic_only\x18\x02 \x01(\x08H\x00\x12\x19\n\x0fmin_probability\x18\x03 \x01(\x01H\x00\x42\x0c\n\nconfidence\"\xa9\x01\n\nResolution\x12+\n\nidentifier\x18\x01 \x01(\x0b\x32\x17.idstitch.v1.Identifier\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\x11\n\tperson_id\x18\x03 \x01(\t\x12\'\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x15.idstitch.v1.Decision\x12\x0e\n\x06shared\x18\x05 \x01(\x08\x12\x13\n\x0bprobability\x18\x06 \x01(\x01\"?\n\x0fResolveResponse\x12,\n\x0bresolutions\x18\x01 \x03(\x0b\x32\x17.idstitch.v1.Resolution\"b\n\x10GetPersonRequest\x12\x13\n\tperson_id\x18\x01 \x01(\tH\x00\x12-\n\nidentifier\x18\x02 \x01(\x0b\x32\x17.idstitch.v1.IdentifierH\x00\x42\n\n\x08selector\"\xb3\x01\n\x10PersonIdentifier\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0e\n\x06hashed\x18\x03 \x01(\x08\x12\x0e\n\x06shared\x18\x04 \x01(\x08\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x08SoftLink\x12\x14\n\x0c\x63omponent_id\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x01\x12\x15\n\rmodel_version\x18\x03 \x01(\t\"\xfc\x01\n\x06Person\x12\x11\n\tperson_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\x32\n\x0bidentifiers\x18\x03 \x03(\x0b\x32\x1d.idstitch.v1.PersonIdentifier\x12\x10\n\x08\x63hannels\x18\x04 \x03(\t\x12.\n\nfirst_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlast_seen\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\nsoft_links\x18\x07 \x03(\x0b\x32\x15.idstitch.v1.SoftLink\"8\n\x11GetPersonResponse\x12#\n\x06person\x18\x01 \x01(\x0b\x32\x13.idstitch.v1.Person\"B\n\x13WatchChangesRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\x13\n\x0bstop_at_end\x18\x02 \x01(\x08\"\xfb\x01\n\x06\x43hange\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.idstitch.v1.ChangeKind\x12\x11\n\tperson_id\x18\x04 \x01(\t\x12\x17\n\x0fother_person_id\x18\x05 \x01(\t\x12+\n\nidentifier\x18\x06 \x01(\x0b\x32\x17.idstitch.v1.Identifier\x12\x10\n\x08\x65vent_id\x18\x07 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t\x12\x13\n\x0bprobability\x18\t \x01(\x01\"X\n\x0e\x45xplainRequest\x12\"\n\x01\x61\x18\x01 \x01(\x0b\x32\x17.idstitch.v1.Identifier\x12\"\n\x01\x62\x18\x02 \x01(\x0b\x32\x17.idstitch.v1.Identifier\"<\n\x10\x43omparisonWeight\x12\x12\n\ncomparison\x18\x01 \x01(\t\x12\x14\n\x0cmatch_weight\x18\x02 \x01(\x01\"\xd5\x01\n\x08LinkStep\x12#\n\x04kind\x18\x01 \x01(\x0e\x32\x15.idstitch.v1.LinkKind\x12\x19\n\x11\x66rom_component_id\x18\x02 \x01(\t\x12\x17\n\x0fto_component_id\x18\x03 \x01(\t\x12\x13\n\x0bprobability\x18\x04 \x01(\x01\x12\x14\n\x0cmatch_weight\x18\x05 \x01(\x01\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12.\n\x07weights\x18\x07 \x03(\x0b\x32\x1d.idstitch.v1.ComparisonWeight\"_\n\x0f\x45xplainResponse\x12\x13\n\x0bsame_person\x18\x01 \x01(\x08\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12$\n\x05steps\x18\x03 \x03(\x0b\x32\x15.idstitch.v1.LinkStep*n\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x44\x45\x43ISION_NEW\x10\x01\x12\x1a\n\x16\x44\x45\x43ISION_DETERMINISTIC\x10\x02\x12\x1a\n\x16\x44\x45\x43ISION_PROBABILISTIC\x10\x03*Q\n\rIgnoredReason\x12\x1e\n\x1aIGNORED_REASON_UNSPECIFIED\x10\x00\x12 \n\x1cIGNORED_REASON_BLOCKED_VALUE\x10\x01*\xa7\x02\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43HANGE_KIND_PERSON_CREATED\x10\x01\x12 \n\x1c\x43HANGE_KIND_IDENTIFIER_ADDED\x10\x02\x12\x1e\n\x1a\x43HANGE_KIND_PERSONS_MERGED\x10\x03\x12 \n\x1c\x43HANGE_KIND_IDENTIFIER_MOVED\x10\x04\x12\"\n\x1e\x43HANGE_KIND_IDENTIFIER_EVICTED\x10\x05\x12\x18\n\x14\x43HANGE_KIND_CONFLICT\x10\x06\x12\x1b\n\x17\x43HANGE_KIND_SOFT_LINKED\x10\x07\x12\x1d\n\x19\x43HANGE_KIND_SOFT_UNLINKED\x10\x08*M\n\x08LinkKind\x12\x19\n\x15LINK_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eLINK_KIND_HARD\x10\x01\x12\x12\n\x0eLINK_KIND_SOFT\x10\x02\x32\xc2\x03\n\x0fIdentityService\x12\x41\n\x06Ingest\x12\x1a.idstitch.v1.IngestRequest\x1a\x1b.idstitch.v1.IngestResponse\x12K\n\x0cIngestStream\x12\x1a.idstitch.v1.IngestRequest\x1a\x1b.idstitch.v1.IngestResponse(\x01\x30\x01\x12\x44\n\x07Resolve\x12\x1b.idstitch.v1.ResolveRequest\x1a\x1c.idstitch.v1.ResolveResponse\x12J\n\tGetPerson\x12\x1d.idstitch.v1.GetPersonRequest\x1a\x1e.idstitch.v1.GetPersonResponse\x12G\n\x0cWatchChanges\x12 .idstitch.v1.WatchChangesRequest\x1a\x13.idstitch.v1.Change0\x01\x12\x44\n\x07\x45xplain\x12\x1b.idstitch.v1.ExplainRequest\x1a\x1c.idstitch.v1.ExplainResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'idstitch.v1.idstitch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DECISION']._serialized_start=2231
-  _globals['_DECISION']._serialized_end=2341
-  _globals['_IGNOREDREASON']._serialized_start=2343
-  _globals['_IGNOREDREASON']._serialized_end=2424
-  _globals['_CHANGEKIND']._serialized_start=2427
-  _globals['_CHANGEKIND']._serialized_end=2662
+  _globals['_DECISION']._serialized_start=2931
+  _globals['_DECISION']._serialized_end=3041
+  _globals['_IGNOREDREASON']._serialized_start=3043
+  _globals['_IGNOREDREASON']._serialized_end=3124
+  _globals['_CHANGEKIND']._serialized_start=3127
+  _globals['_CHANGEKIND']._serialized_end=3422
+  _globals['_LINKKIND']._serialized_start=3424
+  _globals['_LINKKIND']._serialized_end=3501
   _globals['_IDENTIFIER']._serialized_start=76
   _globals['_IDENTIFIER']._serialized_end=122
   _globals['_GEO']._serialized_start=124
@@ -57,24 +59,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNALRESULT']._serialized_end=1034
   _globals['_INGESTRESPONSE']._serialized_start=1036
   _globals['_INGESTRESPONSE']._serialized_end=1096
-  _globals['_RESOLVEREQUEST']._serialized_start=1098
-  _globals['_RESOLVEREQUEST']._serialized_end=1160
-  _globals['_RESOLUTION']._serialized_start=1163
-  _globals['_RESOLUTION']._serialized_end=1311
-  _globals['_RESOLVERESPONSE']._serialized_start=1313
-  _globals['_RESOLVERESPONSE']._serialized_end=1376
-  _globals['_GETPERSONREQUEST']._serialized_start=1378
-  _globals['_GETPERSONREQUEST']._serialized_end=1476
-  _globals['_PERSONIDENTIFIER']._serialized_start=1479
-  _globals['_PERSONIDENTIFIER']._serialized_end=1658
-  _globals['_PERSON']._serialized_start=1661
-  _globals['_PERSON']._serialized_end=1870
-  _globals['_GETPERSONRESPONSE']._serialized_start=1872
-  _globals['_GETPERSONRESPONSE']._serialized_end=1928
-  _globals['_WATCHCHANGESREQUEST']._serialized_start=1930
-  _globals['_WATCHCHANGESREQUEST']._serialized_end=1996
-  _globals['_CHANGE']._serialized_start=1999
-  _globals['_CHANGE']._serialized_end=2229
-  _globals['_IDENTITYSERVICE']._serialized_start=2665
-  _globals['_IDENTITYSERVICE']._serialized_end=3045
+  _globals['_RESOLVEREQUEST']._serialized_start=1099
+  _globals['_RESOLVEREQUEST']._serialized_end=1232
+  _globals['_RESOLUTION']._serialized_start=1235
+  _globals['_RESOLUTION']._serialized_end=1404
+  _globals['_RESOLVERESPONSE']._serialized_start=1406
+  _globals['_RESOLVERESPONSE']._serialized_end=1469
+  _globals['_GETPERSONREQUEST']._serialized_start=1471
+  _globals['_GETPERSONREQUEST']._serialized_end=1569
+  _globals['_PERSONIDENTIFIER']._serialized_start=1572
+  _globals['_PERSONIDENTIFIER']._serialized_end=1751
+  _globals['_SOFTLINK']._serialized_start=1753
+  _globals['_SOFTLINK']._serialized_end=1829
+  _globals['_PERSON']._serialized_start=1832
+  _globals['_PERSON']._serialized_end=2084
+  _globals['_GETPERSONRESPONSE']._serialized_start=2086
+  _globals['_GETPERSONRESPONSE']._serialized_end=2142
+  _globals['_WATCHCHANGESREQUEST']._serialized_start=2144
+  _globals['_WATCHCHANGESREQUEST']._serialized_end=2210
+  _globals['_CHANGE']._serialized_start=2213
+  _globals['_CHANGE']._serialized_end=2464
+  _globals['_EXPLAINREQUEST']._serialized_start=2466
+  _globals['_EXPLAINREQUEST']._serialized_end=2554
+  _globals['_COMPARISONWEIGHT']._serialized_start=2556
+  _globals['_COMPARISONWEIGHT']._serialized_end=2616
+  _globals['_LINKSTEP']._serialized_start=2619
+  _globals['_LINKSTEP']._serialized_end=2832
+  _globals['_EXPLAINRESPONSE']._serialized_start=2834
+  _globals['_EXPLAINRESPONSE']._serialized_end=2929
+  _globals['_IDENTITYSERVICE']._serialized_start=3504
+  _globals['_IDENTITYSERVICE']._serialized_end=3954
 # @@protoc_insertion_point(module_scope)

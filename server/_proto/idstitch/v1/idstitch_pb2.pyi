@@ -32,6 +32,14 @@ class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_KIND_IDENTIFIER_MOVED: _ClassVar[ChangeKind]
     CHANGE_KIND_IDENTIFIER_EVICTED: _ClassVar[ChangeKind]
     CHANGE_KIND_CONFLICT: _ClassVar[ChangeKind]
+    CHANGE_KIND_SOFT_LINKED: _ClassVar[ChangeKind]
+    CHANGE_KIND_SOFT_UNLINKED: _ClassVar[ChangeKind]
+
+class LinkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LINK_KIND_UNSPECIFIED: _ClassVar[LinkKind]
+    LINK_KIND_HARD: _ClassVar[LinkKind]
+    LINK_KIND_SOFT: _ClassVar[LinkKind]
 DECISION_UNSPECIFIED: Decision
 DECISION_NEW: Decision
 DECISION_DETERMINISTIC: Decision
@@ -45,6 +53,11 @@ CHANGE_KIND_PERSONS_MERGED: ChangeKind
 CHANGE_KIND_IDENTIFIER_MOVED: ChangeKind
 CHANGE_KIND_IDENTIFIER_EVICTED: ChangeKind
 CHANGE_KIND_CONFLICT: ChangeKind
+CHANGE_KIND_SOFT_LINKED: ChangeKind
+CHANGE_KIND_SOFT_UNLINKED: ChangeKind
+LINK_KIND_UNSPECIFIED: LinkKind
+LINK_KIND_HARD: LinkKind
+LINK_KIND_SOFT: LinkKind
 
 class Identifier(_message.Message):
     __slots__ = ("namespace", "value")
@@ -147,24 +160,30 @@ class IngestResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[SignalResult, _Mapping]]] = ...) -> None: ...
 
 class ResolveRequest(_message.Message):
-    __slots__ = ("identifiers",)
+    __slots__ = ("identifiers", "deterministic_only", "min_probability")
     IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
+    DETERMINISTIC_ONLY_FIELD_NUMBER: _ClassVar[int]
+    MIN_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     identifiers: _containers.RepeatedCompositeFieldContainer[Identifier]
-    def __init__(self, identifiers: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ...) -> None: ...
+    deterministic_only: bool
+    min_probability: float
+    def __init__(self, identifiers: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., deterministic_only: _Optional[bool] = ..., min_probability: _Optional[float] = ...) -> None: ...
 
 class Resolution(_message.Message):
-    __slots__ = ("identifier", "found", "person_id", "decision", "shared")
+    __slots__ = ("identifier", "found", "person_id", "decision", "shared", "probability")
     IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
     FOUND_FIELD_NUMBER: _ClassVar[int]
     PERSON_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     SHARED_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     identifier: Identifier
     found: bool
     person_id: str
     decision: Decision
     shared: bool
-    def __init__(self, identifier: _Optional[_Union[Identifier, _Mapping]] = ..., found: _Optional[bool] = ..., person_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., shared: _Optional[bool] = ...) -> None: ...
+    probability: float
+    def __init__(self, identifier: _Optional[_Union[Identifier, _Mapping]] = ..., found: _Optional[bool] = ..., person_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., shared: _Optional[bool] = ..., probability: _Optional[float] = ...) -> None: ...
 
 class ResolveResponse(_message.Message):
     __slots__ = ("resolutions",)
@@ -196,21 +215,33 @@ class PersonIdentifier(_message.Message):
     last_seen: _timestamp_pb2.Timestamp
     def __init__(self, namespace: _Optional[str] = ..., value: _Optional[str] = ..., hashed: _Optional[bool] = ..., shared: _Optional[bool] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class SoftLink(_message.Message):
+    __slots__ = ("component_id", "probability", "model_version")
+    COMPONENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    component_id: str
+    probability: float
+    model_version: str
+    def __init__(self, component_id: _Optional[str] = ..., probability: _Optional[float] = ..., model_version: _Optional[str] = ...) -> None: ...
+
 class Person(_message.Message):
-    __slots__ = ("person_id", "aliases", "identifiers", "channels", "first_seen", "last_seen")
+    __slots__ = ("person_id", "aliases", "identifiers", "channels", "first_seen", "last_seen", "soft_links")
     PERSON_ID_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    SOFT_LINKS_FIELD_NUMBER: _ClassVar[int]
     person_id: str
     aliases: _containers.RepeatedScalarFieldContainer[str]
     identifiers: _containers.RepeatedCompositeFieldContainer[PersonIdentifier]
     channels: _containers.RepeatedScalarFieldContainer[str]
     first_seen: _timestamp_pb2.Timestamp
     last_seen: _timestamp_pb2.Timestamp
-    def __init__(self, person_id: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., identifiers: _Optional[_Iterable[_Union[PersonIdentifier, _Mapping]]] = ..., channels: _Optional[_Iterable[str]] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    soft_links: _containers.RepeatedCompositeFieldContainer[SoftLink]
+    def __init__(self, person_id: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., identifiers: _Optional[_Iterable[_Union[PersonIdentifier, _Mapping]]] = ..., channels: _Optional[_Iterable[str]] = ..., first_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., soft_links: _Optional[_Iterable[_Union[SoftLink, _Mapping]]] = ...) -> None: ...
 
 class GetPersonResponse(_message.Message):
     __slots__ = ("person",)
@@ -227,7 +258,7 @@ class WatchChangesRequest(_message.Message):
     def __init__(self, after_sequence: _Optional[int] = ..., stop_at_end: _Optional[bool] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("sequence", "time", "kind", "person_id", "other_person_id", "identifier", "event_id", "detail")
+    __slots__ = ("sequence", "time", "kind", "person_id", "other_person_id", "identifier", "event_id", "detail", "probability")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +267,7 @@ class Change(_message.Message):
     IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     time: _timestamp_pb2.Timestamp
     kind: ChangeKind
@@ -244,4 +276,49 @@ class Change(_message.Message):
     identifier: Identifier
     event_id: str
     detail: str
-    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., person_id: _Optional[str] = ..., other_person_id: _Optional[str] = ..., identifier: _Optional[_Union[Identifier, _Mapping]] = ..., event_id: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    probability: float
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., person_id: _Optional[str] = ..., other_person_id: _Optional[str] = ..., identifier: _Optional[_Union[Identifier, _Mapping]] = ..., event_id: _Optional[str] = ..., detail: _Optional[str] = ..., probability: _Optional[float] = ...) -> None: ...
+
+class ExplainRequest(_message.Message):
+    __slots__ = ("a", "b")
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    a: Identifier
+    b: Identifier
+    def __init__(self, a: _Optional[_Union[Identifier, _Mapping]] = ..., b: _Optional[_Union[Identifier, _Mapping]] = ...) -> None: ...
+
+class ComparisonWeight(_message.Message):
+    __slots__ = ("comparison", "match_weight")
+    COMPARISON_FIELD_NUMBER: _ClassVar[int]
+    MATCH_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    comparison: str
+    match_weight: float
+    def __init__(self, comparison: _Optional[str] = ..., match_weight: _Optional[float] = ...) -> None: ...
+
+class LinkStep(_message.Message):
+    __slots__ = ("kind", "from_component_id", "to_component_id", "probability", "match_weight", "model_version", "weights")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    FROM_COMPONENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_COMPONENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    MATCH_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    kind: LinkKind
+    from_component_id: str
+    to_component_id: str
+    probability: float
+    match_weight: float
+    model_version: str
+    weights: _containers.RepeatedCompositeFieldContainer[ComparisonWeight]
+    def __init__(self, kind: _Optional[_Union[LinkKind, str]] = ..., from_component_id: _Optional[str] = ..., to_component_id: _Optional[str] = ..., probability: _Optional[float] = ..., match_weight: _Optional[float] = ..., model_version: _Optional[str] = ..., weights: _Optional[_Iterable[_Union[ComparisonWeight, _Mapping]]] = ...) -> None: ...
+
+class ExplainResponse(_message.Message):
+    __slots__ = ("same_person", "person_id", "steps")
+    SAME_PERSON_FIELD_NUMBER: _ClassVar[int]
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    same_person: bool
+    person_id: str
+    steps: _containers.RepeatedCompositeFieldContainer[LinkStep]
+    def __init__(self, same_person: _Optional[bool] = ..., person_id: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[LinkStep, _Mapping]]] = ...) -> None: ...

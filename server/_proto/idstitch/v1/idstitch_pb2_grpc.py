@@ -60,6 +60,11 @@ class IdentityServiceStub:
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.WatchChangesRequest.SerializeToString,
                 response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.Change.FromString,
                 _registered_method=True)
+        self.Explain = channel.unary_unary(
+                '/idstitch.v1.IdentityService/Explain',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.ExplainRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ExplainResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -104,6 +109,14 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Explain(self, request, context):
+        """Why two identifiers share a person: the components and soft links between
+        them, with each soft link's per-comparison match weights (a waterfall).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +144,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.WatchChanges,
                     request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.WatchChangesRequest.FromString,
                     response_serializer=idstitch_dot_v1_dot_idstitch__pb2.Change.SerializeToString,
+            ),
+            'Explain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Explain,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ExplainRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ExplainResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +286,33 @@ class IdentityService:
             '/idstitch.v1.IdentityService/WatchChanges',
             idstitch_dot_v1_dot_idstitch__pb2.WatchChangesRequest.SerializeToString,
             idstitch_dot_v1_dot_idstitch__pb2.Change.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Explain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/Explain',
+            idstitch_dot_v1_dot_idstitch__pb2.ExplainRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.ExplainResponse.FromString,
             options,
             channel_credentials,
             insecure,

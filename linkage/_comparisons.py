@@ -1,0 +1,938 @@
+"""The catalogue of comparison levels that training and the online scorer both understand.
+
+A Splink model is a list of comparisons, each an ordered list of levels whose `sql_condition`
+decides, first true wins, which level a pair of records falls in. Splink executes that SQL; the
+online path must not. So every level the visitor model uses is a *kind* from this catalogue,
+and each kind can
+
+- render its `sql_condition` (DuckDB dialect, columns as `"col_l"` / `"col_r"`): training puts
+  that string into the Splink settings, so it ends up verbatim in the model JSON;
+- be recognised back from a model's `sql_condition` (`recognise_level`): a strict pattern
+  extracts the parameters, and the level is accepted only if rendering them gives back the
+  very same string; anything else is a `ModelError`;
+- be evaluated in numpy, one profile against many: a level names the atomic `Test`s it holds
+  on, and a `TestPlan` evaluates all the tests of a model in a few vectorised calls on profiles
+  encoded once by `encode_profiles`, with SQL's NULL semantics (a condition that would be NULL
+  in SQL is not true).
+
+The catalogue produces SQL plans; only Splink executes SQL; the scorer executes numpy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any, ClassVar, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._errors import LinkageError
+from ._profile_record import MAX_DAYS, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
+
+# Splink's own mean Earth radius (splink.internals.comparison_level_sql).
+EARTH_RADIUS_KM: Final = 6371.0
+
+BoolArray = NDArray[np.bool_]
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+MaskArray = NDArray[np.uint64]
+
+
+class ModelError(LinkageError):
+    """A model file the scorer cannot compile: SQL outside the catalogue, a column the profile
+    record lacks, numbers Splink would refuse. The message names the comparison and level."""
+
+
+# --------------------------------------------------------------------------------------------
+# The columns: what each ProfileRecord field is, so kinds apply only where they make sense and
+# the encoding knows how to store it.
+
+
+class ColumnType(Enum):
+    """How a `ProfileRecord` field is compared and encoded."""
+
+    STRING = "string"  # compared for equality; a 64-bit key
+    DEGREES = "degrees"  # latitude or longitude, one half of a point in POINTS
+    TERM_FREQUENCY = "term frequency"  # tf_<column>: the share of profiles with that value; its log2
+    STRING_LIST = "string list"  # a set of strings; padded 64-bit keys
+    INT_LIST = "integer list"  # a set of integers; 64-bit masks of aligned 64-integer words
+    SMALL_INT_LIST = "small-integer list"  # a set of integers 0..63; a 64-bit mask
+
+
+COLUMNS: Final[Mapping[str, ColumnType]] = {
+    "top_ip": ColumnType.STRING,
+    "tf_top_ip": ColumnType.TERM_FREQUENCY,
+    "ips": ColumnType.STRING_LIST,
+    "ip_prefixes": ColumnType.STRING_LIST,
+    "city": ColumnType.STRING,
+    "country": ColumnType.STRING,
+    "latitude": ColumnType.DEGREES,
+    "longitude": ColumnType.DEGREES,
+    "user_agent_family": ColumnType.STRING,
+    "device_kind": ColumnType.STRING,
+    "active_hours": ColumnType.SMALL_INT_LIST,
+    "active_days": ColumnType.INT_LIST,
+}
+LIST_WIDTHS: Final[Mapping[str, int]] = {
+    "ips": MAX_IPS,
+    "ip_prefixes": MAX_PREFIXES,
+    "active_hours": MAX_HOURS,
+    "active_days": MAX_DAYS,
+}
+# (latitude, longitude) pairs: distances are measured between points, not single columns.
+POINTS: Final[tuple[tuple[str, str], ...]] = (("latitude", "longitude"),)
+
+_LIST_TYPES: Final = (ColumnType.STRING_LIST, ColumnType.INT_LIST, ColumnType.SMALL_INT_LIST)
+# A schema change must be a conscious change here too, not a silent gap in the encoding.
+if (
+    set(COLUMNS) | {"unique_id"} != set(ProfileRecord.__slots__)
+    or {c for c, t in COLUMNS.items() if t in _LIST_TYPES} != set(LIST_WIDTHS)
+    or {c for c, t in COLUMNS.items() if t is ColumnType.DEGREES} != {c for p in POINTS for c in p}
+):
+    raise RuntimeError("linkage._comparisons.COLUMNS is out of step with ProfileRecord")
+
+_STRINGS: Final = tuple(c for c, t in COLUMNS.items() if t is ColumnType.STRING)
+_NULL_BIT: Final[Mapping[str, int]] = {name: 1 << i for i, name in enumerate(COLUMNS)}
+_STRING_BITS: Final = sum(_NULL_BIT[c] for c in _STRINGS)
+# Key lists are padded to whole uint64 words of match flags (see _count_flags).
+_STRIDES: Final[Mapping[str, int]] = {
+    c: -(-w // 8) * 8 for c, w in LIST_WIDTHS.items() if COLUMNS[c] is ColumnType.STRING_LIST
+}
+
+# Sentinels of the 64-bit key space; real keys are moved off them. A NULL or a pad never equals
+# a value, as SQL's NULL = x is never true.
+_NULL_KEY: Final = -(2**63)
+_PAD_KEY: Final = -(2**63) + 1
+# The length of a NULL list: then the integer Jaccard test is false without a NULL mask.
+_NULL_LENGTH: Final = 1 << 40
+_BYTES_TO_TOP: Final = np.uint64(0x0101010101010101)
+_TOP_BYTE: Final = np.uint64(56)
+
+
+def _require(column: str, *allowed: ColumnType) -> None:
+    kind = COLUMNS.get(column)
+    if kind is None:
+        raise ValueError(f"unknown column {column!r}: not a ProfileRecord field")
+    if allowed and kind not in allowed:
+        wanted = " or ".join(a.value for a in allowed)
+        raise ValueError(f"column {column!r} is a {kind.value} column; this level needs a {wanted} column")
+
+
+# --------------------------------------------------------------------------------------------
+# Encoded profiles
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EncodedProfiles:
+    """Profile records as numpy arrays, one row per record, ready for vectorised scoring.
+
+    Independent of any model: cache it with its profile; it survives a model swap. Strings are
+    64-bit keys (BLAKE2b of the UTF-8 text: stateless, stable across processes; a false match
+    needs two compared values to collide in 64 bits). Lists are fixed-width rows padded with a
+    key that matches nothing (integer lists sorted), small-integer lists 64-bit masks. A point
+    is its unit vector, computed with Python's `math` (the libm DuckDB calls), so a distance
+    test needs only products and sums per pair. Term frequencies are kept as log2. NULL is a
+    flag in `nulls` and, in the arrays, a sentinel key, NaN or a huge list length.
+    """
+
+    unique_ids: IntArray  # (n,)
+    null_bits: IntArray  # (n,): bit i set where column i of COLUMNS is NULL
+    nulls: BoolArray  # (len(COLUMNS), n): the same, as rows of flags
+    keys: IntArray  # (STRING columns, n): 64-bit keys
+    log2_tf: Mapping[str, FloatArray]  # TERM_FREQUENCY columns, (n,)
+    points: Mapping[tuple[str, str], FloatArray]  # POINTS, (3, n): x, y, z
+    lists: Mapping[str, IntArray]  # STRING_LIST columns, (n, width rounded up to 8)
+    masks: Mapping[str, MaskArray]  # SMALL_INT_LIST columns, (n,)
+    words: Mapping[str, IntArray]  # INT_LIST columns, (n, k): value >> 6, ascending, then pads
+    word_masks: Mapping[str, MaskArray]  # INT_LIST columns, (n, k): bit value & 63 of each word
+    lengths: Mapping[str, IntArray]  # every list column, (n,)
+
+    def __len__(self) -> int:
+        return len(self.unique_ids)
+
+    def take(self, rows: Sequence[int] | IntArray) -> EncodedProfiles:
+        """The profiles at `rows`, in that order (e.g. the candidates blocking found)."""
+        index = np.asarray(rows, dtype=np.intp)
+        return EncodedProfiles(
+            unique_ids=self.unique_ids[index],
+            null_bits=self.null_bits[index],
+            nulls=self.nulls[:, index],
+            keys=self.keys[:, index],
+            log2_tf={k: v[index] for k, v in self.log2_tf.items()},
+            points={k: v[:, index] for k, v in self.points.items()},
+            lists={k: v[index] for k, v in self.lists.items()},
+            masks={k: v[index] for k, v in self.masks.items()},
+            words={k: v[index] for k, v in self.words.items()},
+            word_masks={k: v[index] for k, v in self.word_masks.items()},
+            lengths={k: v[index] for k, v in self.lengths.items()},
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[EncodedProfiles]) -> EncodedProfiles:
+        """Several encodings as one, rows in order."""
+        if not parts:
+            return encode_profiles(())
+
+        def cat(pick: Any, axis: int = 0) -> dict[Any, Any]:
+            return {k: np.concatenate([pick(p)[k] for p in parts], axis=axis) for k in pick(parts[0])}
+
+        def widen(pick: Any, fill: int) -> dict[str, Any]:
+            # Parts may hold different numbers of words per row; pad to the widest.
+            out = {}
+            for k in pick(parts[0]):
+                width = max(pick(p)[k].shape[1] for p in parts)
+                out[k] = np.concatenate(
+                    [
+                        np.pad(pick(p)[k], ((0, 0), (0, width - pick(p)[k].shape[1])), constant_values=fill)
+                        for p in parts
+                    ]
+                )
+            return out
+
+        return EncodedProfiles(
+            unique_ids=np.concatenate([p.unique_ids for p in parts]),
+            null_bits=np.concatenate([p.null_bits for p in parts]),
+            nulls=np.concatenate([p.nulls for p in parts], axis=1),
+            keys=np.concatenate([p.keys for p in parts], axis=1),
+            log2_tf=cat(lambda p: p.log2_tf),
+            points=cat(lambda p: p.points, axis=1),
+            lists=cat(lambda p: p.lists),
+            masks=cat(lambda p: p.masks),
+            words=widen(lambda p: p.words, _PAD_KEY),
+            word_masks=widen(lambda p: p.word_masks, 0),
+            lengths=cat(lambda p: p.lengths),
+        )
+
+
+@lru_cache(maxsize=1 << 16)
+def _string_key(value: str) -> int:
+    key = int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "little", signed=True)
+    return key if key > _PAD_KEY else key + 2  # the two sentinels are the two smallest int64
+
+
+def _number(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{where}: expected a finite number or None, got {value!r}")
+    return float(value)
+
+
+def encode_profiles(records: Iterable[ProfileRecord]) -> EncodedProfiles:
+    """Encode profile records for scoring.
+
+    Raises ValueError on a record Splink would read differently from the scorer: duplicate or
+    too many list elements, NaN or infinite numbers, a term frequency not above zero, an hour
+    outside 0..63."""
+    rows = list(records)
+    n = len(rows)
+    ids = np.empty(n, dtype=np.int64)
+    null_bits = np.zeros(n, dtype=np.int64)
+    keys = np.full((len(_STRINGS), n), _NULL_KEY, dtype=np.int64)
+    log2_tf = {c: np.full(n, np.nan) for c, t in COLUMNS.items() if t is ColumnType.TERM_FREQUENCY}
+    points = {p: np.full((3, n), np.nan) for p in POINTS}
+    lists = {c: np.full((n, w), _PAD_KEY, dtype=np.int64) for c, w in _STRIDES.items()}
+    masks = {c: np.zeros(n, dtype=np.uint64) for c, t in COLUMNS.items() if t is ColumnType.SMALL_INT_LIST}
+    word_lists: dict[str, list[dict[int, int]]] = {c: [] for c, t in COLUMNS.items() if t is ColumnType.INT_LIST}
+    lengths = {c: np.full(n, _NULL_LENGTH, dtype=np.int64) for c in LIST_WIDTHS}
+
+    for i, record in enumerate(rows):
+        ids[i] = record.unique_id
+        bits = 0
+        for column, kind in COLUMNS.items():
+            value = getattr(record, column)
+            where = f"records[{i}].{column}"
+            if value is None:
+                bits |= _NULL_BIT[column]
+            elif kind is ColumnType.STRING:
+                if not isinstance(value, str):
+                    raise ValueError(f"{where}: expected a string or None, got {value!r}")
+                keys[_STRINGS.index(column), i] = _string_key(value)
+            elif kind is ColumnType.DEGREES:
+                _number(value, where)
+            elif kind is ColumnType.TERM_FREQUENCY:
+                share = _number(value, where)
+                if share <= 0.0:
+                    raise ValueError(f"{where}: a term frequency must be above 0, got {share!r}")
+                log2_tf[column][i] = math.log2(share)
+            else:
+                encoded, lengths[column][i] = _list(column, kind, value, where)
+                if kind is ColumnType.SMALL_INT_LIST:
+                    masks[column][i] = sum(1 << v for v in encoded)
+                elif kind is ColumnType.STRING_LIST:
+                    lists[column][i, : len(encoded)] = encoded
+            if kind is ColumnType.INT_LIST:
+                grouped: dict[int, int] = {}
+                for v in encoded if value is not None else ():
+                    grouped[v >> 6] = grouped.get(v >> 6, 0) | 1 << (v & 63)
+                word_lists[column].append(grouped)
+        for latitude, longitude in POINTS:
+            if not bits & (_NULL_BIT[latitude] | _NULL_BIT[longitude]):
+                # math.radians is x * (pi / 180), as DuckDB's radians(); sin and cos are libm's.
+                phi = math.radians(getattr(record, latitude))
+                lam = math.radians(getattr(record, longitude))
+                vector = points[(latitude, longitude)]
+                vector[0, i] = math.cos(phi) * math.cos(lam)
+                vector[1, i] = math.cos(phi) * math.sin(lam)
+                vector[2, i] = math.sin(phi)
+        null_bits[i] = bits
+
+    nulls = np.array([(null_bits & bit) != 0 for bit in _NULL_BIT.values()], dtype=np.bool_).reshape(len(COLUMNS), n)
+    words, word_masks = {}, {}
+    for column, grouped_rows in word_lists.items():
+        width = max((len(g) for g in grouped_rows), default=0) or 1
+        words[column] = np.full((n, width), _PAD_KEY, dtype=np.int64)
+        word_masks[column] = np.zeros((n, width), dtype=np.uint64)
+        for i, grouped in enumerate(grouped_rows):
+            words[column][i, : len(grouped)] = sorted(grouped)
+            word_masks[column][i, : len(grouped)] = [grouped[w] for w in sorted(grouped)]
+    return EncodedProfiles(
+        unique_ids=ids,
+        null_bits=null_bits,
+        nulls=nulls,
+        keys=keys,
+        log2_tf=log2_tf,
+        points=points,
+        lists=lists,
+        masks=masks,
+        words=words,
+        word_masks=word_masks,
+        lengths=lengths,
+    )
+
+
+def _list(column: str, kind: ColumnType, value: object, where: str) -> tuple[list[int], int]:
+    if not isinstance(value, tuple | list):
+        raise ValueError(f"{where}: expected a tuple or None, got {value!r}")
+    if len(value) > LIST_WIDTHS[column]:
+        raise ValueError(f"{where}: {len(value)} elements, at most {LIST_WIDTHS[column]}")
+    # DuckDB's list_intersect returns distinct elements while len() counts duplicates, so
+    # with a duplicate SQL and numpy would disagree; the schema holds sets, so refuse it.
+    if len(set(value)) != len(value):
+        raise ValueError(f"{where}: duplicate elements in {value!r}")
+    if kind is ColumnType.STRING_LIST:
+        if not all(isinstance(v, str) for v in value):
+            raise ValueError(f"{where}: expected strings, got {value!r}")
+        return [_string_key(v) for v in value], len(value)
+    low, high = (0, 64) if kind is ColumnType.SMALL_INT_LIST else (-(2**62), 2**62)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and low <= v < high for v in value):
+        raise ValueError(f"{where}: expected integers in [{low}, {high}), got {value!r}")
+    return sorted(value), len(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Tests: the atoms levels are made of, and their vectorised evaluation
+
+
+@dataclass(frozen=True, slots=True)
+class IsNull:
+    """The column is NULL on either side."""
+
+    column: str
+
+
+@dataclass(frozen=True, slots=True)
+class Always:
+    """Holds for every pair (the else level)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Equal:
+    """The string column has the same value on both sides, neither NULL."""
+
+    column: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shares:
+    """The two lists have at least `at_least` (>= 1) elements in common, neither NULL."""
+
+    column: str
+    at_least: int
+
+
+@dataclass(frozen=True, slots=True)
+class JaccardAtLeast:
+    """q·|l∩r| >= p·(|l| + |r| - |l∩r|), neither list NULL."""
+
+    column: str
+    numerator: int
+    denominator: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArcCosineAtLeast:
+    """The cosine of the angle between the two points' unit vectors is at least `threshold`."""
+
+    point: tuple[str, str]
+    threshold: float
+
+
+Test = IsNull | Always | Equal | Shares | JaccardAtLeast | ArcCosineAtLeast
+
+
+@dataclass(frozen=True, slots=True)
+class _ListTests:
+    column: str
+    kind: ColumnType
+    row: int  # first row of this column's tests: the Shares tests, then the Jaccard ones
+    shares: IntArray  # (t, 1): thresholds of the Shares tests
+    numerators: IntArray  # (j, 1): p of the Jaccard tests
+    sums: IntArray  # (j, 1): p + q of the Jaccard tests
+
+    @property
+    def any_only(self) -> bool:
+        return not len(self.numerators) and len(self.shares) == 1 and int(self.shares[0, 0]) == 1
+
+    def evaluate(self, left: EncodedProfiles, right: EncodedProfiles, out: FloatArray) -> None:
+        shares = slice(self.row, self.row + len(self.shares))
+        jaccards = slice(shares.stop, shares.stop + len(self.numerators))
+        if int(left.null_bits[0]) & _NULL_BIT[self.column]:
+            out[self.row : jaccards.stop] = 0.0
+            return
+        counts: NDArray[Any]
+        if self.kind is ColumnType.SMALL_INT_LIST:
+            counts = np.bitwise_count(right.masks[self.column] & left.masks[self.column][0])
+        elif self.kind is ColumnType.INT_LIST:
+            counts = _word_counts(self.column, left, right)
+        else:
+            flags = _key_flags(self.column, left, right)
+            if self.any_only and flags.shape[1] == 8:
+                # Only "shares at least one": a nonzero word of flags; no need to count.
+                np.not_equal(flags.view("<u8")[:, 0], 0, out=out[self.row])
+                return
+            counts = _count_flags(flags)
+        if len(self.shares):
+            np.greater_equal(counts, self.shares, out=out[shares])
+        if len(self.numerators):
+            # q·i >= p·(s - i)  <=>  (p + q)·i >= p·s, with s = |l| + |r|: exact integers. A NULL
+            # candidate has i = 0 and s >= 2**40, so the test fails there as SQL's NULL does.
+            total = right.lengths[self.column] + int(left.lengths[self.column][0])
+            np.greater_equal(counts * self.sums, total * self.numerators, out=out[jaccards])
+
+
+def _word_counts(column: str, left: EncodedProfiles, right: EncodedProfiles) -> NDArray[Any]:
+    """|left ∩ candidate| for an INT_LIST column, from 64-integer words and their masks."""
+    mine = [w for w in left.words[column][0].tolist() if w != _PAD_KEY]
+    if not mine:
+        return np.zeros(len(right), dtype=np.int64)
+    # The left mask of each candidate word, from a table over the span of the left's words;
+    # words outside the span (pads included, through the unsigned wrap) read the last, empty slot.
+    low = mine[0]
+    span = mine[-1] - low + 1
+    table = np.zeros(span + 1, dtype=np.uint64)
+    table[[w - low for w in mine]] = left.word_masks[column][0, : len(mine)]
+    offsets = right.words[column] - low
+    unsigned = offsets.view(np.uint64)
+    np.minimum(unsigned, span, out=unsigned)
+    common = table.take(offsets)
+    common &= right.word_masks[column]
+    per_word = np.bitwise_count(common)
+    if per_word.shape[1] == 1:
+        return per_word[:, 0]
+    counts = per_word[:, 0].astype(np.int64)
+    for j in range(1, per_word.shape[1]):
+        counts += per_word[:, j]
+    return counts
+
+
+def _key_flags(column: str, left: EncodedProfiles, right: EncodedProfiles) -> BoolArray:
+    """(n, stride) flags for a STRING_LIST column: candidate element j is in the left list."""
+    theirs = right.lists[column]
+    keys = left.lists[column][0, : int(left.lengths[column][0])].tolist()
+    if not keys:
+        return np.zeros(theirs.shape, dtype=np.bool_)
+    slotting = _slotting(tuple(keys)) if len(keys) > 3 else None
+    if slotting is None:
+        # A few keys: one pass per key over the contiguous candidate rows.
+        flags: BoolArray = theirs == keys[0]
+        for key in keys[1:]:
+            flags |= theirs == key
+        return flags
+    # More: a small direct-mapped table of the left keys, at slots taken from bits of the key
+    # chosen so the left keys do not collide; a candidate element is in the left list iff its
+    # slot holds it. Empty slots hold the NULL key, which no list element is.
+    bits, shift, slots = slotting
+    table = np.full(1 << bits, _NULL_KEY, dtype=np.int64)
+    table[slots] = keys
+    index = theirs >> shift
+    index &= (1 << bits) - 1
+    found: BoolArray = table.take(index) == theirs
+    return found
+
+
+@lru_cache(maxsize=4096)
+def _slotting(keys: tuple[int, ...]) -> tuple[int, int, list[int]] | None:
+    bits = max(6, (4 * len(keys)).bit_length())
+    mask = (1 << bits) - 1
+    for shift in range(0, 64 - bits + 1, bits):
+        slots = [(key >> shift) & mask for key in keys]
+        if len(set(slots)) == len(slots):
+            return bits, shift, slots
+    return None
+
+
+def _count_flags(flags: BoolArray) -> IntArray:
+    """True flags per row of an (n, 8·w) bool array: each 8 flags are the bytes of a uint64,
+    and multiplying by 0x0101...01 sums a word's bytes into its top byte (no carry below 256)."""
+    words = flags.view("<u8")
+    total = words[:, 0] * _BYTES_TO_TOP if words.shape[1] == 1 else words.sum(axis=1) * _BYTES_TO_TOP
+    total >>= _TOP_BYTE
+    return total.view(np.int64)
+
+
+class TestPlan:
+    """The distinct tests of a set of levels, evaluated for one profile against n candidates
+    in about one numpy call per group: nulls, string equality, each list, each point.
+
+    `evaluate` returns a (rows, n) float array of 0.0 / 1.0 (float, so that the scorer can
+    combine rows with one matrix product); `row(test)` says which row holds a test. `Always`
+    has no row: it holds everywhere. Immutable once built; safe to share between threads.
+    """
+
+    __slots__ = ("_equal", "_lists", "_points", "_rows", "height")
+
+    def __init__(self, tests: Iterable[Test]) -> None:
+        distinct = list(dict.fromkeys(t for t in tests if not isinstance(t, Always)))
+        rows: dict[Test, int] = {IsNull(c): i for i, c in enumerate(COLUMNS)}
+        height = len(COLUMNS)
+        self._equal = height if any(isinstance(t, Equal) for t in distinct) else -1
+        if self._equal >= 0:
+            rows.update({Equal(c): height + j for j, c in enumerate(_STRINGS)})
+            height += len(_STRINGS)
+        self._lists: list[_ListTests] = []
+        for column in LIST_WIDTHS:
+            shares = sorted({t.at_least for t in distinct if isinstance(t, Shares) and t.column == column})
+            jaccards = sorted(
+                {(t.numerator, t.denominator) for t in distinct if isinstance(t, JaccardAtLeast) and t.column == column}
+            )
+            if not shares and not jaccards:
+                continue
+            self._lists.append(
+                _ListTests(
+                    column,
+                    COLUMNS[column],
+                    height,
+                    np.array(shares, dtype=np.int64).reshape(-1, 1),
+                    np.array([p for p, _ in jaccards], dtype=np.int64).reshape(-1, 1),
+                    np.array([p + q for p, q in jaccards], dtype=np.int64).reshape(-1, 1),
+                )
+            )
+            for k in shares:
+                rows[Shares(column, k)] = height
+                height += 1
+            for p, q in jaccards:
+                rows[JaccardAtLeast(column, p, q)] = height
+                height += 1
+        self._points: list[tuple[tuple[str, str], int, slice, FloatArray]] = []
+        for point in POINTS:
+            thresholds = sorted({t.threshold for t in distinct if isinstance(t, ArcCosineAtLeast) and t.point == point})
+            if not thresholds:
+                continue
+            bits = _NULL_BIT[point[0]] | _NULL_BIT[point[1]]
+            block = slice(height, height + len(thresholds))
+            self._points.append((point, bits, block, np.array(thresholds).reshape(-1, 1)))
+            for threshold in thresholds:
+                rows[ArcCosineAtLeast(point, threshold)] = height
+                height += 1
+        unknown = [t for t in distinct if t not in rows]
+        if unknown:
+            raise ValueError(f"tests on columns the encoding does not hold: {unknown}")
+        self._rows = rows
+        self.height = height
+
+    def row(self, test: Test) -> int | None:
+        """The row of `evaluate`'s result that holds `test`; None for `Always`."""
+        return None if isinstance(test, Always) else self._rows[test]
+
+    def evaluate(self, left: EncodedProfiles, right: EncodedProfiles) -> FloatArray:
+        """Every test for the one profile in `left` against each profile in `right`: (rows, n)."""
+        if len(left) != 1:
+            raise ValueError(f"the left side is one profile, got {len(left)}")
+        out = np.empty((self.height, len(right)))
+        left_nulls = int(left.null_bits[0])
+        np.logical_or(right.nulls, left.nulls[:, :1], out=out[: len(COLUMNS)])
+        if self._equal >= 0:
+            equal = out[self._equal : self._equal + len(_STRINGS)]
+            np.equal(right.keys, left.keys[:, :1], out=equal)
+            if left_nulls & _STRING_BITS:
+                # NULL = NULL is not true in SQL: a NULL on the left matches nothing.
+                for j, column in enumerate(_STRINGS):
+                    if left_nulls & _NULL_BIT[column]:
+                        equal[j] = 0.0
+        for tests in self._lists:
+            tests.evaluate(left, right, out)
+        for point, bits, block, thresholds in self._points:
+            if left_nulls & bits:
+                out[block] = 0.0
+                continue
+            x, y, z = (float(v) for v in left.points[point][:, 0])
+            theirs = right.points[point]
+            # x_l·x_r + y_l·y_r + z_l·z_r in the order WithinKm.sql spells it, so every IEEE
+            # product and sum is the one DuckDB computes. NaN (a NULL side) compares false.
+            cosine = theirs[0] * x
+            cosine += theirs[1] * y
+            cosine += theirs[2] * z
+            np.greater_equal(cosine, thresholds, out=out[block])
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# The level kinds
+
+_NAME = r"([a-z][a-z0-9_]*)"
+
+
+class Level(ABC):
+    """A comparison-level kind: SQL for Splink, a recogniser for model files, tests for numpy."""
+
+    is_null_level: ClassVar[bool] = False
+    _pattern: ClassVar[re.Pattern[str]]
+
+    @abstractmethod
+    def sql(self) -> str:
+        """The `sql_condition` Splink runs (DuckDB dialect)."""
+
+    @abstractmethod
+    def label(self) -> str:
+        """A short label for charts and waterfalls."""
+
+    @abstractmethod
+    def tests(self) -> tuple[Test, ...]:
+        """The level holds exactly where any of these tests holds (where its SQL is TRUE)."""
+
+    def exact_match_column(self) -> str | None:
+        """The column if this level is a plain exact match (what Splink's TF adjustment looks
+        for to find "the u of the exact match level"), else None."""
+        return None
+
+    def holds(self, left: EncodedProfiles, right: EncodedProfiles) -> BoolArray:
+        """Where the level's condition is TRUE for `left` (one profile) against each of
+        `right`. For tests and inspection; the scorer evaluates all levels at once."""
+        tests = self.tests()
+        plan = TestPlan(tests)
+        rows = [row for row in map(plan.row, tests) if row is not None]
+        if len(rows) < len(tests):  # Always
+            return np.ones(len(right), dtype=np.bool_)
+        held: BoolArray = plan.evaluate(left, right)[rows].any(axis=0)
+        return held
+
+    @classmethod
+    @abstractmethod
+    def _from_match(cls, match: re.Match[str]) -> Level:
+        """Build the level from its pattern's groups; ValueError if they make no sense."""
+
+    @classmethod
+    def parse(cls, sql: str) -> Level | None:
+        """The level of this kind whose rendering is exactly `sql`, else None.
+
+        Raises ValueError when the text has this kind's shape but parameters the catalogue
+        refuses (an unknown column, a threshold out of range)."""
+        match = cls._pattern.fullmatch(sql)
+        if match is None:
+            return None
+        level = cls._from_match(match)
+        return level if level.sql() == sql else None
+
+
+@dataclass(frozen=True, slots=True)
+class NullLevel(Level):
+    """Either side is NULL in any of `column_names`: no evidence, match weight 0.
+
+    For a list column NULL is "no evidence"; an empty list is not NULL (the schema never has one)."""
+
+    column_names: tuple[str, ...]
+    is_null_level: ClassVar[bool] = True
+    _pattern: ClassVar[re.Pattern[str]] = re.compile(
+        rf'"{_NAME}_l" IS NULL OR "\1_r" IS NULL(?: OR "{_NAME}_l" IS NULL OR "\2_r" IS NULL)*'
+    )
+
+    def __post_init__(self) -> None:
+        if not self.column_names or len(set(self.column_names)) != len(self.column_names):
+            raise ValueError("a null level needs one or more distinct columns")
+        for column in self.column_names:
+            _require(column)
+
+    def sql(self) -> str:
+        return " OR ".join(f'"{c}_l" IS NULL OR "{c}_r" IS NULL' for c in self.column_names)
+
+    def label(self) -> str:
+        return f"{' or '.join(self.column_names)} missing"
+
+    def tests(self) -> tuple[Test, ...]:
+        return tuple(IsNull(c) for c in self.column_names)
+
+    @classmethod
+    def _from_match(cls, match: re.Match[str]) -> Level:
+        # A repeated group keeps only its last capture, so read the columns off the text.
+        return cls(tuple(re.findall(rf'"{_NAME}_l" IS NULL', match.group(0))))
+
+
+@dataclass(frozen=True, slots=True)
+class ExactMatch(Level):
+    """The two values of a string column are equal (NULL equals nothing).
+
+    A model level may add a term-frequency adjustment (`TermFrequency`); that is a property of
+    the level in the model, not of its SQL."""
+
+    column: str
+    _pattern: ClassVar[re.Pattern[str]] = re.compile(rf'"{_NAME}_l" = "\1_r"')
+
+    def __post_init__(self) -> None:
+        _require(self.column, ColumnType.STRING)
+
+    def sql(self) -> str:
+        return f'"{self.column}_l" = "{self.column}_r"'
+
+    def label(self) -> str:
+        return f"same {self.column}"
+
+    def tests(self) -> tuple[Test, ...]:
+        return (Equal(self.column),)
+
+    def exact_match_column(self) -> str | None:
+        return self.column
+
+    @classmethod
+    def _from_match(cls, match: re.Match[str]) -> Level:
+        return cls(match.group(1))
+
+
+@dataclass(frozen=True, slots=True)
+class ListOverlap(Level):
+    """The two lists share at least `at_least` (>= 1) elements.
+
+    At least 1, because DuckDB's list_intersect(x, NULL) is an empty list, not NULL: with a
+    threshold of 0 a NULL right side would pass. From 1 up, a NULL on either side fails."""
+
+    column: str
+    at_least: int
+    _pattern: ClassVar[re.Pattern[str]] = re.compile(rf'len\(list_intersect\("{_NAME}_l", "\1_r"\)\) >= ([1-9][0-9]*)')
+
+    def __post_init__(self) -> None:
+        _require(self.column, *_LIST_TYPES)
+        if isinstance(self.at_least, bool) or not isinstance(self.at_least, int):
+            raise ValueError(f"at_least must be an int, got {self.at_least!r}")
+        if not 1 <= self.at_least <= LIST_WIDTHS[self.column]:
+            raise ValueError(f"at_least must be in 1..{LIST_WIDTHS[self.column]}, got {self.at_least}")
+
+    def sql(self) -> str:
+        return f'len(list_intersect("{self.column}_l", "{self.column}_r")) >= {self.at_least}'
+
+    def label(self) -> str:
+        return f"{self.at_least}+ shared {self.column}"
+
+    def tests(self) -> tuple[Test, ...]:
+        return (Shares(self.column, self.at_least),)
+
+    @classmethod
+    def _from_match(cls, match: re.Match[str]) -> Level:
+        return cls(match.group(1), int(match.group(2)))
+
+
+@dataclass(frozen=True, slots=True)
+class ListJaccard(Level):
+    """Jaccard similarity of the two lists (as sets) is at least `at_least`, a fraction p/q.
+
+    Tested in integers, q·|l∩r| >= p·(|l| + |r| - |l∩r|), so no float rounding sits at the
+    threshold (1/5 is not a double; 1·5 >= 1·5 is exact)."""
+
+    column: str
+    at_least: Fraction
+    _pattern: ClassVar[re.Pattern[str]] = re.compile(
+        rf'([1-9][0-9]*) \* len\(list_intersect\("{_NAME}_l", "\2_r"\)\) >= ([1-9][0-9]*) \* '
+        rf'\(len\("\2_l"\) \+ len\("\2_r"\) - len\(list_intersect\("\2_l", "\2_r"\)\)\)'
+    )
+
+    def __post_init__(self) -> None:
+        _require(self.column, *_LIST_TYPES)
+        if not isinstance(self.at_least, Fraction) or not 0 < self.at_least <= 1:
+            raise ValueError(f"at_least must be a Fraction in (0, 1], got {self.at_least!r}")
+        if self.at_least.denominator > 1000:
+            raise ValueError(f"at_least {self.at_least} is finer than 1/1000")
+
+    def sql(self) -> str:
+        c, p, q = self.column, self.at_least.numerator, self.at_least.denominator
+        intersection = f'len(list_intersect("{c}_l", "{c}_r"))'
+        return f'{q} * {intersection} >= {p} * (len("{c}_l") + len("{c}_r") - {intersection})'
+
+    def label(self) -> str:
+        return f"{self.column} Jaccard >= {self.at_least}"
+
+    def tests(self) -> tuple[Test, ...]:
+        return (JaccardAtLeast(self.column, self.at_least.numerator, self.at_least.denominator),)
+
+    @classmethod
+    def _from_match(cls, match: re.Match[str]) -> Level:
+        return cls(match.group(2), Fraction(int(match.group(3)), int(match.group(1))))
+
+
+@dataclass(frozen=True, slots=True)
+class WithinKm(Level):
+    """The two points are at most `km` apart along a great circle (Earth radius 6371 km).
+
+    The cosine of the central angle is the dot product of the two unit vectors, and the level
+    holds where it is at least cos(km / R). Not the haversine: that needs sines of per-pair
+    differences, which numpy's SIMD routines and DuckDB's libm may round differently, so a
+    pair on the boundary could fall either way. Here each side's vector comes from its own
+    sines and cosines (libm on both sides; the encoding precomputes them) and then only
+    products and sums follow, which IEEE 754 makes identical on both sides. Resolution is well
+    under a metre at the thresholds used; not meant for thresholds below 10 m."""
+
+    latitude: str
+    longitude: str
+    km: float
+    _pattern: ClassVar[re.Pattern[str]] = re.compile(
+        rf'cos\(radians\("{_NAME}_l"\)\) \* cos\(radians\("{_NAME}_l"\)\) \* '
+        rf'\(cos\(radians\("\1_r"\)\) \* cos\(radians\("\2_r"\)\)\) \+ '
+        rf'cos\(radians\("\1_l"\)\) \* sin\(radians\("\2_l"\)\) \* '
+        rf'\(cos\(radians\("\1_r"\)\) \* sin\(radians\("\2_r"\)\)\) \+ '
+        rf'sin\(radians\("\1_l"\)\) \* sin\(radians\("\1_r"\)\) '
+        rf">= cos\(([0-9]+\.[0-9]+) / 6371\.0\)"
+    )
+
+    def __post_init__(self) -> None:
+        if (self.latitude, self.longitude) not in POINTS:
+            raise ValueError(f"({self.latitude}, {self.longitude}) is not a point; points are {POINTS}")
+        # Beyond half the circumference the cosine turns back up and the test means nothing.
+        if not (isinstance(self.km, float) and 0.01 <= self.km <= math.pi * EARTH_RADIUS_KM):
+            raise ValueError(f"km must be a float in [0.01, {math.pi * EARTH_RADIUS_KM:.0f}], got {self.km!r}")
+        # DuckDB reads the literal as a DECIMAL; with at most 15 digits it converts exactly,
+        # and cos(km / 6371.0) is then the same double on both sides.
+        if len(repr(self.km).replace(".", "").strip("0")) > 15:
+            raise ValueError(f"km {self.km!r} has more than 15 significant digits")
+
+    @property
+    def threshold(self) -> float:
+        """cos(km / R) as DuckDB computes it: a correctly rounded quotient, then libm's cos."""
+        return math.cos(self.km / EARTH_RADIUS_KM)
+
+    def sql(self) -> str:
+        def vector(side: str) -> tuple[str, str, str]:
+            lat, lon = f'radians("{self.latitude}_{side}")', f'radians("{self.longitude}_{side}")'
+            return f"cos({lat}) * cos({lon})", f"cos({lat}) * sin({lon})", f"sin({lat})"
+
+        (xl, yl, zl), (xr, yr, zr) = vector("l"), vector("r")
+        return f"{xl} * ({xr}) + {yl} * ({yr}) + {zl} * {zr} >= cos({self.km!r} / {EARTH_RADIUS_KM!r})"
+
+    def label(self) -> str:
+        return f"within {self.km:g} km"
+
+    def tests(self) -> tuple[Test, ...]:
+        return (ArcCosineAtLeast((self.latitude, self.longitude), self.threshold),)
+
+    @classmethod
+    def _from_match(cls, match: re.Match[str]) -> Level:
+        return cls(match.group(1), match.group(2), float(match.group(3)))
+
+
+@dataclass(frozen=True, slots=True)
+class Else(Level):
+    """Every other pair. The last level of a comparison, and only the last."""
+
+    _pattern: ClassVar[re.Pattern[str]] = re.compile("ELSE")
+
+    def sql(self) -> str:
+        return "ELSE"
+
+    def label(self) -> str:
+        return "all other"
+
+    def tests(self) -> tuple[Test, ...]:
+        return (Always(),)
+
+    @classmethod
+    def _from_match(cls, match: re.Match[str]) -> Level:
+        return cls()
+
+
+CATALOGUE: Final[tuple[type[Level], ...]] = (NullLevel, ExactMatch, ListOverlap, ListJaccard, WithinKm, Else)
+
+
+def recognise_level(sql: object, *, comparison: str, position: int) -> Level:
+    """The catalogue level whose rendering is exactly `sql`.
+
+    Raises ModelError naming the comparison and the level's position (0-based, in model order)
+    when no kind renders that text, or when it has a known shape with parameters the catalogue
+    refuses."""
+    where = f"comparison {comparison!r}, level {position}"
+    if not isinstance(sql, str):
+        raise ModelError(f"{where}: sql_condition must be a string, got {sql!r}")
+    for kind in CATALOGUE:
+        try:
+            level = kind.parse(sql)
+        except ValueError as e:
+            raise ModelError(f"{where}: {e} in sql_condition {sql!r}") from None
+        if level is not None:
+            return level
+    raise ModelError(
+        f"{where}: sql_condition {sql!r} is not a level the online scorer knows; "
+        "build comparisons from linkage._comparisons so that the scorer can evaluate them"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TermFrequency:
+    """A term-frequency adjustment on a level, as Splink applies it.
+
+    Where the level holds and a tf value exists on either side, the level's weight gains
+    `weight · (log2(u_exact) - log2(max(tf_l, tf_r, minimum_u)))`, u_exact being the u of the
+    comparison's exact-match level on `column` (a side without a tf takes the other side's)."""
+
+    column: str
+    weight: float = 1.0
+    minimum_u: float = 0.0
+
+    def __post_init__(self) -> None:
+        if COLUMNS.get(f"tf_{self.column}") is not ColumnType.TERM_FREQUENCY:
+            raise ValueError(f"column {self.column!r} has no tf_{self.column} term-frequency field in ProfileRecord")
+        if not (math.isfinite(self.weight) and 0.0 <= self.weight <= 1.0):
+            raise ValueError(f"tf weight must be in [0, 1], got {self.weight!r}")
+        if not (math.isfinite(self.minimum_u) and 0.0 <= self.minimum_u < 1.0):
+            raise ValueError(f"tf minimum u must be in [0, 1), got {self.minimum_u!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class LevelPlan:
+    """One level as training declares it: a catalogue kind, an optional label and TF adjustment."""
+
+    level: Level
+    label: str | None = None
+    term_frequency: TermFrequency | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """The Splink comparison-level dict (the JSON form of a level, before training)."""
+        out: dict[str, Any] = {"sql_condition": self.level.sql(), "label_for_charts": self.label or self.level.label()}
+        if self.level.is_null_level:
+            out["is_null_level"] = True
+        if self.term_frequency is not None:
+            tf = self.term_frequency
+            out["tf_adjustment_column"] = tf.column
+            out["tf_adjustment_weight"] = tf.weight
+            if tf.minimum_u:
+                out["tf_minimum_u_value"] = tf.minimum_u
+        return out
+
+
+def comparison_settings(name: str, levels: Sequence[LevelPlan], description: str | None = None) -> dict[str, Any]:
+    """A Splink comparison dict from catalogue levels; Splink names its weights `mw_<name>`.
+
+    Splink 5 drops `comparison_description` for dict comparisons (it saves "CustomComparison");
+    it is passed anyway for the day it does not."""
+    if not re.fullmatch(_NAME, name):
+        raise ValueError(f"comparison name {name!r}: use lower-case letters, digits and _")
+    if not levels or not isinstance(levels[-1].level, Else):
+        raise ValueError(f"comparison {name!r}: the last level must be Else()")
+    if any(isinstance(plan.level, Else) for plan in levels[:-1]):
+        raise ValueError(f"comparison {name!r}: Else() may only be the last level")
+    return {
+        "output_column_name": name,
+        "comparison_description": description or name,
+        "comparison_levels": [plan.settings() for plan in levels],
+    }

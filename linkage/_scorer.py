@@ -1,0 +1,521 @@
+"""The online Fellegi-Sunter scorer, compiled from a Splink model JSON.
+
+`VisitorScorer.from_model` reads the file `splink.Linker` saves (`linker.misc.save_model_to_json`),
+recognises every level as a catalogue kind (`linkage._comparisons`), and resolves the numbers
+the way Splink does when it loads the same file: default m/u for levels training never
+observed, m and u clamped at 1e-300, the prior as log2 odds, each term-frequency adjustment
+with the u of its comparison's exact-match level. `score` then rates one encoded profile
+against many with numpy alone; its match weights equal Splink's `linker.inference.score_pairs`
+on the same records (tests/test_scorer_parity.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._comparisons import (
+    Else,
+    EncodedProfiles,
+    FloatArray,
+    IntArray,
+    Level,
+    ModelError,
+    TermFrequency,
+    TestPlan,
+    encode_profiles,
+    recognise_level,
+)
+from ._profile_record import ProfileRecord
+
+# Splink's floor for m and u (splink.internals.comparison_level.M_U_CLAMP_MIN): it refuses a
+# smaller value on load and clamps at it when taking the log.
+_M_U_FLOOR: Final = 1e-300
+# What Splink writes for a level training never saw (splink.internals.constants) and the
+# probability it reads that as.
+_LEVEL_NOT_OBSERVED: Final = "level not observed in training dataset"
+_NOT_OBSERVED_PROBABILITY: Final = 1e-6
+_LEVEL_KEYS: Final = frozenset(
+    {
+        "sql_condition",
+        "label_for_charts",
+        "is_null_level",
+        "m_probability",
+        "u_probability",
+        "fix_m_probability",
+        "fix_u_probability",
+        "tf_adjustment_column",
+        "tf_adjustment_weight",
+        "tf_minimum_u_value",
+        "disable_tf_exact_match_detection",
+    }
+)
+# More slots per comparison make the (comparison, pattern) tables too large to be worth it.
+_MAX_SLOTS: Final = 10
+_COMPARISON_KEYS: Final = frozenset({"output_column_name", "comparison_levels", "comparison_description"})
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLevel:
+    """One level of a compiled comparison, with the numbers Splink would use for it.
+
+    `comparison_vector_value` is Splink's gamma: -1 for a null level, else counting down from
+    the first level to 0 for the last. `term_frequency` is set only where Splink adjusts
+    (not on null or else levels, not with weight 0); `log2_u_exact` is then the log2 u of the
+    exact-match level the adjustment is measured against."""
+
+    level: Level
+    label: str
+    comparison_vector_value: int
+    is_null_level: bool
+    m_probability: float | None
+    u_probability: float | None
+    match_weight: float
+    term_frequency: TermFrequency | None = None
+    log2_u_exact: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelComparison:
+    """A compiled comparison: its name (Splink's `output_column_name`, so its weights are
+    `mw_<name>` and `mw_tf_adj_<name>` in Splink's output) and its levels in model order."""
+
+    name: str
+    levels: tuple[ModelLevel, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Scores:
+    """One left profile scored against n candidates; row i is candidate i.
+
+    `match_weight` = prior + the sum of row i of `comparison_weights` (n x comparisons, in
+    `VisitorScorer.comparison_names` order); each entry is the level's weight plus its
+    term-frequency adjustment, the latter also alone in `tf_adjustments` (Splink's `mw_<c>` is
+    the difference, `mw_tf_adj_<c>` the adjustment). `gammas` are Splink's comparison vector
+    values, `levels` the position of the level in its comparison's model list."""
+
+    left_id: int
+    candidate_ids: IntArray
+    match_weight: FloatArray
+    match_probability: FloatArray
+    comparison_weights: FloatArray
+    tf_adjustments: FloatArray
+    gammas: NDArray[np.int8]
+    levels: IntArray
+
+    def __len__(self) -> int:
+        return len(self.candidate_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class WaterfallStep:
+    """One comparison's part in a pair's match weight."""
+
+    comparison: str
+    level_label: str
+    comparison_vector_value: int
+    level_weight: float  # log2(m / u) of the level, 0 for a null level
+    tf_adjustment: float
+
+    @property
+    def match_weight(self) -> float:
+        return self.level_weight + self.tf_adjustment
+
+
+@dataclass(frozen=True, slots=True)
+class Waterfall:
+    """Why a pair scored what it did: the prior plus one step per comparison gives
+    `match_weight` (up to float rounding), as in Splink's waterfall chart."""
+
+    model_version: str
+    left_id: int
+    right_id: int
+    prior_match_weight: float
+    steps: tuple[WaterfallStep, ...]
+    match_weight: float
+    match_probability: float
+
+
+class VisitorScorer:
+    """A Splink visitor model compiled for numpy: scores one profile against many candidates.
+
+    Build it with `from_model(json_dict_or_path)`; a model with SQL outside the catalogue, or
+    numbers Splink itself would refuse, raises `ModelError`. Encode profiles once with
+    `encode` (cache the result with the profile; it does not depend on the model), then
+    `score(left, candidates)` is pure numpy. Immutable and safe to share between threads.
+    """
+
+    __slots__ = (
+        "_combine",
+        "_gamma_table",
+        "_level_table",
+        "_offsets",
+        "_plan",
+        "_tf_steps",
+        "_weight_table",
+        "comparisons",
+        "prior_match_weight",
+        "probability_two_random_records_match",
+        "version",
+    )
+
+    def __init__(
+        self, comparisons: tuple[ModelComparison, ...], probability_two_random_records_match: float, version: str
+    ) -> None:
+        """Prefer `from_model`; this takes comparisons already compiled."""
+        self.version = version
+        self.comparisons = comparisons
+        self.probability_two_random_records_match = probability_two_random_records_match
+        p = probability_two_random_records_match
+        self.prior_match_weight = math.log2(p / (1.0 - p))
+
+        # A level holds where any of its tests holds, so a comparison is a sequence of slots
+        # (test, level) ending in its else level, and Splink's CASE picks the level of the
+        # first slot that holds. With slot i worth 2**i, one matrix product of the test rows
+        # gives each pair's pattern of slots that hold, per comparison (exact in float64);
+        # tables built here map (comparison, pattern) to the level of the lowest set bit.
+        slots = [
+            [
+                (test, i)
+                for i, level in enumerate(c.levels)
+                if not isinstance(level.level, Else)
+                for test in level.level.tests()
+            ]
+            for c in comparisons
+        ]
+        for comparison, sequence in zip(comparisons, slots, strict=True):
+            if len(sequence) > _MAX_SLOTS:
+                raise ModelError(
+                    f"comparison {comparison.name!r}: {len(sequence)} tests before ELSE, the scorer takes {_MAX_SLOTS}"
+                )
+        self._plan = TestPlan(test for sequence in slots for test, _ in sequence)
+        patterns = 1 << max(len(sequence) for sequence in slots)
+        combine = np.zeros((len(comparisons), self._plan.height))
+        level_table = np.zeros((len(comparisons), patterns), dtype=np.int64)
+        for c, sequence in enumerate(slots):
+            for bit, (test, _) in enumerate(sequence):
+                row = self._plan.row(test)
+                if row is None:  # only ELSE always holds, and it is not a slot
+                    raise ModelError(f"comparison {comparisons[c].name!r}: a level before ELSE always holds")
+                combine[c, row] += float(1 << bit)
+            else_level = len(comparisons[c].levels) - 1
+            for pattern in range(patterns):
+                first = (pattern & -pattern).bit_length() - 1
+                level_table[c, pattern] = sequence[first][1] if 0 <= first < len(sequence) else else_level
+        weights = [[level.match_weight for level in c.levels] for c in comparisons]
+        gammas = [[level.comparison_vector_value for level in c.levels] for c in comparisons]
+        self._combine = combine
+        self._level_table = level_table.ravel()
+        self._weight_table = np.array([weights[c][i] for c, row in enumerate(level_table) for i in row])
+        self._gamma_table = np.array([gammas[c][i] for c, row in enumerate(level_table) for i in row], dtype=np.int8)
+        self._offsets = (np.arange(len(comparisons)) * float(patterns)).reshape(-1, 1)
+
+        tf_steps: list[tuple[int, int, str, float, float, float]] = []
+        for c, comparison in enumerate(comparisons):
+            for i, level in enumerate(comparison.levels):
+                tf = level.term_frequency
+                if tf is not None and level.log2_u_exact is not None:
+                    log2_minimum = math.log2(tf.minimum_u) if tf.minimum_u > 0.0 else -math.inf
+                    tf_steps.append((c, i, f"tf_{tf.column}", tf.weight, level.log2_u_exact, log2_minimum))
+        self._tf_steps = tuple(tf_steps)
+
+    # -- building ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_model(cls, model: Mapping[str, Any] | str | os.PathLike[str]) -> VisitorScorer:
+        """Compile a Splink model: the dict `save_model_to_json` returns, or the path of the
+        file it wrote. Raises ModelError (naming the comparison and level) on anything the
+        catalogue does not know or Splink would not load."""
+        if isinstance(model, str | os.PathLike):
+            try:
+                loaded = json.loads(Path(model).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise ModelError(f"cannot read model {os.fspath(model)!r}: {e}") from e
+        else:
+            loaded = model
+        if not isinstance(loaded, Mapping):
+            raise ModelError(f"a model is a JSON object, got {type(loaded).__name__}")
+        version = model_version(loaded)
+
+        dialect = loaded.get("sql_dialect", "duckdb")
+        if dialect != "duckdb":
+            raise ModelError(f"sql_dialect {dialect!r}: the catalogue's SQL is DuckDB's")
+        tf_prefix = loaded.get("term_frequency_adjustment_column_prefix", "tf_")
+        if tf_prefix != "tf_":
+            raise ModelError(f"term_frequency_adjustment_column_prefix {tf_prefix!r}: ProfileRecord has tf_<column>")
+        prior = loaded.get("probability_two_random_records_match")
+        if isinstance(prior, bool) or not isinstance(prior, int | float) or not 0.0 < prior < 1.0:
+            raise ModelError(f"probability_two_random_records_match must be in (0, 1), got {prior!r}")
+
+        raw = loaded.get("comparisons")
+        if not isinstance(raw, list) or not raw:
+            raise ModelError("the model has no comparisons")
+        comparisons = tuple(_compile_comparison(c, i) for i, c in enumerate(raw))
+        names = [c.name for c in comparisons]
+        if len(set(names)) != len(names):
+            raise ModelError(f"comparison names repeat: {names}")
+        return cls(comparisons, float(prior), version)
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    @property
+    def comparison_names(self) -> tuple[str, ...]:
+        """Comparison names in model order: the columns of `Scores.comparison_weights`."""
+        return tuple(c.name for c in self.comparisons)
+
+    @staticmethod
+    def encode(records: Iterable[ProfileRecord]) -> EncodedProfiles:
+        """Encode profiles for `score` (see `encode_profiles`); independent of the model."""
+        return encode_profiles(records)
+
+    def score(self, left: EncodedProfiles, candidates: EncodedProfiles) -> Scores:
+        """Score one profile (`left`, an encoding of exactly one record) against every row of
+        `candidates`: match weights, match probabilities and the per-comparison weights, as
+        Splink computes them for the same pairs."""
+        tests = self._plan.evaluate(left, candidates)  # (test, candidate)
+        patterns = self._combine @ tests  # (comparison, candidate)
+        index = np.add(patterns, self._offsets, dtype=np.intp, casting="unsafe")
+        levels = self._level_table.take(index)
+        weights = self._weight_table.take(index)
+        adjustments = np.zeros_like(weights)
+        for step in self._tf_steps:
+            _tf_adjustment(step, left, candidates, levels, weights, adjustments)
+        total = weights.sum(axis=0)
+        total += self.prior_match_weight
+        # Splink's form: 1 / (1 + 2^-w) for w >= 0, 2^w / (1 + 2^w) below, so 2^x never overflows.
+        power = np.exp2(-np.abs(total))
+        probability = np.where(total >= 0.0, 1.0, power)
+        probability /= power + 1.0
+        return Scores(
+            left_id=int(left.unique_ids[0]),
+            candidate_ids=candidates.unique_ids,
+            match_weight=total,
+            match_probability=probability,
+            comparison_weights=weights.T,
+            tf_adjustments=adjustments.T,
+            gammas=self._gamma_table.take(index).T,
+            levels=levels.T,
+        )
+
+    def waterfall(self, scores: Scores, row: int) -> Waterfall:
+        """The waterfall (prior, then each comparison's level and weight) of candidate `row`."""
+        steps = []
+        for c, comparison in enumerate(self.comparisons):
+            level = comparison.levels[int(scores.levels[row, c])]
+            tf = float(scores.tf_adjustments[row, c])
+            steps.append(
+                WaterfallStep(
+                    comparison=comparison.name,
+                    level_label=level.label,
+                    comparison_vector_value=level.comparison_vector_value,
+                    level_weight=level.match_weight,
+                    tf_adjustment=tf,
+                )
+            )
+        return Waterfall(
+            model_version=self.version,
+            left_id=scores.left_id,
+            right_id=int(scores.candidate_ids[row]),
+            prior_match_weight=self.prior_match_weight,
+            steps=tuple(steps),
+            match_weight=float(scores.match_weight[row]),
+            match_probability=float(scores.match_probability[row]),
+        )
+
+    def __repr__(self) -> str:
+        return f"<VisitorScorer {self.version} {', '.join(self.comparison_names)}>"
+
+
+def model_version(model: Mapping[str, Any]) -> str:
+    """A model's version: the first 12 hex digits of the SHA-256 of its canonical JSON (sorted
+    keys, no whitespace), so the same model has the same version however it was written."""
+    try:
+        canonical = json.dumps(model, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"the model is not plain JSON: {e}") from e
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _tf_adjustment(
+    step: tuple[int, int, str, float, float, float],
+    left: EncodedProfiles,
+    right: EncodedProfiles,
+    levels: IntArray,
+    weights: FloatArray,
+    adjustments: FloatArray,
+) -> None:
+    """Splink's adjustment where the level was chosen and a tf value exists on either side:
+    weight · (log2 u_exact - log2 greatest(coalesce(l, r), coalesce(r, l), minimum_u)).
+    log2 of the greatest is the greatest of the log2s (log2 is monotonic), so the encoding's
+    per-record log2 serves."""
+    c, level, column, weight, log2_u_exact, log2_minimum = step
+    theirs = right.log2_tf[column]
+    mine = float(left.log2_tf[column][0])
+    at_level = levels[c] == level
+    if math.isnan(mine):
+        # Only the candidate's value, where it has one; elsewhere no adjustment.
+        log2_tf = np.maximum(theirs, log2_minimum)
+        at_level &= ~np.isnan(theirs)
+    else:
+        # fmax skips NaN: a candidate without a value takes the left's.
+        log2_tf = np.fmax(theirs, max(mine, log2_minimum))
+    adjustment = np.subtract(log2_u_exact, log2_tf, out=log2_tf)
+    if weight != 1.0:
+        adjustment *= weight
+    np.copyto(adjustments[c], adjustment, where=at_level)
+    np.add(weights[c], adjustment, out=weights[c], where=at_level)
+
+
+# -- compiling the model ---------------------------------------------------------------------
+
+
+def _compile_comparison(raw: object, index: int) -> ModelComparison:
+    if not isinstance(raw, Mapping):
+        raise ModelError(f"comparison {index}: expected an object, got {raw!r}")
+    name = raw.get("output_column_name")
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"comparison {index}: output_column_name must be a non-empty string")
+    unknown = set(raw) - _COMPARISON_KEYS
+    if unknown:
+        raise ModelError(f"comparison {name!r}: unknown keys {sorted(unknown)}")
+    raw_levels = raw.get("comparison_levels")
+    if not isinstance(raw_levels, list) or not raw_levels:
+        raise ModelError(f"comparison {name!r}: comparison_levels must be a non-empty list")
+
+    levels: list[Level] = []
+    for position, raw_level in enumerate(raw_levels):
+        if not isinstance(raw_level, Mapping):
+            raise ModelError(f"comparison {name!r}, level {position}: expected an object, got {raw_level!r}")
+        unknown = set(raw_level) - _LEVEL_KEYS
+        if unknown:
+            raise ModelError(f"comparison {name!r}, level {position}: unknown keys {sorted(unknown)}")
+        levels.append(recognise_level(raw_level.get("sql_condition"), comparison=name, position=position))
+    # Without a final ELSE Splink's CASE leaves some pairs NULL and their match weight NULL.
+    if not isinstance(levels[-1], Else) or any(isinstance(level, Else) for level in levels[:-1]):
+        raise ModelError(f"comparison {name!r}: ELSE must be the last level, and only the last")
+
+    is_null = [_flag(raw_level, "is_null_level", name, p) for p, raw_level in enumerate(raw_levels)]
+    non_null = sum(not n for n in is_null)
+    if non_null < 2:
+        raise ModelError(f"comparison {name!r}: needs at least two levels that are not null levels")
+    # Splink's numbering: null levels -1, the others from non_null - 1 down to 0 in order.
+    gammas: list[int] = []
+    counter = non_null - 1
+    for n in is_null:
+        gammas.append(-1 if n else counter)
+        counter -= 0 if n else 1
+    default_m, default_u = _default_m_u(non_null)
+
+    m_values: list[float | None] = []
+    u_values: list[float | None] = []
+    for position, raw_level in enumerate(raw_levels):
+        if is_null[position]:
+            m_values.append(None)
+            u_values.append(None)
+            continue
+        gamma = gammas[position]
+        m_values.append(_probability(raw_level, "m_probability", default_m[gamma], name, position))
+        u_values.append(_probability(raw_level, "u_probability", default_u[gamma], name, position))
+
+    compiled: list[ModelLevel] = []
+    for position, raw_level in enumerate(raw_levels):
+        level = levels[position]
+        where = f"comparison {name!r}, level {position}"
+        m, u = m_values[position], u_values[position]
+        weight = 0.0 if m is None or u is None else math.log2(max(m, _M_U_FLOOR) / max(u, _M_U_FLOOR))
+        tf, log2_u_exact = _term_frequency(raw_level, position, levels, is_null, u_values, where)
+        label = raw_level.get("label_for_charts")
+        compiled.append(
+            ModelLevel(
+                level=level,
+                label=label if isinstance(label, str) and label else level.label(),
+                comparison_vector_value=gammas[position],
+                is_null_level=is_null[position],
+                m_probability=m,
+                u_probability=u,
+                match_weight=weight,
+                term_frequency=tf,
+                log2_u_exact=log2_u_exact,
+            )
+        )
+    return ModelComparison(name=name, levels=tuple(compiled))
+
+
+def _flag(raw_level: Mapping[str, Any], key: str, comparison: str, position: int) -> bool:
+    value = raw_level.get(key, False)
+    if not isinstance(value, bool):
+        raise ModelError(f"comparison {comparison!r}, level {position}: {key} must be true or false, got {value!r}")
+    return value
+
+
+def _default_m_u(levels: int) -> tuple[list[float], list[float]]:
+    """Splink's starting m and u for a comparison of `levels` non-null levels, by gamma (what
+    it uses when the model file has no value: a level training did not estimate)."""
+    m = [(1 - 0.95) / (levels - 1)] * (levels - 1) + [0.95]
+    if levels == 2:
+        weights = [-5.0]
+    else:
+        step = (3.0 - -5.0) / (levels - 2)
+        weights = [-5.0 + i * step for i in range(levels - 1)]
+    weights.append(10.0)
+    u = [mi / 2**w for mi, w in zip(m, weights, strict=True)]
+    return m, u
+
+
+def _probability(raw_level: Mapping[str, Any], key: str, default: float, comparison: str, position: int) -> float:
+    value = raw_level.get(key)
+    if value is None:
+        return default
+    if value == _LEVEL_NOT_OBSERVED:
+        return _NOT_OBSERVED_PROBABILITY
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _M_U_FLOOR <= value <= 1.0:
+        raise ModelError(f"comparison {comparison!r}, level {position}: {key} must be in [1e-300, 1], got {value!r}")
+    return float(value)
+
+
+def _term_frequency(
+    raw_level: Mapping[str, Any],
+    position: int,
+    levels: list[Level],
+    is_null: list[bool],
+    u_values: list[float | None],
+    where: str,
+) -> tuple[TermFrequency | None, float | None]:
+    column = raw_level.get("tf_adjustment_column")
+    if column is None:
+        return None, None
+    try:
+        tf = TermFrequency(
+            column,
+            weight=float(raw_level.get("tf_adjustment_weight", 1.0)),
+            minimum_u=float(raw_level.get("tf_minimum_u_value", 0.0)),
+        )
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{where}: term-frequency adjustment: {e}") from None
+    # Splink makes no adjustment on null and else levels, nor with weight 0.
+    if is_null[position] or isinstance(levels[position], Else) or tf.weight == 0.0:
+        return None, None
+    detect = raw_level.get("disable_tf_exact_match_detection", False)
+    if not isinstance(detect, bool):
+        raise ModelError(f"{where}: disable_tf_exact_match_detection must be true or false, got {detect!r}")
+    if detect:
+        exact = position
+    else:
+        # The first exact-match level on the tf column: Splink measures the adjustment from its u.
+        found = [i for i, level in enumerate(levels) if level.exact_match_column() == tf.column.lower()]
+        if not found:
+            raise ModelError(f"{where}: term-frequency adjustment on {column!r} but no exact-match level on it")
+        exact = found[0]
+    u_exact = u_values[exact]
+    if u_exact is None:
+        raise ModelError(f"{where}: term-frequency adjustment measured from level {exact}, a null level without u")
+    return tf, math.log2(u_exact)

@@ -1,0 +1,260 @@
+"""Soft links: components joined to a person by the visitor model, under the hard rules.
+
+A soft link joins one component to a root component; roots are never soft-linked themselves,
+so a person is a root and the components linked to it (a star). Soft links never join
+components holding different values of a unique namespace, and a link that hard evidence
+later contradicts is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._comparisons import EncodedProfiles, encode_profiles
+from ._records import SoftLinkRow
+from ._types import Context
+from ._visitor_model import VisitorModel
+from ._visitors import VisitorIndex
+
+UniquesOf = Callable[[int], Mapping[str, str]]
+# (component, root, link or None, reason): a link made (link set) or dropped (link None).
+Record = Callable[[int, int, "SoftLink | None", str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SoftLink:
+    component: int
+    target: int  # the root component
+    probability: float
+    match_weight: float
+    model_version: str
+    # The waterfall at link time: ("prior", w) then (comparison, weight incl. tf adjustment).
+    weights: tuple[tuple[str, float], ...]
+    linked_at: float
+
+    def row(self) -> SoftLinkRow:
+        return SoftLinkRow(
+            self.component, self.target, self.probability, self.match_weight, self.model_version,
+            tuple(n for n, _ in self.weights), tuple(w for _, w in self.weights), self.linked_at,
+        )  # fmt: skip
+
+    @classmethod
+    def from_row(cls, row: SoftLinkRow) -> SoftLink:
+        return cls(
+            row.component, row.target, row.probability, row.match_weight, row.model_version,
+            tuple(zip(row.weight_names, row.weights, strict=True)), row.linked_at,
+        )  # fmt: skip
+
+
+def _clash(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
+    return any(b.get(namespace, key) != key for namespace, key in a.items())
+
+
+class SoftLinks:
+    """The soft-link state of the graph, the visitor evidence, and the model that links."""
+
+    def __init__(self, model: VisitorModel | None, candidate_limit: int = 300) -> None:
+        self.model = model
+        self.index = VisitorIndex(tf_population=model.tf_population if model is not None else None)
+        self._candidate_limit = candidate_limit
+        self._links: dict[int, SoftLink] = {}
+        self._members: dict[int, set[int]] = {}
+        self._encoded: dict[int, EncodedProfiles] = {}
+        self._dirty: set[int] = set()
+
+    # -- state -----------------------------------------------------------------------------
+
+    def load(self, rows: list[SoftLinkRow]) -> None:
+        for row in rows:
+            link = SoftLink.from_row(row)
+            self._links[link.component] = link
+            self._members.setdefault(link.target, set()).add(link.component)
+
+    def link_of(self, component: int) -> SoftLink | None:
+        return self._links.get(component)
+
+    def members(self, root: int) -> set[int]:
+        return self._members.get(root, set())
+
+    def root_of(self, component: int) -> int:
+        link = self._links.get(component)
+        return component if link is None else link.target
+
+    def person_of(self, component: int, min_probability: float | None = None) -> int:
+        """The person id at a confidence: the oldest component of the group that holds.
+
+        None means every soft link counts (they all passed the model's threshold)."""
+        link = self._links.get(component)
+        if link is not None:
+            if min_probability is not None and link.probability < min_probability:
+                return component
+            component = link.target
+        group = [component]
+        for member in self._members.get(component, ()):
+            if min_probability is None or self._links[member].probability >= min_probability:
+                group.append(member)
+        return min(group)
+
+    def drain(self) -> tuple[list[SoftLinkRow], list[int]]:
+        rows = [self._links[c].row() for c in self._dirty if c in self._links]
+        removed = [c for c in self._dirty if c not in self._links]
+        self._dirty = set()
+        return rows, removed
+
+    # -- evidence --------------------------------------------------------------------------
+
+    def observe(self, component: int, timestamp: float, context: Context, record: Record) -> bool:
+        """Add evidence; True when it brought a new address (worth re-scoring for)."""
+        self._encoded.pop(component, None)
+        new_address = self.index.observe(component, timestamp, context)
+        if new_address:
+            users = self.index.users(context.ip)
+            if len(users) >= 4 and len(users) & (len(users) - 1) == 0:
+                self._revalidate(users, record)
+        return new_address
+
+    def _revalidate(self, components: set[int], record: Record) -> None:
+        """An address just doubled its visitors: its term frequency grew, so links made on it
+        when it looked rare are scored again and dropped if they no longer pass."""
+        model = self.model
+        if model is None:
+            return
+        for component in components:
+            self._encoded.pop(component, None)
+        for component in sorted(components):
+            link = self._links.get(component)
+            if link is None:
+                continue
+            left, right = self._encode(component), self._encode(link.target)
+            if left is None or right is None:
+                self._drop(component, record, "no evidence left")
+                continue
+            probability = float(model.scorer.score(left, right).match_probability[0])
+            if probability < model.threshold:
+                self._drop(component, record, "weaker evidence: its address turned out to be shared widely")
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def merged(self, loser: int, winner: int, uniques_of: UniquesOf, record: Record) -> None:
+        """A hard merge: the loser's own link goes, its members follow the winner's root."""
+        self.index.merge(loser, winner)
+        self._encoded.pop(loser, None)
+        self._encoded.pop(winner, None)
+        if loser in self._links:
+            self._drop(loser, record, "hard merge")
+        if winner in self._links and loser in self._members:
+            # The winner becomes a root of the loser's members; it cannot also be a member.
+            self._drop(winner, record, "hard merge")
+        root = self.root_of(winner)
+        for member in sorted(self._members.pop(loser, set())):
+            old = self._links.pop(member)
+            self._dirty.add(member)
+            if member == winner:
+                continue
+            if _clash(uniques_of(member), self._group_uniques(root, uniques_of)):
+                record(member, old.target, None, "contradicted by hard evidence")
+                continue
+            moved = SoftLink(
+                member, root, old.probability, old.match_weight, old.model_version, old.weights, old.linked_at
+            )
+            self._set(moved)
+
+    def check(self, component: int, uniques_of: UniquesOf, record: Record) -> None:
+        """After hard evidence reached `component`: drop the soft links it contradicts."""
+        link = self._links.get(component)
+        if link is not None:
+            others = self._group_uniques(link.target, uniques_of, leave_out=component)
+            if _clash(uniques_of(component), others):
+                self._drop(component, record, "contradicted by hard evidence")
+            return
+        mine = uniques_of(component)
+        if not mine:
+            return
+        for member in sorted(self._members.get(component, set())):
+            if _clash(uniques_of(member), mine):
+                self._drop(member, record, "contradicted by hard evidence")
+
+    def rescore(self, component: int, uniques_of: UniquesOf, record: Record, now: float) -> SoftLink | None:
+        """Score an anonymous component against its candidates and link it to the best person
+        above the threshold (or move it there); returns its link afterwards."""
+        model = self.model
+        if model is None or uniques_of(component) or self._members.get(component):
+            return self._links.get(component)
+        current = self._links.get(component)
+        left = self._encode(component)
+        if left is None:
+            return current
+        # Candidate component -> its root; scoring members too finds a person by any of its parts.
+        roots = {other: self.root_of(other) for other in self.index.candidates(component, self._candidate_limit)}
+        encoded = [e for c in roots if (e := self._encode(c)) is not None]
+        if not encoded:
+            return current
+        candidates = EncodedProfiles.concat(encoded)
+        scores = model.scorer.score(left, candidates)
+        order = np.argsort(-scores.match_probability, kind="stable")
+        for row in order:
+            probability = float(scores.match_probability[row])
+            if probability < model.threshold:
+                break
+            root = roots[int(scores.candidate_ids[row])]
+            if _clash(uniques_of(component), self._group_uniques(root, uniques_of)):
+                continue
+            if current is not None and current.target == root:
+                return current
+            if current is not None and current.probability >= probability:
+                return current
+            waterfall = model.scorer.waterfall(scores, int(row))
+            link = SoftLink(
+                component=component,
+                target=root,
+                probability=probability,
+                match_weight=waterfall.match_weight,
+                model_version=model.version,
+                weights=(
+                    ("prior", waterfall.prior_match_weight),
+                    *((s.comparison, s.match_weight) for s in waterfall.steps),
+                ),
+                linked_at=now,
+            )
+            if current is not None:
+                self._drop(component, record, "a better match")
+            self._set(link)
+            record(component, root, link, "")
+            return link
+        return current
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _encode(self, component: int) -> EncodedProfiles | None:
+        found = self._encoded.get(component)
+        if found is None:
+            record = self.index.record(component)
+            if record is None:
+                return None
+            found = self._encoded[component] = encode_profiles([record])
+        return found
+
+    def _group_uniques(self, root: int, uniques_of: UniquesOf, leave_out: int | None = None) -> dict[str, str]:
+        merged = dict(uniques_of(root))
+        for member in self._members.get(root, ()):
+            if member != leave_out:
+                merged.update(uniques_of(member))
+        return merged
+
+    def _set(self, link: SoftLink) -> None:
+        self._links[link.component] = link
+        self._members.setdefault(link.target, set()).add(link.component)
+        self._dirty.add(link.component)
+
+    def _drop(self, component: int, record: Record, reason: str) -> None:
+        link = self._links.pop(component)
+        members = self._members.get(link.target)
+        if members is not None:
+            members.discard(component)
+            if not members:
+                del self._members[link.target]
+        self._dirty.add(component)
+        record(component, link.target, None, reason)

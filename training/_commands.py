@@ -1,0 +1,63 @@
+"""What `idstitch simulate` and `idstitch train` do, behind the edge's argument parsing."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import linkage
+
+from ._history import device_profiles
+from ._replay import replay_into_store
+from ._simulate import SimulationConfig, read_jsonl, simulate, summary, write_jsonl
+from ._train import TrainConfig, TrainedModel, train_visitor_model
+
+Progress = Callable[[str], None]
+
+
+def run_simulate(config: SimulationConfig, out: Path, progress: Progress = print) -> int:
+    """Generate traffic with ground truth and write it as JSON lines; returns the signal count."""
+    started = time.monotonic()
+    progress(f"simulating {config.persons:,} persons over {config.days} days (seed {config.seed}) ...")
+    signals = simulate(config)
+    count = write_jsonl(out, signals)
+    progress(f"wrote {count:,} signals to {out} in {time.monotonic() - started:.1f} s")
+    for name, value in summary(signals).items():
+        progress(f"  {name}: {value:,}" if isinstance(value, int) else f"  {name}: {value:.3f}")
+    return count
+
+
+def run_train(
+    linkage_config: linkage.LinkageConfig,
+    train_config: TrainConfig,
+    *,
+    signals: Path | None = None,
+    store_path: Path | None = None,
+    progress: Progress = print,
+) -> TrainedModel:
+    """Train the visitor model on a stored history, or on signals replayed into a scratch store.
+
+    `store_path` is a data directory's DuckDB file; the server that owns it must be stopped
+    (one process owns a store).
+    """
+    if (signals is None) == (store_path is None):
+        raise ValueError("give either signals or store_path")
+    policy = linkage.IdentifierPolicy(linkage_config)
+    with tempfile.TemporaryDirectory(prefix="idstitch-train-") as scratch:
+        if signals is not None:
+            store_path = Path(scratch) / "replay.duckdb"
+            progress(f"replaying {signals} through the deterministic rules ...")
+            count = replay_into_store(
+                (s.signal for s in read_jsonl(signals)), store_path, linkage_config, progress=progress
+            )
+            progress(f"replayed {count:,} signals")
+        assert store_path is not None
+        store = linkage.DuckDBStore(store_path)
+        try:
+            progress("building device profiles from the stored history ...")
+            profiles = device_profiles(store, policy)
+        finally:
+            store.close()
+    return train_visitor_model(profiles, train_config, progress)

@@ -1,0 +1,169 @@
+"""Train the visitor model with Splink, evaluate it on held-out logins, write model and report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from splink import DuckDBAPI, Linker
+
+from linkage._profile_record import ProfileRecord
+
+from ._evaluate import Evaluation, count_positive_pairs, evaluate
+from ._history import DeviceProfiles
+from ._visitor_settings import training_blocking_rules, visitor_settings
+
+Progress = Callable[[str], None]
+
+MODEL_FILE = "visitor-model.json"
+METRICS_FILE = "visitor-model.metrics.json"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    out_dir: Path
+    holdout_share: float = 0.3  # share of logins whose devices are kept for evaluation only
+    u_max_pairs: float = 5e6
+    em_max_pairs: float = 2e6
+    min_precision: float = 0.95
+    seed: int = 42
+    report: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedModel:
+    model_path: Path
+    metrics_path: Path
+    report_dir: Path | None
+    evaluation: Evaluation
+    version: str
+
+
+def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress: Progress = print) -> TrainedModel:
+    """Estimate u by random sampling and m by EM over several blocking passes, then evaluate.
+
+    Devices of a held-out share of logins are left out of training and scored afterwards:
+    their labels give precision, recall and F1 by threshold, and the chosen threshold.
+    """
+    if len(profiles.records) < 50:
+        raise ValueError(f"{len(profiles.records)} device profiles are too few to train on")
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    held_out = {label for label in set(profiles.labels) if label is not None and _held_out(label, config)}
+    train_idx = [i for i, label in enumerate(profiles.labels) if label not in held_out]
+    test_idx = [i for i, label in enumerate(profiles.labels) if label in held_out]
+    progress(
+        f"{len(profiles.records):,} device profiles: {len(train_idx):,} to train on, "
+        f"{len(test_idx):,} from {len(held_out):,} held-out logins to evaluate on"
+    )
+
+    started = time.monotonic()
+    train_labels = [profiles.labels[i] for i in train_idx]
+    settings = visitor_settings()
+    settings["probability_two_random_records_match"] = _prior(train_labels)
+    db = DuckDBAPI()
+    linker = Linker(
+        db.register(_table([profiles.records[i] for i in train_idx]), dataset_display_name="train"), settings
+    )
+    progress(f"estimating u from up to {config.u_max_pairs:,.0f} random pairs ...")
+    linker.training.estimate_u_using_random_sampling(max_pairs=config.u_max_pairs, seed=config.seed)
+    for rule in training_blocking_rules():
+        progress(f"estimating m by EM on pairs blocked by {_describe(rule)} ...")
+        linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs)
+    model_path = config.out_dir / MODEL_FILE
+    linker.misc.save_model_to_json(str(model_path), overwrite=True)
+    version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+    progress(f"trained in {time.monotonic() - started:.1f} s; model {version} written to {model_path}")
+
+    progress(f"scoring the {len(test_idx):,} held-out devices ...")
+    test_records = [profiles.records[i] for i in test_idx]
+    test_labels = [profiles.labels[i] for i in test_idx]
+    evaluation, test_linker = _evaluate_held_out(model_path, test_records, test_labels, config)
+    chosen = evaluation.chosen
+    progress(
+        f"held-out pairs: precision {chosen.precision:.3f}, recall {chosen.recall:.3f}, F1 {chosen.f1:.3f} "
+        f"at match probability ≥ {chosen.threshold}"
+    )
+    metrics = {
+        "model_version": version,
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "threshold": chosen.threshold,
+        "profiles": len(profiles.records),
+        # Term frequencies in training are shares of this many profiles; online ones are too.
+        "tf_population": len(profiles.records),
+        "train_profiles": len(train_idx),
+        "held_out_profiles": len(test_idx),
+        "held_out_logins": len(held_out),
+        "probability_two_random_records_match": settings["probability_two_random_records_match"],
+        "evaluation": evaluation.as_dict(),
+    }
+    metrics_path = config.out_dir / METRICS_FILE
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    report_dir = None
+    if config.report:
+        from ._report import write_report
+
+        report_dir = write_report(config.out_dir / "report", linker, test_linker, metrics)
+        progress(f"report: {report_dir / 'index.html'}")
+    return TrainedModel(model_path, metrics_path, report_dir, evaluation, version)
+
+
+def _held_out(label: str, config: TrainConfig) -> bool:
+    digest = hashlib.sha256(f"{config.seed}:{label}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < config.holdout_share
+
+
+def _prior(labels: Sequence[str | None]) -> float:
+    """Share of true pairs among labelled pairs: the chance two random devices are one person."""
+    labelled = sum(1 for label in labels if label is not None)
+    pairs = labelled * (labelled - 1) // 2
+    positives = count_positive_pairs(labels)
+    return min(max(positives / pairs, 1e-7), 0.5) if pairs else 1e-4
+
+
+def _table(records: Sequence[ProfileRecord]) -> pa.Table:
+    return pa.Table.from_pylist([r.as_row() for r in records], schema=_SCHEMA)
+
+
+_SCHEMA = pa.schema(
+    [
+        ("unique_id", pa.int64()),
+        ("top_ip", pa.string()),
+        ("tf_top_ip", pa.float64()),
+        ("ips", pa.list_(pa.string())),
+        ("ip_prefixes", pa.list_(pa.string())),
+        ("city", pa.string()),
+        ("country", pa.string()),
+        ("latitude", pa.float64()),
+        ("longitude", pa.float64()),
+        ("user_agent_family", pa.string()),
+        ("device_kind", pa.string()),
+        ("active_hours", pa.list_(pa.int64())),
+        ("active_days", pa.list_(pa.int64())),
+    ]
+)
+
+
+def _evaluate_held_out(
+    model_path: Path, records: list[ProfileRecord], labels: list[str | None], config: TrainConfig
+) -> tuple[Evaluation, Linker]:
+    db = DuckDBAPI()
+    linker = Linker(db.register(_table(records), dataset_display_name="held_out"), str(model_path))
+    scored = linker.inference.predict().as_dict()
+    label_of = {r.unique_id: label for r, label in zip(records, labels, strict=True)}
+    left = scored["unique_id_l"]
+    right = scored["unique_id_r"]
+    same = np.array([label_of[a] == label_of[b] for a, b in zip(left, right, strict=True)], dtype=bool)
+    probabilities = np.asarray(scored["match_probability"], dtype=float)
+    return evaluate(probabilities, same, count_positive_pairs(labels), config.min_precision), linker
+
+
+def _describe(rule: Any) -> str:
+    sql = getattr(rule, "blocking_rule_sql", None) or str(rule)
+    return " ".join(sql.split())[:80]
