@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-fast check lint protos demo bench clean
+.PHONY: serve test test-fast check lint protos demo bench model clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ protos: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/idstitch demo
+
+model: $(STAMP)  ## retrain the bundled visitor model on simulated traffic (a few minutes)
+	$(BIN)/idstitch simulate --persons 20000 --days 30 --seed 1 --out var/simulated.jsonl.gz
+	$(BIN)/idstitch train --signals var/simulated.jsonl.gz --out var/model
+	cp var/model/visitor-model.json var/model/visitor-model.metrics.json linkage/models/
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_service.py $(ARGS)

@@ -158,6 +158,10 @@ class EncodedProfiles:
     def __len__(self) -> int:
         return len(self.unique_ids)
 
+    def probe(self, row: int = 0) -> Probe:
+        """Profile `row` prepared as the left side of scoring (see `Probe`)."""
+        return Probe(self, row)
+
     def take(self, rows: Sequence[int] | IntArray) -> EncodedProfiles:
         """The profiles at `rows`, in that order (e.g. the candidates blocking found)."""
         index = np.asarray(rows, dtype=np.intp)
@@ -377,105 +381,146 @@ class ArcCosineAtLeast:
 Test = IsNull | Always | Equal | Shares | JaccardAtLeast | ArcCosineAtLeast
 
 
-@dataclass(frozen=True, slots=True)
+class _KeyLookup:
+    """Which elements of candidate key rows are among one profile's keys (a STRING_LIST)."""
+
+    __slots__ = ("keys", "mask", "shift", "table")
+
+    def __init__(self, keys: list[int]) -> None:
+        self.keys = keys
+        self.table: IntArray | None = None
+        self.shift = self.mask = 0
+        if len(keys) <= 3:
+            return  # a few keys: one comparison each is cheaper than a table
+        # A small direct-mapped table of the keys, at slots taken from bits of the key chosen so
+        # that these keys do not collide; a candidate element is a member iff its slot holds it.
+        # Empty slots hold the NULL key, which no list element is.
+        bits = max(6, (4 * len(keys)).bit_length())
+        mask = (1 << bits) - 1
+        for shift in range(0, 64 - bits + 1, bits):
+            slots = [(key >> shift) & mask for key in keys]
+            if len(set(slots)) == len(slots):
+                self.table = np.full(1 << bits, _NULL_KEY, dtype=np.int64)
+                self.table[slots] = keys
+                self.shift, self.mask = shift, mask
+                return
+
+    def flags(self, theirs: IntArray) -> BoolArray:
+        """(n, stride) flags: candidate element j is one of the keys (pads never are)."""
+        if not self.keys:
+            return np.zeros(theirs.shape, dtype=np.bool_)
+        found: BoolArray
+        if self.table is None:
+            found = theirs == self.keys[0]
+            for key in self.keys[1:]:
+                found |= theirs == key
+            return found
+        index = theirs >> self.shift
+        index &= self.mask
+        found = self.table.take(index) == theirs
+        return found
+
+
+class _WordLookup:
+    """One profile's INT_LIST as a table from 64-integer word to mask, over the span of its words."""
+
+    __slots__ = ("low", "span", "table")
+
+    def __init__(self, words: list[int], masks: MaskArray) -> None:
+        self.low = words[0] if words else 0
+        self.span = words[-1] - self.low + 1 if words else 0
+        # One slot past the span stays empty: words outside the span (pads included, through
+        # the unsigned wrap) read it.
+        self.table: MaskArray = np.zeros(self.span + 1, dtype=np.uint64)
+        self.table[[w - self.low for w in words]] = masks[: len(words)]
+
+    def counts(self, words: IntArray, masks: MaskArray) -> NDArray[Any]:
+        """|profile ∩ candidate| per candidate row of (words, masks)."""
+        if not self.span:
+            return np.zeros(len(words), dtype=np.int64)
+        offsets = words - self.low
+        unsigned = offsets.view(np.uint64)
+        np.minimum(unsigned, self.span, out=unsigned)
+        common = self.table.take(offsets)
+        common &= masks
+        per_word = np.bitwise_count(common)
+        if per_word.shape[1] == 1:
+            return per_word[:, 0]
+        counts = per_word[:, 0].astype(np.int64)
+        for j in range(1, per_word.shape[1]):
+            counts += per_word[:, j]
+        return counts
+
+
+class Probe:
+    """One encoded profile prepared as the left side of scoring: its values as Python scalars
+    and column vectors, its lists as lookups (a key table, a word table, a mask).
+
+    Model-independent. Build it once per left profile (`EncodedProfiles.probe`) and score it
+    against any number of candidate batches; `VisitorScorer.score` builds one on the fly when
+    handed a one-row encoding instead.
+    """
+
+    __slots__ = ("keys", "lengths", "log2_tf", "lookups", "masks", "null_bits", "nulls", "points", "unique_id", "words")
+
+    def __init__(self, encoded: EncodedProfiles, row: int = 0) -> None:
+        self.unique_id = int(encoded.unique_ids[row])
+        self.null_bits = int(encoded.null_bits[row])
+        self.nulls = encoded.nulls[:, row : row + 1].copy()  # (columns, 1): broadcasts over candidates
+        self.keys = encoded.keys[:, row : row + 1].copy()
+        self.log2_tf = {c: float(v[row]) for c, v in encoded.log2_tf.items()}
+        self.points = {p: (float(v[0, row]), float(v[1, row]), float(v[2, row])) for p, v in encoded.points.items()}
+        self.lengths = {c: int(v[row]) for c, v in encoded.lengths.items()}
+        self.lookups = {
+            c: _KeyLookup(v[row, : min(self.lengths[c], v.shape[1])].tolist()) for c, v in encoded.lists.items()
+        }
+        self.masks = {c: v[row] for c, v in encoded.masks.items()}
+        self.words = {
+            c: _WordLookup([w for w in v[row].tolist() if w != _PAD_KEY], encoded.word_masks[c][row])
+            for c, v in encoded.words.items()
+        }
+
+
 class _ListTests:
-    column: str
-    kind: ColumnType
-    row: int  # first row of this column's tests: the Shares tests, then the Jaccard ones
-    shares: IntArray  # (t, 1): thresholds of the Shares tests
-    numerators: IntArray  # (j, 1): p of the Jaccard tests
-    sums: IntArray  # (j, 1): p + q of the Jaccard tests
+    """The Shares and Jaccard tests on one list column: one count, then one comparison per kind."""
 
-    @property
-    def any_only(self) -> bool:
-        return not len(self.numerators) and len(self.shares) == 1 and int(self.shares[0, 0]) == 1
+    __slots__ = ("any_only", "column", "jaccards", "kind", "null_bit", "numerators", "rows", "shares", "sums")
 
-    def evaluate(self, left: EncodedProfiles, right: EncodedProfiles, out: FloatArray) -> None:
-        shares = slice(self.row, self.row + len(self.shares))
-        jaccards = slice(shares.stop, shares.stop + len(self.numerators))
-        if int(left.null_bits[0]) & _NULL_BIT[self.column]:
-            out[self.row : jaccards.stop] = 0.0
+    def __init__(self, column: str, row: int, shares: list[int], jaccards: list[tuple[int, int]]) -> None:
+        self.column = column
+        self.kind = COLUMNS[column]
+        self.null_bit = _NULL_BIT[column]
+        self.shares = np.array(shares, dtype=np.int64).reshape(-1, 1) if shares else None
+        self.numerators = np.array([p for p, _ in jaccards], dtype=np.int64).reshape(-1, 1) if jaccards else None
+        self.sums = np.array([p + q for p, q in jaccards], dtype=np.int64).reshape(-1, 1) if jaccards else None
+        self.rows = slice(row, row + len(shares) + len(jaccards))
+        self.jaccards = slice(row + len(shares), self.rows.stop)
+        # Only "shares at least one" on 8-key rows: a nonzero word of match flags, no count.
+        self.any_only = shares == [1] and not jaccards and _STRIDES.get(column) == 8
+
+    def evaluate(self, left: Probe, right: EncodedProfiles, out: FloatArray) -> None:
+        if left.null_bits & self.null_bit:
+            out[self.rows] = 0.0
             return
+        column = self.column
         counts: NDArray[Any]
         if self.kind is ColumnType.SMALL_INT_LIST:
-            counts = np.bitwise_count(right.masks[self.column] & left.masks[self.column][0])
+            counts = np.bitwise_count(right.masks[column] & left.masks[column])
         elif self.kind is ColumnType.INT_LIST:
-            counts = _word_counts(self.column, left, right)
+            counts = left.words[column].counts(right.words[column], right.word_masks[column])
+        elif self.any_only:
+            flags = left.lookups[column].flags(right.lists[column])
+            np.not_equal(flags.view("<u8")[:, 0], 0, out=out[self.rows.start])
+            return
         else:
-            flags = _key_flags(self.column, left, right)
-            if self.any_only and flags.shape[1] == 8:
-                # Only "shares at least one": a nonzero word of flags; no need to count.
-                np.not_equal(flags.view("<u8")[:, 0], 0, out=out[self.row])
-                return
-            counts = _count_flags(flags)
-        if len(self.shares):
-            np.greater_equal(counts, self.shares, out=out[shares])
-        if len(self.numerators):
+            counts = _count_flags(left.lookups[column].flags(right.lists[column]))
+        if self.shares is not None:
+            np.greater_equal(counts, self.shares, out=out[self.rows.start : self.jaccards.start])
+        if self.numerators is not None and self.sums is not None:
             # q·i >= p·(s - i)  <=>  (p + q)·i >= p·s, with s = |l| + |r|: exact integers. A NULL
             # candidate has i = 0 and s >= 2**40, so the test fails there as SQL's NULL does.
-            total = right.lengths[self.column] + int(left.lengths[self.column][0])
-            np.greater_equal(counts * self.sums, total * self.numerators, out=out[jaccards])
-
-
-def _word_counts(column: str, left: EncodedProfiles, right: EncodedProfiles) -> NDArray[Any]:
-    """|left ∩ candidate| for an INT_LIST column, from 64-integer words and their masks."""
-    mine = [w for w in left.words[column][0].tolist() if w != _PAD_KEY]
-    if not mine:
-        return np.zeros(len(right), dtype=np.int64)
-    # The left mask of each candidate word, from a table over the span of the left's words;
-    # words outside the span (pads included, through the unsigned wrap) read the last, empty slot.
-    low = mine[0]
-    span = mine[-1] - low + 1
-    table = np.zeros(span + 1, dtype=np.uint64)
-    table[[w - low for w in mine]] = left.word_masks[column][0, : len(mine)]
-    offsets = right.words[column] - low
-    unsigned = offsets.view(np.uint64)
-    np.minimum(unsigned, span, out=unsigned)
-    common = table.take(offsets)
-    common &= right.word_masks[column]
-    per_word = np.bitwise_count(common)
-    if per_word.shape[1] == 1:
-        return per_word[:, 0]
-    counts = per_word[:, 0].astype(np.int64)
-    for j in range(1, per_word.shape[1]):
-        counts += per_word[:, j]
-    return counts
-
-
-def _key_flags(column: str, left: EncodedProfiles, right: EncodedProfiles) -> BoolArray:
-    """(n, stride) flags for a STRING_LIST column: candidate element j is in the left list."""
-    theirs = right.lists[column]
-    keys = left.lists[column][0, : int(left.lengths[column][0])].tolist()
-    if not keys:
-        return np.zeros(theirs.shape, dtype=np.bool_)
-    slotting = _slotting(tuple(keys)) if len(keys) > 3 else None
-    if slotting is None:
-        # A few keys: one pass per key over the contiguous candidate rows.
-        flags: BoolArray = theirs == keys[0]
-        for key in keys[1:]:
-            flags |= theirs == key
-        return flags
-    # More: a small direct-mapped table of the left keys, at slots taken from bits of the key
-    # chosen so the left keys do not collide; a candidate element is in the left list iff its
-    # slot holds it. Empty slots hold the NULL key, which no list element is.
-    bits, shift, slots = slotting
-    table = np.full(1 << bits, _NULL_KEY, dtype=np.int64)
-    table[slots] = keys
-    index = theirs >> shift
-    index &= (1 << bits) - 1
-    found: BoolArray = table.take(index) == theirs
-    return found
-
-
-@lru_cache(maxsize=4096)
-def _slotting(keys: tuple[int, ...]) -> tuple[int, int, list[int]] | None:
-    bits = max(6, (4 * len(keys)).bit_length())
-    mask = (1 << bits) - 1
-    for shift in range(0, 64 - bits + 1, bits):
-        slots = [(key >> shift) & mask for key in keys]
-        if len(set(slots)) == len(slots):
-            return bits, shift, slots
-    return None
+            total = right.lengths[column] + left.lengths[column]
+            np.greater_equal(counts * self.sums, total * self.numerators, out=out[self.jaccards])
 
 
 def _count_flags(flags: BoolArray) -> IntArray:
@@ -514,16 +559,7 @@ class TestPlan:
             )
             if not shares and not jaccards:
                 continue
-            self._lists.append(
-                _ListTests(
-                    column,
-                    COLUMNS[column],
-                    height,
-                    np.array(shares, dtype=np.int64).reshape(-1, 1),
-                    np.array([p for p, _ in jaccards], dtype=np.int64).reshape(-1, 1),
-                    np.array([p + q for p, q in jaccards], dtype=np.int64).reshape(-1, 1),
-                )
-            )
+            self._lists.append(_ListTests(column, height, shares, jaccards))
             for k in shares:
                 rows[Shares(column, k)] = height
                 height += 1
@@ -551,16 +587,14 @@ class TestPlan:
         """The row of `evaluate`'s result that holds `test`; None for `Always`."""
         return None if isinstance(test, Always) else self._rows[test]
 
-    def evaluate(self, left: EncodedProfiles, right: EncodedProfiles) -> FloatArray:
-        """Every test for the one profile in `left` against each profile in `right`: (rows, n)."""
-        if len(left) != 1:
-            raise ValueError(f"the left side is one profile, got {len(left)}")
+    def evaluate(self, left: Probe, right: EncodedProfiles) -> FloatArray:
+        """Every test for the `left` profile against each profile in `right`: (rows, n)."""
         out = np.empty((self.height, len(right)))
-        left_nulls = int(left.null_bits[0])
-        np.logical_or(right.nulls, left.nulls[:, :1], out=out[: len(COLUMNS)])
+        left_nulls = left.null_bits
+        np.logical_or(right.nulls, left.nulls, out=out[: len(COLUMNS)])
         if self._equal >= 0:
             equal = out[self._equal : self._equal + len(_STRINGS)]
-            np.equal(right.keys, left.keys[:, :1], out=equal)
+            np.equal(right.keys, left.keys, out=equal)
             if left_nulls & _STRING_BITS:
                 # NULL = NULL is not true in SQL: a NULL on the left matches nothing.
                 for j, column in enumerate(_STRINGS):
@@ -572,7 +606,7 @@ class TestPlan:
             if left_nulls & bits:
                 out[block] = 0.0
                 continue
-            x, y, z = (float(v) for v in left.points[point][:, 0])
+            x, y, z = left.points[point]
             theirs = right.points[point]
             # x_l·x_r + y_l·y_r + z_l·z_r in the order WithinKm.sql spells it, so every IEEE
             # product and sum is the one DuckDB computes. NaN (a NULL side) compares false.
@@ -615,12 +649,14 @@ class Level(ABC):
     def holds(self, left: EncodedProfiles, right: EncodedProfiles) -> BoolArray:
         """Where the level's condition is TRUE for `left` (one profile) against each of
         `right`. For tests and inspection; the scorer evaluates all levels at once."""
+        if len(left) != 1:
+            raise ValueError(f"the left side is one profile, got {len(left)}")
         tests = self.tests()
         plan = TestPlan(tests)
         rows = [row for row in map(plan.row, tests) if row is not None]
         if len(rows) < len(tests):  # Always
             return np.ones(len(right), dtype=np.bool_)
-        held: BoolArray = plan.evaluate(left, right)[rows].any(axis=0)
+        held: BoolArray = plan.evaluate(left.probe(), right)[rows].any(axis=0)
         return held
 
     @classmethod

@@ -30,6 +30,7 @@ from ._comparisons import (
     IntArray,
     Level,
     ModelError,
+    Probe,
     TermFrequency,
     TestPlan,
     encode_profiles,
@@ -93,7 +94,7 @@ class ModelComparison:
     levels: tuple[ModelLevel, ...]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(slots=True, eq=False)
 class Scores:
     """One left profile scored against n candidates; row i is candidate i.
 
@@ -101,7 +102,8 @@ class Scores:
     `VisitorScorer.comparison_names` order); each entry is the level's weight plus its
     term-frequency adjustment, the latter also alone in `tf_adjustments` (Splink's `mw_<c>` is
     the difference, `mw_tf_adj_<c>` the adjustment). `gammas` are Splink's comparison vector
-    values, `levels` the position of the level in its comparison's model list."""
+    values, `levels` the position of the level in its comparison's model list. Read-only by
+    convention (not frozen: building a frozen dataclass costs more than some scoring calls)."""
 
     left_id: int
     candidate_ids: IntArray
@@ -277,26 +279,31 @@ class VisitorScorer:
         """Encode profiles for `score` (see `encode_profiles`); independent of the model."""
         return encode_profiles(records)
 
-    def score(self, left: EncodedProfiles, candidates: EncodedProfiles) -> Scores:
-        """Score one profile (`left`, an encoding of exactly one record) against every row of
-        `candidates`: match weights, match probabilities and the per-comparison weights, as
-        Splink computes them for the same pairs."""
+    def score(self, left: Probe | EncodedProfiles, candidates: EncodedProfiles) -> Scores:
+        """Score one profile against every row of `candidates`: match weights, match
+        probabilities and the per-comparison weights, as Splink computes them for the same
+        pairs. `left` is a `Probe` (`encoded.probe(row)`, cheapest when one profile meets
+        several batches) or an encoding of exactly one record."""
+        if not isinstance(left, Probe):
+            if len(left) != 1:
+                raise ValueError(f"the left side is one profile, got {len(left)}")
+            left = left.probe()
         tests = self._plan.evaluate(left, candidates)  # (test, candidate)
         patterns = self._combine @ tests  # (comparison, candidate)
         index = np.add(patterns, self._offsets, dtype=np.intp, casting="unsafe")
         levels = self._level_table.take(index)
         weights = self._weight_table.take(index)
-        adjustments = np.zeros_like(weights)
+        adjustments = np.zeros(weights.shape)
         for step in self._tf_steps:
             _tf_adjustment(step, left, candidates, levels, weights, adjustments)
-        total = weights.sum(axis=0)
+        total = np.add.reduce(weights, axis=0)  # what .sum() does, without its Python wrapper
         total += self.prior_match_weight
         # Splink's form: 1 / (1 + 2^-w) for w >= 0, 2^w / (1 + 2^w) below, so 2^x never overflows.
         power = np.exp2(-np.abs(total))
         probability = np.where(total >= 0.0, 1.0, power)
         probability /= power + 1.0
         return Scores(
-            left_id=int(left.unique_ids[0]),
+            left_id=left.unique_id,
             candidate_ids=candidates.unique_ids,
             match_weight=total,
             match_probability=probability,
@@ -347,7 +354,7 @@ def model_version(model: Mapping[str, Any]) -> str:
 
 def _tf_adjustment(
     step: tuple[int, int, str, float, float, float],
-    left: EncodedProfiles,
+    left: Probe,
     right: EncodedProfiles,
     levels: IntArray,
     weights: FloatArray,
@@ -359,7 +366,7 @@ def _tf_adjustment(
     per-record log2 serves."""
     c, level, column, weight, log2_u_exact, log2_minimum = step
     theirs = right.log2_tf[column]
-    mine = float(left.log2_tf[column][0])
+    mine = left.log2_tf[column]
     at_level = levels[c] == level
     if math.isnan(mine):
         # Only the candidate's value, where it has one; elsewhere no adjustment.

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--out", type=Path, default=Path("var/models"), help="where model, metrics and report go")
     train.add_argument("--config", type=Path, help="the server's TOML configuration (namespaces, secret)")
     train.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    train.add_argument(
+        "--m-from",
+        choices=("labels", "em"),
+        default="labels",
+        help="estimate m from the devices of training logins (default) or by EM over blocking passes",
+    )
 
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -86,8 +93,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     logging.basicConfig(level="WARNING")
+    if args.data_dir is not None:
+        return _train_in(args, args.data_dir)
+    # Signals are replayed into a scratch store, so they get a scratch data directory (and
+    # hash secret) rather than creating ./var as a side effect.
+    with tempfile.TemporaryDirectory(prefix="idstitch-train-") as scratch:
+        return _train_in(args, Path(scratch))
+
+
+def _train_in(args: argparse.Namespace, data_dir: Path) -> int:
     try:
-        settings = load_settings(args.config, data_dir=args.data_dir)
+        settings = load_settings(args.config, data_dir=data_dir)
     except ConfigError as exc:
         print(f"idstitch: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -100,7 +116,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         run_train(
             settings.linkage,
-            TrainConfig(out_dir=args.out, report=not args.no_report),
+            TrainConfig(out_dir=args.out, report=not args.no_report, m_estimation=args.m_from),
             signals=args.signals,
             store_path=store_path,
         )

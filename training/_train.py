@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -23,6 +23,7 @@ from ._visitor_settings import training_blocking_rules, visitor_settings
 Progress = Callable[[str], None]
 
 MODEL_FILE = "visitor-model.json"
+LABEL_COLUMN = "login_label"
 METRICS_FILE = "visitor-model.metrics.json"
 
 
@@ -35,6 +36,10 @@ class TrainConfig:
     min_precision: float = 0.95
     seed: int = 42
     report: bool = True
+    # How m is estimated: "labels" from the devices of the training logins (pairs of one
+    # login's devices are true matches), or "em", expectation maximisation over the
+    # training blocking passes, which needs no labels.
+    m_estimation: Literal["labels", "em"] = "labels"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,7 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
         "held_out_profiles": len(test_idx),
         "held_out_logins": len(held_out),
         "probability_two_random_records_match": settings["probability_two_random_records_match"],
+        "m_estimation": config.m_estimation,
         "evaluation": evaluation.as_dict(),
     }
     metrics_path = config.out_dir / METRICS_FILE
@@ -127,8 +133,11 @@ def _prior(labels: Sequence[str | None]) -> float:
     return min(max(positives / pairs, 1e-7), 0.5) if pairs else 1e-4
 
 
-def _table(records: Sequence[ProfileRecord]) -> pa.Table:
-    return pa.Table.from_pylist([r.as_row() for r in records], schema=_SCHEMA)
+def _table(records: Sequence[ProfileRecord], labels: Sequence[str | None] | None = None) -> pa.Table:
+    if labels is None:
+        return pa.Table.from_pylist([r.as_row() for r in records], schema=_SCHEMA)
+    rows = [r.as_row() | {LABEL_COLUMN: label} for r, label in zip(records, labels, strict=True)]
+    return pa.Table.from_pylist(rows, schema=_SCHEMA.append(pa.field(LABEL_COLUMN, pa.string())))
 
 
 _SCHEMA = pa.schema(

@@ -1,0 +1,434 @@
+"""Parity: the numpy VisitorScorer scores exactly as Splink does, on a model Splink trained.
+
+Simulated visitors (people with one to three devices, home and office IPs, shared carrier
+addresses, cities, GPS centroids, devices, activity hours and days, NULLs in every column)
+train a real Splink model with the visitor settings; the saved JSON is loaded into
+`splink.Linker` and into `VisitorScorer`, and both score the same pairs. Every level of every
+comparison must occur among the pairs, GPS pairs sit on both sides of each distance threshold
+within a micrometre, and the term-frequency adjustment is exercised from both sides, one side
+and below its floor, so that agreement cannot be vacuous.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections import Counter, defaultdict
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+from splink import DuckDBAPI, Linker
+
+from linkage._comparisons import EARTH_RADIUS_KM, WithinKm, encode_profiles, recognise_level
+from linkage._profile_record import MAX_DAYS, MAX_HOURS, MAX_IPS, ProfileRecord
+from linkage._scorer import Scores, VisitorScorer
+from training._visitor_settings import (
+    TOP_IP_TF_MINIMUM_U,
+    training_blocking_rules,
+    visitor_comparisons,
+    visitor_settings,
+)
+
+TOLERANCE = 1e-6
+SCHEMA = pa.schema(
+    [
+        ("unique_id", pa.int64()),
+        ("top_ip", pa.string()),
+        ("tf_top_ip", pa.float64()),
+        ("ips", pa.list_(pa.string())),
+        ("ip_prefixes", pa.list_(pa.string())),
+        ("city", pa.string()),
+        ("country", pa.string()),
+        ("latitude", pa.float64()),
+        ("longitude", pa.float64()),
+        ("user_agent_family", pa.string()),
+        ("device_kind", pa.string()),
+        ("active_hours", pa.list_(pa.int64())),
+        ("active_days", pa.list_(pa.int64())),
+    ]
+)
+CITIES = [
+    ("DE", "berlin", 52.520, 13.405),
+    ("DE", "hamburg", 53.551, 9.993),
+    ("DE", "munich", 48.137, 11.575),
+    ("FR", "paris", 48.857, 2.352),
+    ("FR", "lyon", 45.764, 4.836),
+    ("NL", "amsterdam", 52.370, 4.895),
+]
+FAMILIES = [
+    "ios/safari/phone",
+    "android/chrome/phone",
+    "android/samsung/phone",
+    "ios/safari/tablet",
+    "android/chrome/tablet",
+    "windows/chrome/desktop",
+    "windows/edge/desktop",
+    "macos/safari/desktop",
+]
+
+
+# -- simulated visitors --------------------------------------------------------------------------
+
+
+def _destination(lat: float, lon: float, km: float, bearing: float) -> tuple[float, float]:
+    """The point `km` along a great circle from (lat, lon) at `bearing` (radians)."""
+    delta, phi, lam = km / EARTH_RADIUS_KM, math.radians(lat), math.radians(lon)
+    phi2 = math.asin(math.sin(phi) * math.cos(delta) + math.cos(phi) * math.sin(delta) * math.cos(bearing))
+    lam2 = lam + math.atan2(
+        math.sin(bearing) * math.sin(delta) * math.cos(phi), math.cos(delta) - math.sin(phi) * math.sin(phi2)
+    )
+    return math.degrees(phi2), math.degrees(lam2)
+
+
+def _prefix(ip: str) -> str:
+    return ip.rsplit(".", 1)[0] + ".0/24"
+
+
+class _World:
+    """People with devices; each device is one profile (a component of hard-linked ids)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        networks = [f"{rng.randint(11, 220)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}" for _ in range(40)]
+        self.networks = networks
+        # Office NATs and carrier CGNAT addresses: few addresses, many users.
+        self.offices = [f"{rng.choice(networks)}.{rng.randint(1, 254)}" for _ in range(6)]
+        self.carrier = [f"{networks[0]}.{i}" for i in range(1, 20)]
+
+    def person(self) -> dict[str, Any]:
+        rng = self.rng
+        country, city, lat, lon = rng.choice(CITIES)
+        home_lat, home_lon = _destination(lat, lon, rng.uniform(0, 8), rng.uniform(0, 2 * math.pi))
+        start = rng.randint(20000, 20060)
+        return {
+            "home": f"{rng.choice(self.networks)}.{rng.randint(1, 254)}",
+            "office": rng.choice(self.offices) if rng.random() < 0.4 else None,
+            "place": (country, city),
+            "gps": (home_lat, home_lon),
+            "hours": rng.sample(range(24), rng.randint(3, 8)),
+            "days": list(range(start, start + rng.randint(10, 60))),
+        }
+
+    def device(self, person: dict[str, Any]) -> dict[str, Any]:
+        rng = self.rng
+        ips = [person["home"]] if rng.random() < 0.85 else []
+        if person["office"] and rng.random() < 0.6:
+            ips.append(person["office"])
+        while rng.random() < 0.5 and len(ips) < MAX_IPS:
+            ip = (
+                rng.choice(self.carrier) if rng.random() < 0.5 else f"{rng.choice(self.networks)}.{rng.randint(1, 254)}"
+            )
+            if ip not in ips:
+                ips.append(ip)
+        if not ips or rng.random() < 0.15:
+            rng.shuffle(ips)  # the top IP is not always the home one
+        country, city = person["place"] if rng.random() < 0.85 else rng.choice(CITIES)[:2]
+        family = rng.choice(FAMILIES)
+        lat, lon = person["gps"]
+        gps = _destination(lat, lon, rng.expovariate(1 / 1.5), rng.uniform(0, 2 * math.pi))
+        hours = sorted(set(rng.sample(person["hours"], min(len(person["hours"]), rng.randint(1, MAX_HOURS)))))
+        days = sorted(rng.sample(person["days"], min(len(person["days"]), rng.randint(1, MAX_DAYS))))
+        return {
+            "ips": ips,
+            "city": f"{country}/{city}",
+            "country": country,
+            "gps": gps if rng.random() < 0.55 else None,
+            "family": family,
+            "hours": hours,
+            "days": days,
+        }
+
+
+def _profile(unique_id: int, device: dict[str, Any], rng: random.Random) -> ProfileRecord:
+    def maybe(value: Any, p: float = 0.06) -> Any:
+        return None if rng.random() < p else value
+
+    ips = tuple(device["ips"]) or None
+    if ips is not None and rng.random() < 0.06:
+        ips = None
+    gps = device["gps"]
+    return ProfileRecord(
+        unique_id=unique_id,
+        # Mostly consistent with ips, sometimes not: a top IP missing while ips are known.
+        top_ip=None if ips is None else maybe(ips[0], 0.04),
+        tf_top_ip=None,  # filled in from the whole population below
+        ips=ips,
+        ip_prefixes=None if ips is None else tuple(dict.fromkeys(_prefix(ip) for ip in ips)),
+        city=maybe(device["city"]),
+        country=maybe(device["country"]),
+        latitude=None if gps is None else gps[0],
+        longitude=None if gps is None else maybe(gps[1], 0.04),  # sometimes half a point
+        user_agent_family=maybe(device["family"]),
+        device_kind=maybe(device["family"].rsplit("/", 1)[1]),
+        active_hours=maybe(tuple(device["hours"])),
+        active_days=maybe(tuple(device["days"])),
+    )
+
+
+def _with_term_frequencies(records: list[ProfileRecord], rng: random.Random) -> list[ProfileRecord]:
+    users = Counter(ip for r in records for ip in (r.ips or ()))
+    total = sum(1 for r in records if r.ips)
+    out = []
+    for r in records:
+        tf = None if r.top_ip is None else users.get(r.top_ip, 1) / total
+        roll = rng.random()
+        if tf is not None and roll < 0.05:
+            tf = None  # unknown term frequency
+        elif roll < 0.08:
+            tf = TOP_IP_TF_MINIMUM_U / rng.choice([3, 100])  # rarer than the floor
+        out.append(replace(r, tf_top_ip=tf))
+    return out
+
+
+def _population(seed: int, people: int) -> tuple[list[ProfileRecord], list[int]]:
+    rng = random.Random(seed)
+    world = _World(rng)
+    records: list[ProfileRecord] = []
+    owners: list[int] = []
+    for p in range(people):
+        person = world.person()
+        for _ in range(rng.choice([1, 1, 2, 2, 3])):
+            records.append(_profile(len(records), world.device(person), rng))
+            owners.append(p)
+    return _with_term_frequencies(records, rng), owners
+
+
+def _table(records: list[ProfileRecord]) -> pa.Table:
+    return pa.Table.from_pylist([r.as_row() for r in records], schema=SCHEMA)
+
+
+# -- the pairs to score --------------------------------------------------------------------------
+
+LEFTS = 30
+NEAR = 1e-9  # relative offset from a distance threshold: micrometres at 0.5 km
+
+
+def _pairs(records: list[ProfileRecord], owners: list[int]) -> tuple[list[ProfileRecord], list[ProfileRecord]]:
+    """Left profiles with siblings, and candidates: their siblings, strangers, copies of the
+    lefts moved to within a micrometre of each GPS threshold (inside and outside), and copies
+    whose top-IP term frequency is missing, different or below the floor on one or both sides."""
+    rng = random.Random(11)
+    by_owner: dict[int, list[int]] = {}
+    for i, owner in enumerate(owners):
+        by_owner.setdefault(owner, []).append(i)
+    families = [ids for ids in by_owner.values() if len(ids) > 1]
+    rng.shuffle(families)
+    lefts = [records[ids[0]] for ids in families[:LEFTS]]
+    candidates = [records[i] for ids in families[:LEFTS] for i in ids[1:]]
+    candidates += rng.sample(records, 40)
+    next_id = 10**6
+    for left in [r for r in lefts if r.latitude is not None and r.longitude is not None][:12]:
+        for km in (0.5, 5.0):
+            for factor in (1 - NEAR, 1 + NEAR, 1 - 1e-7, 1 + 1e-7):
+                lat, lon = _destination(left.latitude or 0.0, left.longitude or 0.0, km * factor, rng.uniform(0, 6.3))
+                candidates.append(replace(left, unique_id=next_id, latitude=lat, longitude=lon))
+                next_id += 1
+    with_tf = [r for r in lefts if r.top_ip is not None and r.tf_top_ip is not None]
+    for left, tf in zip(with_tf[:8], [None, None, 3e-6, 7e-7, 0.5, 0.05, 1e-3, 2e-4], strict=True):
+        candidates.append(replace(left, unique_id=next_id, tf_top_ip=tf))
+        next_id += 1
+    for left, tf in zip(with_tf[:4], [None, None, 2e-6, 1e-6], strict=True):
+        lefts.append(replace(left, unique_id=next_id, tf_top_ip=tf))
+        next_id += 1
+    seen: set[int] = {r.unique_id for r in lefts}
+    unique = []
+    for c in candidates:
+        if c.unique_id in seen:
+            c = replace(c, unique_id=next_id)
+            next_id += 1
+        seen.add(c.unique_id)
+        unique.append(c)
+    return lefts, unique
+
+
+# -- the test -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ProfileRecord], list[int]]:
+    records, owners = _population(seed=20251123, people=1500)
+    same = Counter(owners)
+    true_pairs = sum(k * (k - 1) // 2 for k in same.values())
+    prior = true_pairs / (len(records) * (len(records) - 1) // 2)
+
+    db = DuckDBAPI()
+    linker = Linker(
+        db.register(_table(records), dataset_display_name="profiles"),
+        visitor_settings(probability_two_random_records_match=prior),
+        log_level=logging.WARNING,
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=3e5, seed=1)
+    for rule in training_blocking_rules():
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    path = tmp_path_factory.mktemp("model") / "visitor-model.json"
+    linker.misc.save_model_to_json(str(path), overwrite=True)
+    return path, records, owners
+
+
+def test_scorer_matches_splink_score_pairs(trained: tuple[Path, list[ProfileRecord], list[int]]) -> None:
+    path, records, owners = trained
+    scorer = VisitorScorer.from_model(path)
+    model = scorer.comparisons
+    ip = model[scorer.comparison_names.index("ip")]
+    # The model is trained where it matters: m and u on every IP level, TF on the top-IP one.
+    assert all(level.m_probability is not None for level in ip.levels if not level.is_null_level)
+    raw_ip_levels = next(c for c in _json(path)["comparisons"] if c["output_column_name"] == "ip")["comparison_levels"]
+    assert all("m_probability" in lv and "u_probability" in lv for lv in raw_ip_levels if not lv.get("is_null_level"))
+    assert any(level.term_frequency is not None for level in ip.levels)
+
+    lefts, candidates = _pairs(records, owners)
+    linker = Linker(
+        DuckDBAPI().register(_table(records), dataset_display_name="profiles"), str(path), log_level=logging.WARNING
+    )
+    left_sdf = linker.table_management.register_table(_table(lefts), "parity_left", overwrite=True)
+    right_sdf = linker.table_management.register_table(_table(candidates), "parity_right", overwrite=True)
+    splink_rows = linker.inference.score_pairs(left_sdf, right_sdf).as_record_list()
+    by_pair = {(row["unique_id_l"], row["unique_id_r"]): row for row in splink_rows}
+    assert len(by_pair) == len(lefts) * len(candidates) >= 1000
+
+    encoded_candidates = scorer.encode(candidates)
+    worst: defaultdict[str, float] = defaultdict(float)
+    seen: dict[str, set[int]] = {name: set() for name in scorer.comparison_names}
+    tf_cases: Counter[str] = Counter()
+    for left in lefts:
+        scores = scorer.score(scorer.encode([left]), encoded_candidates)
+        for row, candidate in enumerate(candidates):
+            expected = by_pair[(left.unique_id, candidate.unique_id)]
+            _compare(scorer, scores, row, expected, worst, seen)
+            _count_tf_cases(scorer, scores, row, left, candidate, tf_cases)
+
+    assert max(worst.values()) <= TOLERANCE, dict(worst)
+    for comparison in model:
+        levels = {level.comparison_vector_value for level in comparison.levels}
+        assert seen[comparison.name] == levels, f"{comparison.name}: levels never hit {levels - seen[comparison.name]}"
+    assert {"both sides", "left only", "right only", "below the floor"} <= set(tf_cases), tf_cases
+    _assert_gps_thresholds_straddled(scorer, lefts, candidates, by_pair)
+
+
+def _json(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def _compare(
+    scorer: VisitorScorer,
+    scores: Scores,
+    row: int,
+    expected: dict[str, Any],
+    worst: defaultdict[str, float],
+    seen: dict[str, set[int]],
+) -> None:
+    def note(what: str, ours: float, theirs: float) -> None:
+        worst[what] = max(worst[what], abs(ours - theirs))
+
+    note("match_weight", float(scores.match_weight[row]), expected["match_weight"])
+    note("match_probability", float(scores.match_probability[row]), expected["match_probability"])
+    for c, name in enumerate(scorer.comparison_names):
+        gamma = int(scores.gammas[row, c])
+        assert gamma == expected[f"gamma_{name}"], (name, expected["unique_id_l"], expected["unique_id_r"])
+        seen[name].add(gamma)
+        tf = expected.get(f"mw_tf_adj_{name}") or 0.0
+        note(f"mw_{name} + mw_tf_adj_{name}", float(scores.comparison_weights[row, c]), expected[f"mw_{name}"] + tf)
+        note(f"mw_tf_adj_{name}", float(scores.tf_adjustments[row, c]), tf)
+
+
+def _count_tf_cases(
+    scorer: VisitorScorer,
+    scores: Scores,
+    row: int,
+    left: ProfileRecord,
+    right: ProfileRecord,
+    cases: Counter[str],
+) -> None:
+    if scores.tf_adjustments[row, scorer.comparison_names.index("ip")] == 0.0:
+        return
+    tfs = [t for t in (left.tf_top_ip, right.tf_top_ip) if t is not None]
+    if len(tfs) == 2 and tfs[0] != tfs[1]:
+        cases["both sides"] += 1
+    elif left.tf_top_ip is None:
+        cases["right only"] += 1
+    elif right.tf_top_ip is None:
+        cases["left only"] += 1
+    if max(tfs) < TOP_IP_TF_MINIMUM_U:
+        cases["below the floor"] += 1
+
+
+def _assert_gps_thresholds_straddled(
+    scorer: VisitorScorer,
+    lefts: list[ProfileRecord],
+    candidates: list[ProfileRecord],
+    by_pair: dict[tuple[int, int], dict[str, Any]],
+) -> None:
+    """Pairs within a micrometre of 0.5 km and of 5 km fell on both sides, in Splink too."""
+    gps = next(c for c in scorer.comparisons if c.name == "gps")
+    within = {
+        level.level.km: level.comparison_vector_value for level in gps.levels if isinstance(level.level, WithinKm)
+    }
+    sides: dict[float, set[bool]] = {km: set() for km in within}
+    for left in lefts:
+        for candidate in candidates:
+            if None in (left.latitude, left.longitude, candidate.latitude, candidate.longitude):
+                continue
+            km = _great_circle_km(left, candidate)
+            for threshold in within:
+                if abs(km / threshold - 1) < 2e-7:
+                    gamma = by_pair[(left.unique_id, candidate.unique_id)]["gamma_gps"]
+                    sides[threshold].add(gamma >= within[threshold])
+    assert all(s == {True, False} for s in sides.values()), sides
+
+
+def _great_circle_km(a: ProfileRecord, b: ProfileRecord) -> float:
+    phi1, phi2 = math.radians(a.latitude or 0.0), math.radians(b.latitude or 0.0)
+    dphi, dlam = phi2 - phi1, math.radians((b.longitude or 0.0) - (a.longitude or 0.0))
+    h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlam / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(h))
+
+
+def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[ProfileRecord], list[int]]) -> None:
+    """Each catalogue level of the visitor model, run by DuckDB as SQL over the pairs' `_l` / `_r`
+    columns, holds exactly where numpy says it holds, NULLs, empty lists and boundaries included."""
+    _, records, owners = trained
+    lefts, candidates = _pairs(records, owners)
+    odd = [
+        replace(lefts[0], unique_id=-1, ips=(), ip_prefixes=(), active_hours=(), active_days=()),
+        replace(lefts[1], unique_id=-2, latitude=None),
+        replace(lefts[2], unique_id=-3, top_ip=None, city=None, country=None, user_agent_family=None),
+        replace(lefts[3], unique_id=-4, active_days=(-70, -5, 0, 63, 64, 20000)),
+    ]
+    lefts, candidates = lefts[:10] + odd, candidates + odd
+    con = duckdb.connect()
+    rows = [
+        {
+            "pair": i,
+            **{f"{k}_l": v for k, v in left.as_row().items()},
+            **{f"{k}_r": v for k, v in right.as_row().items()},
+        }
+        for i, (left, right) in enumerate((left, right) for left in lefts for right in candidates)
+    ]
+    pair_schema = pa.schema(
+        [pa.field("pair", pa.int64())] + [pa.field(f"{f.name}_{side}", f.type) for side in ("l", "r") for f in SCHEMA]
+    )
+    con.register("pairs", pa.Table.from_pylist(rows, schema=pair_schema))
+    encoded_candidates = encode_profiles(candidates)
+    checked = 0
+    for comparison in visitor_comparisons():
+        for position, raw in enumerate(comparison["comparison_levels"]):
+            if raw["sql_condition"] == "ELSE":
+                continue
+            level = recognise_level(
+                raw["sql_condition"], comparison=comparison["output_column_name"], position=position
+            )
+            query = f"SELECT coalesce({level.sql()}, false) FROM pairs ORDER BY pair"
+            sql_says = [bool(v) for (v,) in con.execute(query).fetchall()]
+            numpy_says = np.concatenate([level.holds(encode_profiles([left]), encoded_candidates) for left in lefts])
+            assert numpy_says.tolist() == sql_says, level.sql()
+            assert 0 < sum(sql_says) < len(sql_says), level.sql()  # neither always nor never
+            checked += 1
+    assert checked == sum(len(c["comparison_levels"]) - 1 for c in visitor_comparisons())

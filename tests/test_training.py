@@ -1,0 +1,72 @@
+"""Training on simulated traffic, end to end: simulate, replay, train with Splink, load the model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from splink import DuckDBAPI, Linker
+
+import linkage
+from linkage._profile_record import ProfileRecord
+from linkage._visitor_model import VisitorModel
+from tests._servers import REPO
+from training import SimulationConfig, TrainConfig, read_jsonl, run_train, simulate, write_jsonl
+from training._train import _table
+
+
+def test_training_on_simulated_traffic_gives_a_model_splink_and_the_scorer_both_load(tmp_path: Path) -> None:
+    signals_path = tmp_path / "signals.jsonl.gz"
+    simulated = simulate(SimulationConfig(persons=1500, days=14, seed=5))
+    write_jsonl(signals_path, simulated)
+    out = tmp_path / "model"
+    lines: list[str] = []
+
+    trained = run_train(
+        linkage.LinkageConfig(hash_secret=b"test"),
+        TrainConfig(out_dir=out, u_max_pairs=1e6),
+        signals=signals_path,
+        progress=lines.append,
+    )
+
+    assert any("device profiles" in line for line in lines) and any("held-out pairs" in line for line in lines)
+    metrics = json.loads(trained.metrics_path.read_text())
+    assert 0 < metrics["threshold"] < 1 and metrics["tf_population"] > 0
+    assert metrics["evaluation"]["positives"] > 0
+    assert (out / "report" / "index.html").read_text().count("<tr>") > 5
+    assert (out / "report" / "match-weights.html").stat().st_size > 10_000
+
+    model = VisitorModel.load(trained.model_path)
+    assert model.threshold == metrics["threshold"] and model.version
+    assert sum(1 for _ in read_jsonl(signals_path)) == len(simulated)
+    # Splink loads the very file and scores with it, as the scorer does.
+    db = DuckDBAPI()
+    pair = [
+        ProfileRecord(1, "81.2.3.4", 0.001, ("81.2.3.4",), ("81.2.3.0/24",), "DE/berlin", "DE", None, None,
+                      "ios/safari/phone", "phone", (19, 20), (20000, 20001)),
+        ProfileRecord(2, "81.2.3.4", 0.001, ("81.2.3.4",), ("81.2.3.0/24",), "DE/berlin", "DE", None, None,
+                      "windows/chrome/desktop", "desktop", (19, 21), (20000, 20002)),
+    ]  # fmt: skip
+    linker = Linker(db.register(_table(pair), dataset_display_name="pair"), str(trained.model_path))
+    splink_weight = linker.inference.score_pair(pair[0].as_row(), pair[1].as_row()).as_record_list()[0]["match_weight"]
+    encoded = model.scorer.encode(pair)
+    ours = model.scorer.score(encoded.take([0]), encoded.take([1])).match_weight[0]
+    assert ours == pytest.approx(splink_weight, abs=1e-6)
+
+
+def test_simulate_command_writes_signals_with_the_truth(tmp_path: Path) -> None:
+    out = tmp_path / "sim.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "simulate", "--persons", "200", "--days", "5", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and "persons_logged_in_share" in result.stdout
+    first = json.loads(out.read_text().splitlines()[0])
+    assert "person" in json.dumps(first)
