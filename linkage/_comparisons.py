@@ -100,8 +100,9 @@ if (
     raise RuntimeError("linkage._comparisons.COLUMNS is out of step with ProfileRecord")
 
 _STRINGS: Final = tuple(c for c, t in COLUMNS.items() if t is ColumnType.STRING)
+_STRING_ROWS: Final[Mapping[str, int]] = {c: j for j, c in enumerate(_STRINGS)}
 _NULL_BIT: Final[Mapping[str, int]] = {name: 1 << i for i, name in enumerate(COLUMNS)}
-_STRING_BITS: Final = sum(_NULL_BIT[c] for c in _STRINGS)
+_COLUMN_SHIFTS: Final = np.arange(len(COLUMNS), dtype=np.int64).reshape(-1, 1)
 # Key lists are padded to whole uint64 words of match flags (see _count_flags).
 _STRIDES: Final[Mapping[str, int]] = {
     c: -(-w // 8) * 8 for c, w in LIST_WIDTHS.items() if COLUMNS[c] is ColumnType.STRING_LIST
@@ -136,11 +137,13 @@ class EncodedProfiles:
 
     Independent of any model: cache it with its profile; it survives a model swap. Strings are
     64-bit keys (BLAKE2b of the UTF-8 text: stateless, stable across processes; a false match
-    needs two compared values to collide in 64 bits). Lists are fixed-width rows padded with a
-    key that matches nothing (integer lists sorted), small-integer lists 64-bit masks. A point
-    is its unit vector, computed with Python's `math` (the libm DuckDB calls), so a distance
-    test needs only products and sums per pair. Term frequencies are kept as log2. NULL is a
-    flag in `nulls` and, in the arrays, a sentinel key, NaN or a huge list length.
+    needs two compared values to collide in 64 bits). String lists are fixed-width rows of keys
+    padded with a key that matches nothing; integer lists are 64-bit masks per aligned word of
+    64 integers (a profile's recent days fit in one or two words); small-integer lists (hours)
+    are one mask. A point is its unit vector, computed with Python's `math` (the libm DuckDB
+    calls), so a distance test needs only products and sums per pair. Term frequencies are kept
+    as log2. NULL is a flag in `nulls` and, in the arrays, a sentinel key, NaN, an empty mask or
+    a huge list length.
     """
 
     unique_ids: IntArray  # (n,)
@@ -254,10 +257,12 @@ def encode_profiles(records: Iterable[ProfileRecord]) -> EncodedProfiles:
             where = f"records[{i}].{column}"
             if value is None:
                 bits |= _NULL_BIT[column]
+                if kind is ColumnType.INT_LIST:
+                    word_lists[column].append({})
             elif kind is ColumnType.STRING:
                 if not isinstance(value, str):
                     raise ValueError(f"{where}: expected a string or None, got {value!r}")
-                keys[_STRINGS.index(column), i] = _string_key(value)
+                keys[_STRING_ROWS[column], i] = _string_key(value)
             elif kind is ColumnType.DEGREES:
                 _number(value, where)
             elif kind is ColumnType.TERM_FREQUENCY:
@@ -267,15 +272,15 @@ def encode_profiles(records: Iterable[ProfileRecord]) -> EncodedProfiles:
                 log2_tf[column][i] = math.log2(share)
             else:
                 encoded, lengths[column][i] = _list(column, kind, value, where)
-                if kind is ColumnType.SMALL_INT_LIST:
-                    masks[column][i] = sum(1 << v for v in encoded)
-                elif kind is ColumnType.STRING_LIST:
+                if kind is ColumnType.STRING_LIST:
                     lists[column][i, : len(encoded)] = encoded
-            if kind is ColumnType.INT_LIST:
-                grouped: dict[int, int] = {}
-                for v in encoded if value is not None else ():
-                    grouped[v >> 6] = grouped.get(v >> 6, 0) | 1 << (v & 63)
-                word_lists[column].append(grouped)
+                elif kind is ColumnType.SMALL_INT_LIST:
+                    masks[column][i] = sum(1 << v for v in encoded)
+                else:
+                    grouped: dict[int, int] = {}
+                    for v in encoded:
+                        grouped[v >> 6] = grouped.get(v >> 6, 0) | 1 << (v & 63)
+                    word_lists[column].append(grouped)
         for latitude, longitude in POINTS:
             if not bits & (_NULL_BIT[latitude] | _NULL_BIT[longitude]):
                 # math.radians is x * (pi / 180), as DuckDB's radians(); sin and cos are libm's.
@@ -287,7 +292,7 @@ def encode_profiles(records: Iterable[ProfileRecord]) -> EncodedProfiles:
                 vector[2, i] = math.sin(phi)
         null_bits[i] = bits
 
-    nulls = np.array([(null_bits & bit) != 0 for bit in _NULL_BIT.values()], dtype=np.bool_).reshape(len(COLUMNS), n)
+    nulls = (null_bits >> _COLUMN_SHIFTS) & 1 != 0
     words, word_masks = {}, {}
     for column, grouped_rows in word_lists.items():
         width = max((len(g) for g in grouped_rows), default=0) or 1
@@ -467,12 +472,16 @@ class Probe:
         self.unique_id = int(encoded.unique_ids[row])
         self.null_bits = int(encoded.null_bits[row])
         self.nulls = encoded.nulls[:, row : row + 1].copy()  # (columns, 1): broadcasts over candidates
-        self.keys = encoded.keys[:, row : row + 1].copy()
+        # NULL = x is never true in SQL, not even for x NULL: a NULL key here becomes the pad key,
+        # which no string column holds.
+        self.keys = np.where(encoded.keys[:, row : row + 1] == _NULL_KEY, _PAD_KEY, encoded.keys[:, row : row + 1])
         self.log2_tf = {c: float(v[row]) for c, v in encoded.log2_tf.items()}
         self.points = {p: (float(v[0, row]), float(v[1, row]), float(v[2, row])) for p, v in encoded.points.items()}
         self.lengths = {c: int(v[row]) for c, v in encoded.lengths.items()}
+        # A NULL list (length _NULL_LENGTH) is never looked up: tests on it are false at once.
         self.lookups = {
-            c: _KeyLookup(v[row, : min(self.lengths[c], v.shape[1])].tolist()) for c, v in encoded.lists.items()
+            c: _KeyLookup(v[row, : self.lengths[c]].tolist() if self.lengths[c] < _NULL_LENGTH else [])
+            for c, v in encoded.lists.items()
         }
         self.masks = {c: v[row] for c, v in encoded.masks.items()}
         self.words = {
@@ -595,11 +604,6 @@ class TestPlan:
         if self._equal >= 0:
             equal = out[self._equal : self._equal + len(_STRINGS)]
             np.equal(right.keys, left.keys, out=equal)
-            if left_nulls & _STRING_BITS:
-                # NULL = NULL is not true in SQL: a NULL on the left matches nothing.
-                for j, column in enumerate(_STRINGS):
-                    if left_nulls & _NULL_BIT[column]:
-                        equal[j] = 0.0
         for tests in self._lists:
             tests.evaluate(left, right, out)
         for point, bits, block, thresholds in self._points:
@@ -656,7 +660,7 @@ class Level(ABC):
         rows = [row for row in map(plan.row, tests) if row is not None]
         if len(rows) < len(tests):  # Always
             return np.ones(len(right), dtype=np.bool_)
-        held: BoolArray = plan.evaluate(left.probe(), right)[rows].any(axis=0)
+        held: BoolArray = np.logical_or.reduce(plan.evaluate(left.probe(), right)[rows] != 0.0, axis=0)
         return held
 
     @classmethod
@@ -942,6 +946,14 @@ class LevelPlan:
     label: str | None = None
     term_frequency: TermFrequency | None = None
 
+    def __post_init__(self) -> None:
+        # Splink saves no tf_adjustment_weight of 0 and reads a missing one as 1: a model
+        # trained with 0 would come back adjusting in full.
+        if self.term_frequency is not None and self.term_frequency.weight == 0.0:
+            raise ValueError("a term-frequency weight of 0 does not survive Splink's model file; drop the adjustment")
+        if self.term_frequency is not None and isinstance(self.level, NullLevel | Else):
+            raise ValueError("Splink makes no term-frequency adjustment on null and else levels")
+
     def settings(self) -> dict[str, Any]:
         """The Splink comparison-level dict (the JSON form of a level, before training)."""
         out: dict[str, Any] = {"sql_condition": self.level.sql(), "label_for_charts": self.label or self.level.label()}
@@ -967,6 +979,14 @@ def comparison_settings(name: str, levels: Sequence[LevelPlan], description: str
         raise ValueError(f"comparison {name!r}: the last level must be Else()")
     if any(isinstance(plan.level, Else) for plan in levels[:-1]):
         raise ValueError(f"comparison {name!r}: Else() may only be the last level")
+    exact = {plan.level.exact_match_column() for plan in levels}
+    for plan in levels:
+        # Splink measures the adjustment from the u of an exact-match level on the tf column.
+        if plan.term_frequency is not None and plan.term_frequency.column not in exact:
+            raise ValueError(
+                f"comparison {name!r}: a TF adjustment on {plan.term_frequency.column!r} "
+                "needs an exact-match level on it"
+            )
     return {
         "output_column_name": name,
         "comparison_description": description or name,

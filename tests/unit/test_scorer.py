@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import math
 import random
+import subprocess
+import sys
 from fractions import Fraction
 from typing import Any
 
@@ -239,6 +241,23 @@ def test_version_is_the_canonical_json() -> None:
     assert model_version(model) == model_version(reordered) == VisitorScorer.from_model(model).version
     model["comparisons"][0]["comparison_levels"][1]["m_probability"] = 0.61
     assert model_version(model) != model_version(reordered)
+
+
+def test_comparison_settings_refuse_what_splink_would_not_round_trip() -> None:
+    with pytest.raises(ValueError, match="last level must be Else"):
+        comparison_settings("c", [LevelPlan(ExactMatch("city"))])
+    with pytest.raises(ValueError, match="needs an exact-match level"):
+        comparison_settings(
+            "c", [LevelPlan(ListOverlap("ips", 1), term_frequency=TermFrequency("top_ip")), LevelPlan(Else())]
+        )
+    with pytest.raises(ValueError, match="weight of 0"):
+        LevelPlan(ExactMatch("top_ip"), term_frequency=TermFrequency("top_ip", weight=0.0))
+
+
+def test_the_scorer_imports_neither_splink_nor_grpc() -> None:
+    code = "import sys, linkage._scorer; print(sorted({m.split('.')[0] for m in sys.modules} & {'splink', 'grpc'}))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 # -- scoring ------------------------------------------------------------------------------------
