@@ -232,7 +232,9 @@ def _pairs(records: list[ProfileRecord], owners: list[int]) -> tuple[list[Profil
                 next_id += 1
     with_tf = [r for r in lefts if r.top_ip is not None and r.tf_top_ip is not None]
     for left, tf in zip(with_tf[:8], [None, None, 3e-6, 7e-7, 0.5, 0.05, 1e-3, 2e-4], strict=True):
-        candidates.append(replace(left, unique_id=next_id, tf_top_ip=tf))
+        # Only the top IP in common, so the pair lands on the term-frequency level rather
+        # than on "2+ shared IPs".
+        candidates.append(replace(left, unique_id=next_id, tf_top_ip=tf, ips=(left.top_ip,)))
         next_id += 1
     for left, tf in zip(with_tf[:4], [None, None, 2e-6, 1e-6], strict=True):
         lefts.append(replace(left, unique_id=next_id, tf_top_ip=tf))

@@ -15,6 +15,7 @@ import pyarrow as pa
 from splink import DuckDBAPI, Linker
 
 from linkage._profile_record import ProfileRecord
+from linkage._scorer import model_version
 
 from ._evaluate import Evaluation, count_positive_pairs, evaluate
 from ._history import DeviceProfiles
@@ -83,7 +84,7 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
         linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs)
     model_path = config.out_dir / MODEL_FILE
     linker.misc.save_model_to_json(str(model_path), overwrite=True)
-    version = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+    version = model_version(json.loads(model_path.read_text()))
     progress(f"trained in {time.monotonic() - started:.1f} s; model {version} written to {model_path}")
 
     progress(f"scoring the {len(test_idx):,} held-out devices ...")

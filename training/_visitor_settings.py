@@ -35,9 +35,10 @@ TOP_IP_TF_MINIMUM_U = 1e-5
 def visitor_comparisons() -> list[dict[str, Any]]:
     """The visitor model's comparisons as Splink comparison dicts, in model order.
 
-    - `ip`: no IPs / same top IP (term-frequency adjusted: a home IP is strong evidence, an
-      office NAT or carrier CGNAT address almost none) / any shared IP / a shared /24 (/48) /
-      else.
+    - `ip`: no IPs / two or more shared IPs (home and office, or an old and a new home: rare
+      between family members) / same top IP (term-frequency adjusted: a home IP is strong
+      evidence, an office NAT or carrier CGNAT address almost none) / any shared IP / a shared
+      /24 (/48) / else.
     - `city`: no country / same city / same country / else.
     - `gps`: no coordinates / within 0.5 km / within 5 km / else.
     - `user_agent`: no device kind / same os+browser+kind / same device kind / else.
@@ -49,6 +50,7 @@ def visitor_comparisons() -> list[dict[str, Any]]:
             "ip",
             [
                 LevelPlan(NullLevel(("ips",))),
+                LevelPlan(ListOverlap("ips", 2), label="2+ shared IPs"),
                 LevelPlan(
                     ExactMatch("top_ip"),
                     term_frequency=TermFrequency("top_ip", weight=1.0, minimum_u=TOP_IP_TF_MINIMUM_U),
@@ -113,10 +115,10 @@ def visitor_comparisons() -> list[dict[str, Any]]:
 
 
 def prediction_blocking_rules() -> list[dict[str, Any]]:
-    """Candidate pairs for `predict` (batch relink): the same top IP, or a shared IP prefix in
+    """Candidate pairs for `predict` (batch relink): any shared IP, or a shared IP prefix in
     the same city. The online path blocks the same way from its own indexes."""
     return [
-        {"blocking_rule": "l.top_ip = r.top_ip"},
+        {"blocking_rule": "l.ips = r.ips", "arrays_to_explode": ["ips"]},
         {"blocking_rule": "l.ip_prefixes = r.ip_prefixes AND l.city = r.city", "arrays_to_explode": ["ip_prefixes"]},
     ]
 
