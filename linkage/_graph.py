@@ -299,10 +299,9 @@ class IdentityGraph:
         record = self._soft_change_recorder(signal)
         self._soft.check(component, self._unique_values, record)
         new_address = self._soft.observe(component, signal.timestamp, signal.context, record)
-        link = self._soft.link_of(component)
-        if link is None or new_address:
-            link = self._soft.rescore(component, self._unique_values, record, self._now)
-        return link
+        if self._soft.due(component, new_address):
+            return self._soft.rescore(component, self._unique_values, record, self._now)
+        return self._soft.link_of(component)
 
     def _unique_values(self, component: int) -> Mapping[str, str]:
         return self._persons[component].unique_values()

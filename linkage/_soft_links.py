@@ -20,6 +20,9 @@ from ._visitor_model import VisitorModel
 from ._visitors import VisitorIndex
 
 UniquesOf = Callable[[int], Mapping[str, str]]
+# An unlinked component is scored again after this many signals without a new address: its
+# evidence sharpens slowly, and scoring on every signal of a busy visitor costs for nothing.
+RESCORE_EVERY = 4
 # (component, root, link or None, reason): a link made (link set) or dropped (link None).
 Record = Callable[[int, int, "SoftLink | None", str], None]
 
@@ -64,6 +67,7 @@ class SoftLinks:
         self._members: dict[int, set[int]] = {}
         self._encoded: dict[int, EncodedProfiles] = {}
         self._dirty: set[int] = set()
+        self._scored_at: dict[int, int] = {}  # component -> observations when last scored
 
     # -- state -----------------------------------------------------------------------------
 
@@ -141,6 +145,7 @@ class SoftLinks:
     def merged(self, loser: int, winner: int, uniques_of: UniquesOf, record: Record) -> None:
         """A hard merge: the loser's own link goes, its members follow the winner's root."""
         self.index.merge(loser, winner)
+        self._scored_at.pop(loser, None)
         self._encoded.pop(loser, None)
         self._encoded.pop(winner, None)
         if loser in self._links:
@@ -177,6 +182,15 @@ class SoftLinks:
             if _clash(uniques_of(member), mine):
                 self._drop(member, record, "contradicted by hard evidence")
 
+    def due(self, component: int, new_address: bool) -> bool:
+        """Whether `rescore` is worth running after a signal of `component`."""
+        if new_address:
+            return True
+        if component in self._links:
+            return False
+        last = self._scored_at.get(component)
+        return last is None or self.index.observations(component) - last >= RESCORE_EVERY
+
     def rescore(self, component: int, uniques_of: UniquesOf, record: Record, now: float) -> SoftLink | None:
         """Score an anonymous component against its candidates and link it to the best person
         above the threshold (or move it there); returns its link afterwards."""
@@ -184,6 +198,7 @@ class SoftLinks:
         if model is None or uniques_of(component) or self._members.get(component):
             return self._links.get(component)
         current = self._links.get(component)
+        self._scored_at[component] = self.index.observations(component)
         left = self._encode(component)
         if left is None:
             return current

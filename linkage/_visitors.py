@@ -33,6 +33,11 @@ class VisitorIndex:
     def has(self, component: int) -> bool:
         return component in self._evidence
 
+    def observations(self, component: int) -> int:
+        """How many signals brought this component's evidence."""
+        evidence = self._evidence.get(component)
+        return 0 if evidence is None else sum(evidence.hours)
+
     def users(self, ip: str) -> set[int]:
         """The components that used an address."""
         return self._by_ip.get(ip, set())

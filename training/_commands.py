@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -45,8 +44,6 @@ def run_train(
     """
     if (signals is None) == (store_path is None):
         raise ValueError("give either signals or store_path")
-    # Splink narrates every EM iteration at INFO; the progress lines here are enough.
-    logging.getLogger("splink").setLevel(logging.WARNING)
     policy = linkage.IdentifierPolicy(linkage_config)
     with tempfile.TemporaryDirectory(prefix="idstitch-train-") as scratch:
         if signals is not None:

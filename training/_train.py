@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,14 +75,17 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
     settings = visitor_settings()
     settings["probability_two_random_records_match"] = _prior(train_labels)
     db = DuckDBAPI()
-    linker = Linker(
-        db.register(_table([profiles.records[i] for i in train_idx]), dataset_display_name="train"), settings
-    )
+    table = _table([profiles.records[i] for i in train_idx], train_labels)
+    linker = Linker(db.register(table, dataset_display_name="train"), settings, log_level=logging.WARNING)
     progress(f"estimating u from up to {config.u_max_pairs:,.0f} random pairs ...")
     linker.training.estimate_u_using_random_sampling(max_pairs=config.u_max_pairs, seed=config.seed)
-    for rule in training_blocking_rules():
-        progress(f"estimating m by EM on pairs blocked by {_describe(rule)} ...")
-        linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs)
+    if config.m_estimation == "labels":
+        progress(f"estimating m from the {count_positive_pairs(train_labels):,} device pairs of training logins ...")
+        linker.training.estimate_m_from_label_column(LABEL_COLUMN)
+    else:
+        for rule in training_blocking_rules():
+            progress(f"estimating m by EM on pairs blocked by {_describe(rule)} ...")
+            linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs)
     model_path = config.out_dir / MODEL_FILE
     linker.misc.save_model_to_json(str(model_path), overwrite=True)
     version = model_version(json.loads(model_path.read_text()))
@@ -164,7 +168,9 @@ def _evaluate_held_out(
     model_path: Path, records: list[ProfileRecord], labels: list[str | None], config: TrainConfig
 ) -> tuple[Evaluation, Linker]:
     db = DuckDBAPI()
-    linker = Linker(db.register(_table(records), dataset_display_name="held_out"), str(model_path))
+    linker = Linker(
+        db.register(_table(records), dataset_display_name="held_out"), str(model_path), log_level=logging.WARNING
+    )
     scored = linker.inference.predict().as_dict()
     label_of = {r.unique_id: label for r, label in zip(records, labels, strict=True)}
     left = scored["unique_id_l"]
