@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import sys
 import tempfile
 from dataclasses import replace
@@ -98,6 +99,7 @@ def _train(args: argparse.Namespace) -> int:
     # Signals are replayed into a scratch store, so they get a scratch data directory (and
     # hash secret) rather than creating ./var as a side effect.
     with tempfile.TemporaryDirectory(prefix="idstitch-train-") as scratch:
+        (Path(scratch) / "hash-secret").write_text(secrets.token_hex(32))
         return _train_in(args, Path(scratch))
 
 
