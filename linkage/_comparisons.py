@@ -195,11 +195,12 @@ class EncodedProfiles:
             # Parts may hold different numbers of words per row; pad to the widest.
             out = {}
             for k in pick(parts[0]):
-                width = max(pick(p)[k].shape[1] for p in parts)
+                arrays = [pick(p)[k] for p in parts]
+                width = max(a.shape[1] for a in arrays)
                 out[k] = np.concatenate(
                     [
-                        np.pad(pick(p)[k], ((0, 0), (0, width - pick(p)[k].shape[1])), constant_values=fill)
-                        for p in parts
+                        a if a.shape[1] == width else np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)
+                        for a in arrays
                     ]
                 )
             return out
@@ -295,7 +296,9 @@ def encode_profiles(records: Iterable[ProfileRecord]) -> EncodedProfiles:
     nulls = (null_bits >> _COLUMN_SHIFTS) & 1 != 0
     words, word_masks = {}, {}
     for column, grouped_rows in word_lists.items():
-        width = max((len(g) for g in grouped_rows), default=0) or 1
+        # At least two words: a 30-day window spans at most two 64-day blocks, so encodings of
+        # single profiles share one width and concatenate without padding.
+        width = max(2, max((len(g) for g in grouped_rows), default=0))
         words[column] = np.full((n, width), _PAD_KEY, dtype=np.int64)
         word_masks[column] = np.zeros((n, width), dtype=np.uint64)
         for i, grouped in enumerate(grouped_rows):

@@ -11,6 +11,7 @@ import heapq
 import ipaddress
 from collections import Counter
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from ._profile_record import MAX_DAYS, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
@@ -103,6 +104,7 @@ class Evidence:
         )
 
 
+@lru_cache(maxsize=1 << 16)
 def ip_prefix(ip: str) -> str:
     """The /24 of an IPv4 address or the /48 of an IPv6 one: roughly one network."""
     address = ipaddress.ip_address(ip)
