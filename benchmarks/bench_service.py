@@ -13,49 +13,47 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
-import os
-import platform
 import random
-import re
-import select
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
-import psutil
+from _harness import (
+    REPO,
+    RESULTS_DIR,
+    START_TIMEOUT,
+    LoadMeter,
+    ServerHandle,
+    busy_phases,
+    log_problems,
+    machine,
+    machine_line,
+    running_server,
+    stop_on_sigterm,
+)
 
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS_FILE = Path(__file__).resolve().parent / "results" / "latest.json"
+RESULTS_FILE = RESULTS_DIR / "latest.json"
 NOOP_METHOD = "/idstitch.bench.v1.Noop/Resolve"
-# Anchored on the newline so a port split across two reads is never taken half-read.
-LISTENING = re.compile(rb"idstitch listening on 127\.0\.0\.1:(\d+)\r?\n")
 
 INGEST_GOAL = 5_000.0  # signals per second
 RATIO_GOAL = 0.7  # Resolve throughput over the no-op ceiling
 
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 60.0
 INGEST_CALL_TIMEOUT = 120.0
 CALL_TIMEOUT = 30.0
 WARMUP_SECONDS = 1.0
-# Cores other processes may use during a phase before its figure is flagged as disturbed.
-OTHER_LOAD_LIMIT = 0.25
 
 CITIES = ("Berlin", "Hamburg", "München", "Köln", "Frankfurt am Main", "Leipzig", "Wien", "Zürich")
 USER_AGENTS = (
@@ -76,6 +74,7 @@ class Config:
     resolve_batch: int
     batched_concurrency: int
     seed: int
+    no_model: bool = False
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
@@ -90,6 +89,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--resolve-batch", type=int, default=1_000, help="identifiers per batched Resolve call")
     parser.add_argument("--batched-concurrency", type=int, default=4, help="batched Resolve calls in flight")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic workload")
+    parser.add_argument("--no-model", action="store_true", help="serve without the visitor model (deterministic only)")
     args = parser.parse_args(argv)
     config = Config(
         signals=args.signals or (20_000 if args.quick else 200_000),
@@ -101,95 +101,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         resolve_batch=args.resolve_batch,
         batched_concurrency=args.batched_concurrency,
         seed=args.seed,
+        no_model=args.no_model,
     )
     if min(config.signals, config.batch_size, config.concurrency, config.rounds, config.resolve_batch) < 1:
         parser.error("sizes, concurrency and rounds must be at least 1")
     return config
-
-
-# -- the server process ---------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class ServerHandle:
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    target: str = ""
-    exit_code: int | None = None
-    stop_seconds: float | None = None
-
-    def rss(self) -> int:
-        return int(psutil.Process(self.process.pid).memory_info().rss)
-
-
-@contextlib.contextmanager
-def running_server(data_dir: Path, log_path: Path) -> Iterator[ServerHandle]:
-    """The server on a free port; SIGTERM (then SIGKILL) on the way out, whatever happened."""
-    command = [sys.executable, "-m", "server", "serve", "--port", "0", "--data-dir", str(data_dir)]
-    command += ["--bench-noop", "--log-level", "WARNING"]
-    # A fixed secret keeps the first-start warning out of the log; the data is thrown away.
-    env = {**os.environ, "IDSTITCH_HASH_SECRET": "benchmark-only-secret"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log)
-        handle = ServerHandle(process, log_path)
-        try:
-            handle.target = f"127.0.0.1:{read_port(process, START_TIMEOUT)}"
-            yield handle
-        except BaseException:
-            sys.stderr.write(f"server log (tail):\n{tail(log_path)}\n")
-            raise
-        finally:
-            handle.exit_code, handle.stop_seconds = terminate(process)
-
-
-def read_port(process: subprocess.Popen[bytes], timeout: float) -> int:
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    seen = b""
-    while (left := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([process.stdout], [], [], min(left, 0.5))
-        if not ready:
-            if process.poll() is not None:
-                break
-            continue
-        chunk = os.read(process.stdout.fileno(), 4096)
-        if not chunk:
-            break
-        seen += chunk
-        if match := LISTENING.search(seen):
-            return int(match.group(1))
-    code = process.poll()
-    if code is not None:
-        raise RuntimeError(f"the server exited with code {code} before reporting its port")
-    raise RuntimeError(f"the server did not report its port within {timeout:.0f} s")
-
-
-def terminate(process: subprocess.Popen[bytes]) -> tuple[int, float]:
-    """Exit code and seconds from SIGTERM to exit (graceful shutdown commits and checkpoints)."""
-    began = time.perf_counter()
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        code = process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        code = process.wait(10)
-    if process.stdout is not None:
-        process.stdout.close()
-    return code, time.perf_counter() - began
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return "(no log)"
-
-
-def log_problems(path: Path) -> list[str]:
-    """Warnings, errors and tracebacks the server logged (it runs at WARNING, so all of them)."""
-    with contextlib.suppress(OSError):
-        return [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    return []
 
 
 # -- the synthetic workload -----------------------------------------------------------------
@@ -462,35 +378,6 @@ async def resolve_pass(
     return found
 
 
-class LoadMeter:
-    """Cores that processes other than this one and the server used, phase by phase.
-
-    Client and server already share the machine; a test run or build next to them is what
-    turns a figure into noise, and this says when that happened.
-    """
-
-    def __init__(self, server_pid: int) -> None:
-        self._ours = (psutil.Process(), psutil.Process(server_pid))
-        self.other_cores: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        began = self._sample()
-        yield
-        wall, busy, ours = (after - before for before, after in zip(began, self._sample(), strict=True))
-        self.other_cores[name] = max(0.0, (busy - ours) / wall)
-
-    def _sample(self) -> tuple[float, float, float]:
-        t = psutil.cpu_times()
-        busy = t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
-        busy += getattr(t, "steal", 0.0)
-        ours = 0.0
-        for process in self._ours:
-            times = process.cpu_times()
-            ours += times.user + times.system
-        return time.perf_counter(), busy, ours
-
-
 @dataclass(slots=True)
 class Measurements:
     ingest: IngestResult
@@ -525,29 +412,6 @@ async def measure(server: ServerHandle, config: Config, workload: Workload) -> M
 
 
 # -- reporting ------------------------------------------------------------------------------
-
-
-def machine(data_dir: Path) -> dict[str, Any]:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.partition(":")[2].strip()
-                break
-    return {
-        "cpu": model,
-        "cores": os.cpu_count() or 0,
-        "python": platform.python_version(),
-        "system": f"{platform.system()} {platform.machine()}",
-        "data_filesystem": filesystem_of(data_dir),
-    }
-
-
-def filesystem_of(path: Path) -> str:
-    """Durable ingest means fsync; on tmpfs that costs nothing, so the figure says where it ran."""
-    resolved = path.resolve()
-    mounts = [p for p in psutil.disk_partitions(all=True) if resolved.is_relative_to(p.mountpoint)]
-    return max(mounts, key=lambda p: len(p.mountpoint)).fstype if mounts else "unknown"
 
 
 def best(rounds: list[LoadResult]) -> LoadResult:
@@ -636,8 +500,7 @@ def markdown(s: dict[str, Any]) -> str:
     m = s["machine"]
     lines.append("")
     lines.append(
-        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']} ({m['system']}); data on "
-        f"{m['data_filesystem']}; client and server on the same machine. "
+        f"{machine_line(m)} "
         f"Resolve and no-op: best of {c['rounds']} alternating {c['duration']:g} s rounds "
         f"(calls/s: no-op {rounds(s['noop_rounds'])}; Resolve {rounds(s['resolve_rounds'])})."
     )
@@ -663,23 +526,22 @@ def problems(s: dict[str, Any]) -> list[str]:
         found.append(f"{s['identifiers_sent'] - s['identifiers_stored']:,} identifiers sent do not resolve")
     if s["server"]["exit_code"] != 0:
         found.append(f"server exit code {s['server']['exit_code']} after SIGTERM")
-    busy = {phase: cores for phase, cores in s["other_cores"].items() if cores > OTHER_LOAD_LIMIT}
-    if busy:
-        listed = ", ".join(f"{phase} {cores:.2f}" for phase, cores in busy.items())
-        found.append(f"other processes were busy (cores: {listed}); those figures are noisy, re-run on a quiet machine")
+    if busy := busy_phases(s["other_cores"]):
+        found.append(busy)
     found += [f"server log: {line}" for line in s["server"]["log"]]
     return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
-    # Turn a SIGTERM of the benchmark into an exception, so the server is still stopped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    stop_on_sigterm()
     print(f"building {config.signals:,} signals ...", file=sys.stderr, flush=True)
     workload = build_workload(config)
     with tempfile.TemporaryDirectory(prefix="idstitch-bench-") as tmp:
         data_dir = Path(tmp) / "data"
-        with running_server(data_dir, Path(tmp) / "server.log") as server:
+        with running_server(
+            data_dir, Path(tmp) / "server.log", ["--bench-noop", *(["--no-model"] if config.no_model else [])]
+        ) as server:
             measured = asyncio.run(measure(server, config, workload))
         summary = summarise(measured, config, server, machine(Path(tmp)))
     print(markdown(summary))
