@@ -296,6 +296,9 @@ class IdentityGraph:
 
     def _stitch_softly(self, component: int, signal: PreparedSignal) -> SoftLink | None:
         """Probabilistic second: drop what hard evidence contradicts, then (re)score if anonymous."""
+        if self._soft.model is None:
+            # No model, no soft links to keep: evidence is rebuilt from the events if one comes.
+            return None
         record = self._soft_change_recorder(signal)
         self._soft.check(component, self._unique_values, record)
         new_address = self._soft.observe(component, signal.timestamp, signal.context, record)
