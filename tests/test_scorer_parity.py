@@ -29,6 +29,7 @@ from splink import DuckDBAPI, Linker
 from linkage._comparisons import EARTH_RADIUS_KM, WithinKm, encode_profiles, recognise_level
 from linkage._profile_record import MAX_DAYS, MAX_HOURS, MAX_IPS, ProfileRecord
 from linkage._scorer import Scores, VisitorScorer
+from training._tables import PROFILE_SCHEMA
 from training._visitor_settings import (
     TOP_IP_TF_MINIMUM_U,
     training_blocking_rules,
@@ -37,23 +38,6 @@ from training._visitor_settings import (
 )
 
 TOLERANCE = 1e-6
-SCHEMA = pa.schema(
-    [
-        ("unique_id", pa.int64()),
-        ("top_ip", pa.string()),
-        ("tf_top_ip", pa.float64()),
-        ("ips", pa.list_(pa.string())),
-        ("ip_prefixes", pa.list_(pa.string())),
-        ("city", pa.string()),
-        ("country", pa.string()),
-        ("latitude", pa.float64()),
-        ("longitude", pa.float64()),
-        ("user_agent_family", pa.string()),
-        ("device_kind", pa.string()),
-        ("active_hours", pa.list_(pa.int64())),
-        ("active_days", pa.list_(pa.int64())),
-    ]
-)
 CITIES = [
     ("DE", "berlin", 52.520, 13.405),
     ("DE", "hamburg", 53.551, 9.993),
@@ -201,7 +185,7 @@ def _population(seed: int, people: int) -> tuple[list[ProfileRecord], list[int]]
 
 
 def _table(records: list[ProfileRecord]) -> pa.Table:
-    return pa.Table.from_pylist([r.as_row() for r in records], schema=SCHEMA)
+    return pa.Table.from_pylist([r.as_row() for r in records], schema=PROFILE_SCHEMA)
 
 
 # -- the pairs to score --------------------------------------------------------------------------
@@ -415,7 +399,8 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
         for i, (left, right) in enumerate((left, right) for left in lefts for right in candidates)
     ]
     pair_schema = pa.schema(
-        [pa.field("pair", pa.int64())] + [pa.field(f"{f.name}_{side}", f.type) for side in ("l", "r") for f in SCHEMA]
+        [pa.field("pair", pa.int64())]
+        + [pa.field(f"{f.name}_{side}", f.type) for side in ("l", "r") for f in PROFILE_SCHEMA]
     )
     con.register("pairs", pa.Table.from_pylist(rows, schema=pair_schema))
     encoded_candidates = encode_profiles(candidates)

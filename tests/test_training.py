@@ -15,7 +15,7 @@ from linkage._profile_record import ProfileRecord
 from linkage._visitor_model import VisitorModel
 from tests._servers import REPO
 from training import SimulationConfig, TrainConfig, read_jsonl, run_train, simulate, write_jsonl
-from training._train import _table
+from training._tables import profile_table
 
 
 def test_training_on_simulated_traffic_gives_a_model_splink_and_the_scorer_both_load(tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_training_on_simulated_traffic_gives_a_model_splink_and_the_scorer_both_
         ProfileRecord(2, "81.2.3.4", 0.001, ("81.2.3.4",), ("81.2.3.0/24",), "DE/berlin", "DE", None, None,
                       "windows/chrome/desktop", "desktop", (19, 21), (20000, 20002)),
     ]  # fmt: skip
-    linker = Linker(db.register(_table(pair), dataset_display_name="pair"), str(trained.model_path))
+    linker = Linker(db.register(profile_table(pair), dataset_display_name="pair"), str(trained.model_path))
     splink_weight = linker.inference.score_pair(pair[0].as_row(), pair[1].as_row()).as_record_list()[0]["match_weight"]
     encoded = model.scorer.encode(pair)
     ours = model.scorer.score(encoded.take([0]), encoded.take([1])).match_weight[0]

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow as pa
 from splink import DuckDBAPI, Linker
 
 from linkage._profile_record import ProfileRecord
@@ -20,12 +19,12 @@ from linkage._scorer import model_version
 
 from ._evaluate import Evaluation, count_positive_pairs, evaluate
 from ._history import DeviceProfiles
+from ._tables import LABEL_COLUMN, profile_table
 from ._visitor_settings import training_blocking_rules, visitor_settings
 
 Progress = Callable[[str], None]
 
 MODEL_FILE = "visitor-model.json"
-LABEL_COLUMN = "login_label"
 METRICS_FILE = "visitor-model.metrics.json"
 
 
@@ -75,7 +74,7 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
     settings = visitor_settings()
     settings["probability_two_random_records_match"] = _prior(train_labels)
     db = DuckDBAPI()
-    table = _table([profiles.records[i] for i in train_idx], train_labels)
+    table = profile_table([profiles.records[i] for i in train_idx], train_labels)
     linker = Linker(db.register(table, dataset_display_name="train"), settings, log_level=logging.WARNING)
     progress(f"estimating u from up to {config.u_max_pairs:,.0f} random pairs ...")
     linker.training.estimate_u_using_random_sampling(max_pairs=config.u_max_pairs, seed=config.seed)
@@ -138,38 +137,12 @@ def _prior(labels: Sequence[str | None]) -> float:
     return min(max(positives / pairs, 1e-7), 0.5) if pairs else 1e-4
 
 
-def _table(records: Sequence[ProfileRecord], labels: Sequence[str | None] | None = None) -> pa.Table:
-    if labels is None:
-        return pa.Table.from_pylist([r.as_row() for r in records], schema=_SCHEMA)
-    rows = [r.as_row() | {LABEL_COLUMN: label} for r, label in zip(records, labels, strict=True)]
-    return pa.Table.from_pylist(rows, schema=_SCHEMA.append(pa.field(LABEL_COLUMN, pa.string())))
-
-
-_SCHEMA = pa.schema(
-    [
-        ("unique_id", pa.int64()),
-        ("top_ip", pa.string()),
-        ("tf_top_ip", pa.float64()),
-        ("ips", pa.list_(pa.string())),
-        ("ip_prefixes", pa.list_(pa.string())),
-        ("city", pa.string()),
-        ("country", pa.string()),
-        ("latitude", pa.float64()),
-        ("longitude", pa.float64()),
-        ("user_agent_family", pa.string()),
-        ("device_kind", pa.string()),
-        ("active_hours", pa.list_(pa.int64())),
-        ("active_days", pa.list_(pa.int64())),
-    ]
-)
-
-
 def _evaluate_held_out(
     model_path: Path, records: list[ProfileRecord], labels: list[str | None], config: TrainConfig
 ) -> tuple[Evaluation, Linker]:
     db = DuckDBAPI()
     linker = Linker(
-        db.register(_table(records), dataset_display_name="held_out"), str(model_path), log_level=logging.WARNING
+        db.register(profile_table(records), dataset_display_name="held_out"), str(model_path), log_level=logging.WARNING
     )
     scored = linker.inference.predict().as_dict()
     label_of = {r.unique_id: label for r, label in zip(records, labels, strict=True)}
