@@ -157,3 +157,34 @@ def test_a_soft_linked_cookie_that_logs_into_another_account_moves(server: Threa
     changes = list(server.stub.WatchChanges(pb.WatchChangesRequest(stop_at_end=True)))
     dropped = [c for c in changes if c.kind == pb.CHANGE_KIND_SOFT_UNLINKED]
     assert len(dropped) == 1 and dropped[0].detail
+
+
+def test_soft_links_and_their_evidence_survive_a_restart(tmp_path: Path) -> None:
+    first = ThreadServer(tmp_path / "data", model_threshold=THRESHOLD)
+    try:
+        _background(first)
+        _home_life(first, "laptop-4", "phone-4", "81.20.30.43")
+        before = [r.person_id for r in _resolve(first, ("cookie", "laptop-4"), ("device", "phone-4"))]
+        explained = first.stub.Explain(pb.ExplainRequest(a=ident("cookie", "laptop-4"), b=ident("device", "phone-4")))
+    finally:
+        first.stop()
+    assert before[0] == before[1]
+
+    second = ThreadServer(tmp_path / "data", model_threshold=THRESHOLD)
+    try:
+        assert [r.person_id for r in _resolve(second, ("cookie", "laptop-4"), ("device", "phone-4"))] == before
+        again = second.stub.Explain(pb.ExplainRequest(a=ident("cookie", "laptop-4"), b=ident("device", "phone-4")))
+        assert again == explained
+        # The evidence was rebuilt from the stored signals: a new device on the same home
+        # address finds the person again.
+        second.stub.Ingest(
+            batch(
+                *[
+                    _visit(("cookie", "tablet-4"), START + d * DAY + 20 * 3600, "81.20.30.43", "Berlin", WINDOWS)
+                    for d in range(6)
+                ]
+            )
+        )
+        assert _resolve(second, ("cookie", "tablet-4"))[0].person_id == before[0]
+    finally:
+        second.stop()
