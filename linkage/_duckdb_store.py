@@ -10,7 +10,7 @@ import duckdb
 from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, SoftLinkRow, StoredState
 from ._types import Change, ChangeKind
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: soft_links table, changes.probability
 
 # Times are TIMESTAMP in UTC, written and read as whole microseconds since the epoch.
 _SCHEMA = """
