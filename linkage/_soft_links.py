@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._comparisons import EncodedProfiles, encode_profiles
+from ._encoded_table import EncodedTable
 from ._records import SoftLinkRow
 from ._types import Context
 from ._visitor_model import VisitorModel
@@ -66,6 +67,9 @@ class SoftLinks:
         self._links: dict[int, SoftLink] = {}
         self._members: dict[int, set[int]] = {}
         self._encoded: dict[int, EncodedProfiles] = {}
+        # Candidate encodings live as rows of one table; `_fresh` are the rows still current.
+        self._table = EncodedTable()
+        self._fresh: set[int] = set()
         self._dirty: set[int] = set()
         self._scored_at: dict[int, int] = {}  # component -> observations when last scored
 
@@ -112,7 +116,7 @@ class SoftLinks:
 
     def observe(self, component: int, timestamp: float, context: Context, record: Record) -> bool:
         """Add evidence; True when it brought a new address (worth re-scoring for)."""
-        self._encoded.pop(component, None)
+        self._forget_encoding(component)
         new_address = self.index.observe(component, timestamp, context)
         if new_address:
             users = self.index.users(context.ip)
@@ -127,7 +131,7 @@ class SoftLinks:
         if model is None:
             return
         for component in components:
-            self._encoded.pop(component, None)
+            self._forget_encoding(component)
         for component in sorted(components):
             link = self._links.get(component)
             if link is None:
@@ -146,8 +150,9 @@ class SoftLinks:
         """A hard merge: the loser's own link goes, its members follow the winner's root."""
         self.index.merge(loser, winner)
         self._scored_at.pop(loser, None)
-        self._encoded.pop(loser, None)
-        self._encoded.pop(winner, None)
+        self._forget_encoding(loser)
+        self._forget_encoding(winner)
+        self._table.drop(loser)
         if loser in self._links:
             self._drop(loser, record, "hard merge")
         if winner in self._links and loser in self._members:
@@ -204,10 +209,10 @@ class SoftLinks:
             return current
         # Candidate component -> its root; scoring members too finds a person by any of its parts.
         roots = {other: self.root_of(other) for other in self.index.candidates(component, self._candidate_limit)}
-        encoded = [e for c in roots if (e := self._encode(c)) is not None]
-        if not encoded:
+        rows = [c for c in roots if self._ensure_row(c)]
+        if not rows:
             return current
-        candidates = EncodedProfiles.concat(encoded)
+        candidates = self._table.take(rows)
         scores = model.scorer.score(left, candidates)
         order = np.argsort(-scores.match_probability, kind="stable")
         for row in order:
@@ -251,6 +256,21 @@ class SoftLinks:
                 return None
             found = self._encoded[component] = encode_profiles([record])
         return found
+
+    def _ensure_row(self, component: int) -> bool:
+        """Put the component's current encoding in the table; False if it has no evidence."""
+        if component in self._fresh:
+            return True
+        encoded = self._encode(component)
+        if encoded is None:
+            return False
+        self._table.put(component, encoded)
+        self._fresh.add(component)
+        return True
+
+    def _forget_encoding(self, component: int) -> None:
+        self._encoded.pop(component, None)
+        self._fresh.discard(component)
 
     def _group_uniques(self, root: int, uniques_of: UniquesOf, leave_out: int | None = None) -> dict[str, str]:
         merged = dict(uniques_of(root))

@@ -1,0 +1,104 @@
+"""Encoded profiles of many components, one row each: candidates are a `take`, not a concat."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import fields, replace
+from typing import Any
+
+import numpy as np
+
+from ._comparisons import _PAD_KEY, EncodedProfiles
+
+# Fields stored column-major, (columns, n); every other array is (n, ...).
+_ROW_AXIS_1 = frozenset({"nulls", "keys", "points"})
+# Padding for fields whose rows have a width that can grow (list and day-word columns).
+_FILL = {"lists": _PAD_KEY, "words": _PAD_KEY, "word_masks": 0}
+
+
+class EncodedTable:
+    """Rows of `EncodedProfiles` kept in growable arrays, addressed by component id."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._capacity = capacity
+        self._backing: EncodedProfiles | None = None
+        self._rows: dict[int, int] = {}
+        self._free: list[int] = []
+
+    def __contains__(self, component: int) -> bool:
+        return component in self._rows
+
+    def put(self, component: int, encoded: EncodedProfiles) -> None:
+        """Store a one-row encoding as the component's row (replacing any earlier one)."""
+        if self._backing is None:
+            self._backing = _grow(encoded, self._capacity)
+        row = self._rows.get(component)
+        if row is None:
+            row = self._free.pop() if self._free else len(self._rows)
+            if row >= len(self._backing.unique_ids):
+                self._backing = _grow(self._backing, 2 * len(self._backing.unique_ids))
+            self._rows[component] = row
+        self._backing = _write(self._backing, row, encoded)
+
+    def drop(self, component: int) -> None:
+        row = self._rows.pop(component, None)
+        if row is not None:
+            self._free.append(row)
+
+    def take(self, components: Iterable[int]) -> EncodedProfiles:
+        """The rows of `components`, in that order; every one must have been put."""
+        assert self._backing is not None
+        return self._backing.take([self._rows[c] for c in components])
+
+
+def _each(profiles: EncodedProfiles) -> Iterable[tuple[str, Any]]:
+    for f in fields(profiles):
+        yield f.name, getattr(profiles, f.name)
+
+
+def _grow(profiles: EncodedProfiles, capacity: int) -> EncodedProfiles:
+    def grow(name: str, array: np.ndarray) -> np.ndarray:
+        axis = 1 if name in _ROW_AXIS_1 else 0
+        extra = capacity - array.shape[axis]
+        if extra <= 0:
+            return array
+        shape = list(array.shape)
+        shape[axis] = extra
+        return np.concatenate([array, np.zeros(shape, dtype=array.dtype)], axis=axis)
+
+    changes: dict[str, Any] = {}
+    for name, value in _each(profiles):
+        if isinstance(value, np.ndarray):
+            changes[name] = grow(name, value)
+        else:
+            changes[name] = {k: grow(name, v) for k, v in value.items()}
+    return replace(profiles, **changes)
+
+
+def _write(backing: EncodedProfiles, row: int, encoded: EncodedProfiles) -> EncodedProfiles:
+    widened: dict[str, Any] = {}
+    for name, value in _each(encoded):
+        target = getattr(backing, name)
+        if isinstance(value, np.ndarray):
+            _write_array(name, target, row, value)
+            continue
+        for key, array in value.items():
+            column = target[key]
+            if array.ndim == 2 and name not in _ROW_AXIS_1 and array.shape[1] > column.shape[1]:
+                # A row wider than any before (a long run of active days): widen the column.
+                pad = np.full((column.shape[0], array.shape[1] - column.shape[1]), _FILL[name], dtype=column.dtype)
+                column = np.concatenate([column, pad], axis=1)
+                widened.setdefault(name, dict(target))[key] = column
+            _write_array(name, column, row, array)
+    return replace(backing, **widened) if widened else backing
+
+
+def _write_array(name: str, target: np.ndarray, row: int, value: np.ndarray) -> None:
+    if name in _ROW_AXIS_1:
+        target[:, row] = value[:, 0]
+    elif value.ndim == 2:
+        width = value.shape[1]
+        target[row, :width] = value[0]
+        target[row, width:] = _FILL.get(name, 0)
+    else:
+        target[row] = value[0]
