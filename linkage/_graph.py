@@ -299,7 +299,7 @@ class IdentityGraph:
         if self._soft.model is None:
             # No model, no soft links to keep: evidence is rebuilt from the events if one comes.
             return None
-        record = self._soft_change_recorder(signal)
+        record = self._soft_change_recorder(signal.event_id)
         self._soft.check(component, self._unique_values, record)
         new_address = self._soft.observe(component, signal.timestamp, signal.context, record)
         if self._soft.due(component, new_address):
@@ -309,10 +309,7 @@ class IdentityGraph:
     def _unique_values(self, component: int) -> Mapping[str, str]:
         return self._persons[component].unique_values()
 
-    def _soft_change_recorder(self, signal: PreparedSignal) -> Callable[[int, int, SoftLink | None, str], None]:
-        return self._soft_change_recorder_for(signal.event_id)
-
-    def _soft_change_recorder_for(self, event_id: str) -> Callable[[int, int, SoftLink | None, str], None]:
+    def _soft_change_recorder(self, event_id: str) -> Callable[[int, int, SoftLink | None, str], None]:
         def record(component: int, root: int, link: SoftLink | None, reason: str) -> None:
             kind = ChangeKind.SOFT_LINKED if link is not None else ChangeKind.SOFT_UNLINKED
             self._pending_changes.append(
@@ -357,7 +354,7 @@ class IdentityGraph:
         winner.absorb(loser, other)
         for alias in (other, *loser.aliases):
             self._merged_into[alias] = into
-        self._soft.merged(other, into, self._unique_values, self._soft_change_recorder_for(event_id))
+        self._soft.merged(other, into, self._unique_values, self._soft_change_recorder(event_id))
         self._dirty_persons.update((other, into))
         self._pending_changes.append(
             Change(self._take_sequence(), self._now, ChangeKind.PERSONS_MERGED, into, other, event_id=event_id)

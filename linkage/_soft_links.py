@@ -66,8 +66,8 @@ class SoftLinks:
         self._candidate_limit = candidate_limit
         self._links: dict[int, SoftLink] = {}
         self._members: dict[int, set[int]] = {}
-        self._encoded: dict[int, EncodedProfiles] = {}
-        # Candidate encodings live as rows of one table; `_fresh` are the rows still current.
+        # Encodings live as rows of one table (candidates are a take); `_fresh` are the rows
+        # still current.
         self._table = EncodedTable()
         self._fresh: set[int] = set()
         self._dirty: set[int] = set()
@@ -249,27 +249,21 @@ class SoftLinks:
     # -- helpers ---------------------------------------------------------------------------
 
     def _encode(self, component: int) -> EncodedProfiles | None:
-        found = self._encoded.get(component)
-        if found is None:
-            record = self.index.record(component)
-            if record is None:
-                return None
-            found = self._encoded[component] = encode_profiles([record])
-        return found
+        """The component's current encoding as a one-row table; None if it has no evidence."""
+        return self._table.take([component]) if self._ensure_row(component) else None
 
     def _ensure_row(self, component: int) -> bool:
         """Put the component's current encoding in the table; False if it has no evidence."""
         if component in self._fresh:
             return True
-        encoded = self._encode(component)
-        if encoded is None:
+        record = self.index.record(component)
+        if record is None:
             return False
-        self._table.put(component, encoded)
+        self._table.put(component, encode_profiles([record]))
         self._fresh.add(component)
         return True
 
     def _forget_encoding(self, component: int) -> None:
-        self._encoded.pop(component, None)
         self._fresh.discard(component)
 
     def _group_uniques(self, root: int, uniques_of: UniquesOf, leave_out: int | None = None) -> dict[str, str]:

@@ -102,7 +102,7 @@ class VisitorIndex:
             return record
         users = len(self._by_ip.get(record.top_ip, ()))
         population = self._tf_population or self._components_with_ips
-        return _with_tf(record, min(users / max(population, 1), 1.0))
+        return replace(record, tf_top_ip=min(users / max(population, 1), 1.0))
 
     def _buckets_of(self, evidence: Evidence) -> list[set[int]]:
         buckets = [self._by_ip[ip] for ip, _ in evidence.ips.most_common() if ip in self._by_ip]
@@ -112,7 +112,3 @@ class VisitorIndex:
                 if bucket is not None:
                     buckets.append(bucket)
         return buckets
-
-
-def _with_tf(record: ProfileRecord, share: float) -> ProfileRecord:
-    return replace(record, tf_top_ip=share)

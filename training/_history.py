@@ -27,11 +27,7 @@ class DeviceProfiles:
 def device_profiles(store: linkage.Store, policy: linkage.IdentifierPolicy) -> DeviceProfiles:
     state = store.load()
     person_of = {row.key: row.person_id for row in state.identifiers}
-    login_of: dict[int, str] = {}
-    for row in state.identifiers:
-        ns = policy.namespace(row.namespace)
-        if ns is not None and ns.unique and row.namespace == "login":
-            login_of[row.person_id] = row.key
+    login_of = {row.person_id: row.key for row in state.identifiers if row.namespace == "login"}
     device_namespaces: dict[str, bool] = {}
 
     def is_device(key: str) -> bool:
