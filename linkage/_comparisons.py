@@ -182,43 +182,6 @@ class EncodedProfiles:
             lengths={k: v[index] for k, v in self.lengths.items()},
         )
 
-    @staticmethod
-    def concat(parts: Sequence[EncodedProfiles]) -> EncodedProfiles:
-        """Several encodings as one, rows in order."""
-        if not parts:
-            return encode_profiles(())
-
-        def cat(pick: Any, axis: int = 0) -> dict[Any, Any]:
-            return {k: np.concatenate([pick(p)[k] for p in parts], axis=axis) for k in pick(parts[0])}
-
-        def widen(pick: Any, fill: int) -> dict[str, Any]:
-            # Parts may hold different numbers of words per row; pad to the widest.
-            out = {}
-            for k in pick(parts[0]):
-                arrays = [pick(p)[k] for p in parts]
-                width = max(a.shape[1] for a in arrays)
-                out[k] = np.concatenate(
-                    [
-                        a if a.shape[1] == width else np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)
-                        for a in arrays
-                    ]
-                )
-            return out
-
-        return EncodedProfiles(
-            unique_ids=np.concatenate([p.unique_ids for p in parts]),
-            null_bits=np.concatenate([p.null_bits for p in parts]),
-            nulls=np.concatenate([p.nulls for p in parts], axis=1),
-            keys=np.concatenate([p.keys for p in parts], axis=1),
-            log2_tf=cat(lambda p: p.log2_tf),
-            points=cat(lambda p: p.points, axis=1),
-            lists=cat(lambda p: p.lists),
-            masks=cat(lambda p: p.masks),
-            words=widen(lambda p: p.words, _PAD_KEY),
-            word_masks=widen(lambda p: p.word_masks, 0),
-            lengths=cat(lambda p: p.lengths),
-        )
-
 
 @lru_cache(maxsize=1 << 16)
 def _string_key(value: str) -> int:

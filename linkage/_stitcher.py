@@ -163,10 +163,6 @@ class Stitcher:
 
     # -- reads ---------------------------------------------------------------------------
 
-    @property
-    def model(self) -> VisitorModel | None:
-        return self._model
-
     def resolve(
         self, identifiers: Sequence[Identifier], min_probability: float | None = None, deterministic_only: bool = False
     ) -> list[Resolution]:

@@ -20,7 +20,6 @@ import pytest
 from linkage._comparisons import (
     EARTH_RADIUS_KM,
     Else,
-    EncodedProfiles,
     ExactMatch,
     Level,
     LevelPlan,
@@ -34,6 +33,7 @@ from linkage._comparisons import (
     encode_profiles,
     recognise_level,
 )
+from linkage._encoded_table import EncodedTable
 from linkage._profile_record import ProfileRecord
 from linkage._scorer import VisitorScorer, model_version
 
@@ -418,7 +418,7 @@ def test_encoding_refuses_what_splink_would_read_differently() -> None:
             encode_profiles([_record(0, **bad)])
 
 
-def test_encodings_take_and_concatenate_like_records(scorer: VisitorScorer) -> None:
+def test_encodings_in_a_table_score_like_records(scorer: VisitorScorer) -> None:
     records = [
         _record(1),
         _record(2, active_days=(100, 900, 5000)),  # three 64-day words
@@ -427,8 +427,12 @@ def test_encodings_take_and_concatenate_like_records(scorer: VisitorScorer) -> N
     ]
     left = encode_profiles([_record(0, active_days=(100, 5000))])
     whole = scorer.score(left, encode_profiles(records))
-    parts = EncodedProfiles.concat([encode_profiles(records[:2]), encode_profiles(records[2:])])
-    again = scorer.score(left, parts.take([0, 1, 2, 3]))
+    # Rows put one at a time into the table the online path keeps, the widest (three day
+    # words) after a narrower one, read back in another order and then in record order.
+    table = EncodedTable(capacity=2)
+    for i in (3, 0, 1, 2):
+        table.put(i, encode_profiles([records[i]]))
+    again = scorer.score(left, table.take([0, 1, 2, 3]))
     np.testing.assert_array_equal(whole.match_weight, again.match_weight)
     np.testing.assert_array_equal(whole.gammas, again.gammas)
     empty = scorer.score(left, encode_profiles([]))
