@@ -10,8 +10,9 @@ scores identically online.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler, Levenshtein
@@ -19,6 +20,38 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler, Levenshtein
 ATTRIBUTE_COLUMNS = ("given_name", "family_name", "date_of_birth", "address", "postcode", "city")
 # Columns whose exact levels carry a term-frequency adjustment (a common surname says little).
 TF_COLUMNS = ("given_name", "family_name", "city")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerAttributes:
+    """A customer record's matching attributes, normalised (`normalise_text`); None = unknown.
+
+    `date_of_birth` is ISO `YYYY-MM-DD` (validated where records come in)."""
+
+    given_name: str | None = None
+    family_name: str | None = None
+    date_of_birth: str | None = None
+    address: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+
+    def value(self, column: str) -> str | None:
+        value: str | None = getattr(self, column)
+        return value
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def normalise_text(value: str | None) -> str | None:
+    """Lower case, accents and punctuation gone, whitespace collapsed; empty becomes None."""
+    if value is None:
+        return None
+    decomposed = unicodedata.normalize("NFKD", value)
+    kept = "".join(ch if ch.isalnum() else " " for ch in decomposed if not unicodedata.combining(ch))
+    text = " ".join(kept.lower().split())
+    return text or None
+
 
 _COLUMN = "(" + "|".join(ATTRIBUTE_COLUMNS) + ")"
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?)"

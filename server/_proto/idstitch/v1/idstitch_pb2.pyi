@@ -322,3 +322,63 @@ class ExplainResponse(_message.Message):
     person_id: str
     steps: _containers.RepeatedCompositeFieldContainer[LinkStep]
     def __init__(self, same_person: _Optional[bool] = ..., person_id: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[LinkStep, _Mapping]]] = ...) -> None: ...
+
+class CustomerRecord(_message.Message):
+    __slots__ = ("source_system", "source_key", "given_name", "family_name", "date_of_birth", "address", "postcode", "city", "email", "phone", "updated_at")
+    SOURCE_SYSTEM_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    GIVEN_NAME_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_NAME_FIELD_NUMBER: _ClassVar[int]
+    DATE_OF_BIRTH_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    POSTCODE_FIELD_NUMBER: _ClassVar[int]
+    CITY_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    source_system: str
+    source_key: str
+    given_name: str
+    family_name: str
+    date_of_birth: str
+    address: str
+    postcode: str
+    city: str
+    email: str
+    phone: str
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, source_system: _Optional[str] = ..., source_key: _Optional[str] = ..., given_name: _Optional[str] = ..., family_name: _Optional[str] = ..., date_of_birth: _Optional[str] = ..., address: _Optional[str] = ..., postcode: _Optional[str] = ..., city: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SyncCrmRecordsRequest(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[CustomerRecord]
+    def __init__(self, records: _Optional[_Iterable[_Union[CustomerRecord, _Mapping]]] = ...) -> None: ...
+
+class RecordError(_message.Message):
+    __slots__ = ("index", "field", "message")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    field: str
+    message: str
+    def __init__(self, index: _Optional[int] = ..., field: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class SyncCrmRecordsResponse(_message.Message):
+    __slots__ = ("received", "created", "updated", "unchanged", "rejected", "linked_probabilistically", "errors")
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    LINKED_PROBABILISTICALLY_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    received: int
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    linked_probabilistically: int
+    errors: _containers.RepeatedCompositeFieldContainer[RecordError]
+    def __init__(self, received: _Optional[int] = ..., created: _Optional[int] = ..., updated: _Optional[int] = ..., unchanged: _Optional[int] = ..., rejected: _Optional[int] = ..., linked_probabilistically: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ...) -> None: ...

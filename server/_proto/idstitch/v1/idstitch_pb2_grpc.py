@@ -65,6 +65,11 @@ class IdentityServiceStub:
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.ExplainRequest.SerializeToString,
                 response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ExplainResponse.FromString,
                 _registered_method=True)
+        self.SyncCrmRecords = channel.stream_unary(
+                '/idstitch.v1.IdentityService/SyncCrmRecords',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -117,6 +122,18 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SyncCrmRecords(self, request_iterator, context):
+        """Brings customer records from source systems (booking, shop, loyalty, CRM)
+        in: the source key links deterministically with the record's email and
+        phone, and the attributes are matched by the customer model. A malformed
+        record is reported (index and field) and left out; the valid ones are
+        applied in one transaction when the stream ends, and the response is sent
+        once they are durable. A record equal to the one stored changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -149,6 +166,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.Explain,
                     request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ExplainRequest.FromString,
                     response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ExplainResponse.SerializeToString,
+            ),
+            'SyncCrmRecords': grpc.stream_unary_rpc_method_handler(
+                    servicer.SyncCrmRecords,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +335,33 @@ class IdentityService:
             '/idstitch.v1.IdentityService/Explain',
             idstitch_dot_v1_dot_idstitch__pb2.ExplainRequest.SerializeToString,
             idstitch_dot_v1_dot_idstitch__pb2.ExplainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncCrmRecords(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/idstitch.v1.IdentityService/SyncCrmRecords',
+            idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,
