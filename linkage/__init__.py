@@ -5,6 +5,9 @@ Knows nothing of gRPC or Splink. The server drives a `Stitcher`; a `Store` keeps
 
 from ._comparisons import ModelError
 from ._config import DEFAULT_BLOCKED_VALUES, DEFAULT_NAMESPACES, LinkageConfig, NamespaceConfig
+from ._customer_model import BUNDLED_CUSTOMER_MODEL, CustomerModel
+from ._customer_records import CustomerRecord, RecordError, SyncSummary
+from ._customer_scorer import CustomerScorer
 from ._duckdb_store import DuckDBStore, StoreLocked
 from ._errors import InvalidArgument, LinkageError, NotFound, Unavailable
 from ._namespaces import IdentifierPolicy
@@ -33,6 +36,7 @@ from ._types import (
 from ._visitor_model import BUNDLED_MODEL, VisitorModel
 
 __all__ = [
+    "BUNDLED_CUSTOMER_MODEL",
     "BUNDLED_MODEL",
     "DEFAULT_BLOCKED_VALUES",
     "DEFAULT_NAMESPACES",
@@ -40,6 +44,9 @@ __all__ = [
     "ChangeKind",
     "Conflict",
     "Context",
+    "CustomerModel",
+    "CustomerRecord",
+    "CustomerScorer",
     "Decision",
     "DuckDBStore",
     "Explanation",
@@ -59,12 +66,14 @@ __all__ = [
     "NotFound",
     "PersonIdentifier",
     "PersonView",
+    "RecordError",
     "Resolution",
     "Signal",
     "SignalResult",
     "Stitcher",
     "Store",
     "StoreLocked",
+    "SyncSummary",
     "Unavailable",
     "VisitorModel",
     "VisitorScorer",

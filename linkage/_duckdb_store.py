@@ -7,10 +7,12 @@ from pathlib import Path
 
 import duckdb
 
-from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, SoftLinkRow, StoredState
+from ._records import CommitBatch, CustomerRecordRow, EventRow, IdentifierRow, PersonRow, SoftLinkRow, StoredState
 from ._types import Change, ChangeKind
 
-SCHEMA_VERSION = 2  # 2: soft_links table, changes.probability
+SCHEMA_VERSION = 3  # 2: soft_links table, changes.probability; 3: customer_records table
+# Versions this build opens, bringing them up to SCHEMA_VERSION with the CREATE ... IF NOT EXISTS.
+_UPGRADABLE = {2}
 
 # Times are TIMESTAMP in UTC, written and read as whole microseconds since the epoch.
 _SCHEMA = """
@@ -54,6 +56,18 @@ CREATE TABLE IF NOT EXISTS soft_links (
     weight_names VARCHAR[] NOT NULL,
     weights DOUBLE[] NOT NULL,
     linked_at TIMESTAMP NOT NULL
+);
+-- Customer attributes are personal data: here only, for matching, deleted with the person.
+CREATE TABLE IF NOT EXISTS customer_records (
+    key VARCHAR PRIMARY KEY,
+    given_name VARCHAR,
+    family_name VARCHAR,
+    date_of_birth VARCHAR,
+    address VARCHAR,
+    postcode VARCHAR,
+    city VARCHAR,
+    fingerprint VARCHAR NOT NULL,
+    updated_at TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS changes (
     sequence BIGINT NOT NULL,
@@ -102,6 +116,14 @@ SELECT unnest($1::BIGINT[]), unnest($2::BIGINT[]), unnest($3::DOUBLE[]), unnest(
 """
 
 
+_UPSERT_CUSTOMER_RECORDS = """
+INSERT OR REPLACE INTO customer_records
+SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::VARCHAR[]),
+       unnest($5::VARCHAR[]), unnest($6::VARCHAR[]), unnest($7::VARCHAR[]), unnest($8::VARCHAR[]),
+       make_timestamp(unnest($9::BIGINT[]))
+"""
+
+
 class StoreLocked(RuntimeError):
     """Another process owns the store file."""
 
@@ -120,6 +142,8 @@ class DuckDBStore:
         version = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if version is None:
             self._con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        elif int(version[0]) in _UPGRADABLE:
+            self._con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
         elif int(version[0]) != SCHEMA_VERSION:
             raise RuntimeError(f"{self.path} has schema version {version[0]}, this build reads {SCHEMA_VERSION}")
 
@@ -147,7 +171,14 @@ class DuckDBStore:
                 "epoch_us(linked_at) FROM soft_links"
             ).fetchall()
         ]
-        return StoredState(identifiers, persons, events, int(row[0]) if row else 0, soft_links)
+        customer_records = [
+            CustomerRecordRow(key, given, family, born, address, postcode, city, fingerprint, at / 1e6)
+            for key, given, family, born, address, postcode, city, fingerprint, at in con.execute(
+                "SELECT key, given_name, family_name, date_of_birth, address, postcode, city, fingerprint, "
+                "epoch_us(updated_at) FROM customer_records"
+            ).fetchall()
+        ]
+        return StoredState(identifiers, persons, events, int(row[0]) if row else 0, soft_links, customer_records)
 
     def commit(self, batch: CommitBatch) -> None:
         con = self._con
@@ -172,6 +203,8 @@ class DuckDBStore:
                 )
             if batch.soft_links:
                 con.execute(_UPSERT_SOFT_LINKS, _soft_link_columns(batch.soft_links))
+            if batch.customer_records:
+                con.execute(_UPSERT_CUSTOMER_RECORDS, _customer_record_columns(batch.customer_records))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -296,4 +329,18 @@ def _change_columns(rows: list[Change]) -> list[Sequence[object]]:
         [c.event_id for c in rows],
         [c.detail for c in rows],
         [c.probability for c in rows],
+    ]
+
+
+def _customer_record_columns(rows: list[CustomerRecordRow]) -> list[Sequence[object]]:
+    return [
+        [r.key for r in rows],
+        [r.given_name for r in rows],
+        [r.family_name for r in rows],
+        [r.date_of_birth for r in rows],
+        [r.address for r in rows],
+        [r.postcode for r in rows],
+        [r.city for r in rows],
+        [r.fingerprint for r in rows],
+        _micros(r.updated_at for r in rows),
     ]

@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ._config import LinkageConfig
+from ._customer_catalogue import CustomerAttributes
+from ._customer_links import CustomerLinks
+from ._customer_model import CustomerModel
+from ._customer_records import CUSTOMER_RECORD_CHANNEL, PreparedCustomerRecord
 from ._errors import NotFound
 from ._namespaces import IdentifierPolicy, PreparedIdentifier, split_key
-from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, StoredState
+from ._records import CommitBatch, CustomerRecordRow, EventRow, IdentifierRow, PersonRow, StoredState
 from ._signals import PreparedSignal
 from ._soft_links import SoftLink, SoftLinks
 from ._types import Change, ChangeKind, Conflict, Context, Decision, Geo, Identifier, SignalResult
@@ -92,9 +96,17 @@ class _Refusal:
 class IdentityGraph:
     """Identifiers, persons and aliases, with the rules that join them."""
 
-    def __init__(self, config: LinkageConfig, policy: IdentifierPolicy, model: VisitorModel | None = None) -> None:
+    def __init__(
+        self,
+        config: LinkageConfig,
+        policy: IdentifierPolicy,
+        model: VisitorModel | None = None,
+        customer_model: CustomerModel | None = None,
+    ) -> None:
         self._config = config
         self._soft = SoftLinks(model)
+        self._customers = CustomerLinks(customer_model)
+        self._pending_customer_records: list[CustomerRecordRow] = []
         self._policy = policy
         self._identifiers: dict[str, _IdentifierState] = {}
         self._persons: dict[int, _PersonState] = {}
@@ -113,9 +125,14 @@ class IdentityGraph:
 
     @classmethod
     def from_state(
-        cls, config: LinkageConfig, policy: IdentifierPolicy, state: StoredState, model: VisitorModel | None = None
+        cls,
+        config: LinkageConfig,
+        policy: IdentifierPolicy,
+        state: StoredState,
+        model: VisitorModel | None = None,
+        customer_model: CustomerModel | None = None,
     ) -> IdentityGraph:
-        graph = cls(config, policy, model)
+        graph = cls(config, policy, model, customer_model)
         for p in state.persons:
             graph._next_person_id = max(graph._next_person_id, p.person_id + 1)
             if p.merged_into is not None:
@@ -133,12 +150,24 @@ class IdentityGraph:
         graph._events = state.events
         graph._next_sequence = state.last_sequence + 1
         graph._soft.load(state.soft_links)
+        for record in state.customer_records:
+            attributes = CustomerAttributes(
+                record.given_name,
+                record.family_name,
+                record.date_of_birth,
+                record.address,
+                record.postcode,
+                record.city,
+            )
+            graph._customers.index.put(record.key, attributes, record.fingerprint)
         return graph
 
     def replay_evidence(self, events: Iterable[EventRow]) -> int:
         """Rebuild the visitor evidence of every component from the stored signals."""
         count = 0
         for event in events:
+            if event.channel.startswith(CUSTOMER_RECORD_CHANNEL):
+                continue
             for key in event.identifier_keys:
                 state = self._identifiers.get(key)
                 if state is not None:
@@ -202,8 +231,11 @@ class IdentityGraph:
 
     # -- stitching -----------------------------------------------------------------------
 
-    def ingest(self, signal: PreparedSignal, received_at: float) -> SignalResult:
-        """Apply one prepared signal under the deterministic rules."""
+    def ingest(self, signal: PreparedSignal, received_at: float, visitor_evidence: bool = True) -> SignalResult:
+        """Apply one prepared signal under the deterministic rules, then the visitor model's.
+
+        Without `visitor_evidence` (a customer record: no address, no device, and a time that
+        is the source system's, not the person's) only the soft links it contradicts go."""
         known = self._events.get(signal.event_id)
         if known is not None:
             component = self._merged_into.get(known, known)
@@ -276,7 +308,7 @@ class IdentityGraph:
             )
         self._touch(survivor, signal)
         self._enforce_caps(survivor, signal)
-        link = self._stitch_softly(survivor, signal)
+        link = self._stitch_softly(survivor, signal, visitor_evidence)
         self._events[signal.event_id] = survivor
         self._pending_events.append(_event_row(signal, survivor, received_at))
         if link is not None:
@@ -294,13 +326,52 @@ class IdentityGraph:
             conflicts=tuple(conflicts),
         )
 
-    def _stitch_softly(self, component: int, signal: PreparedSignal) -> SoftLink | None:
+    def sync_customer(self, record: PreparedCustomerRecord, received_at: float) -> tuple[str, SoftLink | None]:
+        """Apply one customer record: its identifiers under the hard rules, then its attributes
+        to the customer model. Returns ("created" | "updated" | "unchanged", the soft link the
+        customer model made, if it made one)."""
+        index = self._customers.index
+        previous = index.fingerprint(record.key)
+        if previous == record.fingerprint:
+            return "unchanged", None
+        self.ingest(record.signal, received_at, visitor_evidence=False)
+        # An identical record sent before a change (A, B, A again) is a known event that
+        # `ingest` skips; its attributes are current again all the same.
+        index.put(record.key, record.attributes, record.fingerprint)
+        self._pending_customer_records.append(
+            CustomerRecordRow(
+                key=record.key,
+                given_name=record.attributes.given_name,
+                family_name=record.attributes.family_name,
+                date_of_birth=record.attributes.date_of_birth,
+                address=record.attributes.address,
+                postcode=record.attributes.postcode,
+                city=record.attributes.city,
+                fingerprint=record.fingerprint,
+                updated_at=record.signal.timestamp,
+            )
+        )
+        component = self._identifiers[record.key].person_id
+        before = self._soft.link_of(component)
+        link = self._customers.match(
+            component,
+            record.key,
+            self._soft,
+            lambda key: self._identifiers[key].person_id,
+            self._unique_values,
+            self._soft_change_recorder(record.signal.event_id),
+            self._now,
+        )
+        made = link if link is not None and link is not before else None
+        return ("created" if previous is None else "updated"), made
+
+    def _stitch_softly(self, component: int, signal: PreparedSignal, visitor_evidence: bool) -> SoftLink | None:
         """Probabilistic second: drop what hard evidence contradicts, then (re)score if anonymous."""
-        if self._soft.model is None:
-            # No model, no soft links to keep: evidence is rebuilt from the events if one comes.
-            return None
         record = self._soft_change_recorder(signal.event_id)
         self._soft.check(component, self._unique_values, record)
+        if self._soft.model is None or not visitor_evidence:
+            # Without a visitor model evidence is not kept: it is rebuilt from the events if one comes.
+            return self._soft.link_of(component)
         new_address = self._soft.observe(component, signal.timestamp, signal.context, record)
         if self._soft.due(component, new_address):
             return self._soft.rescore(component, self._unique_values, record, self._now)
@@ -454,7 +525,11 @@ class IdentityGraph:
 
     def drain(self) -> CommitBatch:
         """The rows the next commit must write; resets the pending marks."""
-        batch = CommitBatch(events=self._pending_events, changes=self._pending_changes)
+        batch = CommitBatch(
+            events=self._pending_events,
+            changes=self._pending_changes,
+            customer_records=self._pending_customer_records,
+        )
         for key in self._dirty_identifiers:
             state = self._identifiers.get(key)
             if state is None:
@@ -476,6 +551,7 @@ class IdentityGraph:
         self._dirty_persons = set()
         self._pending_events = []
         self._pending_changes = []
+        self._pending_customer_records = []
         return batch
 
 

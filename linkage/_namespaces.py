@@ -109,6 +109,11 @@ class IdentifierPolicy:
             raise InvalidArgument(field, f"not a valid phone number{hint}")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
+    def fingerprint(self, *parts: str) -> str:
+        """A keyed hash of several values: tells whether a record changed without keeping it."""
+        message = KEY_SEPARATOR.join(parts).encode()
+        return hmac.new(self._config.hash_secret, b"fingerprint" + message, hashlib.sha256).hexdigest()
+
     def _hash(self, namespace: str, value: str) -> str:
         message = f"{namespace}{KEY_SEPARATOR}{value}".encode()
         return hmac.new(self._config.hash_secret, message, hashlib.sha256).hexdigest()

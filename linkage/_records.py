@@ -59,6 +59,22 @@ class SoftLinkRow:
     linked_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class CustomerRecordRow:
+    """The latest record of one source key: its matching attributes (personal data, kept only
+    for matching) and the fingerprint that tells a re-sent record from a changed one."""
+
+    key: str
+    given_name: str | None
+    family_name: str | None
+    date_of_birth: str | None
+    address: str | None
+    postcode: str | None
+    city: str | None
+    fingerprint: str
+    updated_at: float
+
+
 @dataclass(slots=True)
 class CommitBatch:
     """Everything that changed since the last commit, as final rows: one transaction."""
@@ -70,6 +86,7 @@ class CommitBatch:
     changes: list[Change] = field(default_factory=list)
     soft_links: list[SoftLinkRow] = field(default_factory=list)
     removed_soft_links: list[int] = field(default_factory=list)
+    customer_records: list[CustomerRecordRow] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(
@@ -81,6 +98,7 @@ class CommitBatch:
                 self.changes,
                 self.soft_links,
                 self.removed_soft_links,
+                self.customer_records,
             )
         )
 
@@ -94,3 +112,4 @@ class StoredState:
     events: dict[str, int]  # event_id -> person id it resolved to
     last_sequence: int
     soft_links: list[SoftLinkRow] = field(default_factory=list)
+    customer_records: list[CustomerRecordRow] = field(default_factory=list)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ._config import LinkageConfig
 from ._errors import InvalidArgument
@@ -26,6 +26,9 @@ class PreparedSignal:
     ignored: tuple[IgnoredIdentifier, ...]
     context: Context
 
+    def with_event_id(self, event_id: str) -> PreparedSignal:
+        return replace(self, event_id=event_id)
+
 
 def prepare_batch(
     signals: Sequence[Signal], policy: IdentifierPolicy, config: LinkageConfig, now: float
@@ -37,30 +40,39 @@ def prepare_batch(
         raise InvalidArgument(
             "signals", f"{len(signals)} signals; a batch holds at most {config.max_signals_per_batch}"
         )
-    return [_prepare(signal, f"signals[{i}]", policy, config, now) for i, signal in enumerate(signals)]
+    return [prepare_signal(signal, policy, config, now, f"signals[{i}]") for i, signal in enumerate(signals)]
 
 
-def _prepare(signal: Signal, field: str, policy: IdentifierPolicy, config: LinkageConfig, now: float) -> PreparedSignal:
-    if not signal.event_id:
-        raise InvalidArgument(f"{field}.event_id", "required: it is the idempotency key")
+def prepare_signal(
+    signal: Signal,
+    policy: IdentifierPolicy,
+    config: LinkageConfig,
+    now: float,
+    field: str = "",
+    require_event_id: bool = True,
+) -> PreparedSignal:
+    """Validate and normalise one signal; `field` prefixes the paths of `InvalidArgument`."""
+    at = f"{field}." if field else ""
+    if require_event_id and not signal.event_id:
+        raise InvalidArgument(f"{at}event_id", "required: it is the idempotency key")
     if len(signal.event_id) > MAX_EVENT_ID_LENGTH:
-        raise InvalidArgument(f"{field}.event_id", f"longer than {MAX_EVENT_ID_LENGTH} characters")
+        raise InvalidArgument(f"{at}event_id", f"longer than {MAX_EVENT_ID_LENGTH} characters")
     timestamp = quantize(now if signal.timestamp is None else signal.timestamp)
     if not (config.earliest_timestamp <= timestamp <= now + config.max_clock_skew_seconds):
-        raise InvalidArgument(f"{field}.timestamp", "out of range: before 2000 or in the future")
+        raise InvalidArgument(f"{at}timestamp", "out of range: before 2000 or in the future")
     if len(signal.channel) > MAX_CHANNEL_LENGTH:
-        raise InvalidArgument(f"{field}.channel", f"longer than {MAX_CHANNEL_LENGTH} characters")
+        raise InvalidArgument(f"{at}channel", f"longer than {MAX_CHANNEL_LENGTH} characters")
     if not signal.identifiers:
-        raise InvalidArgument(f"{field}.identifiers", "must hold at least one identifier")
+        raise InvalidArgument(f"{at}identifiers", "must hold at least one identifier")
     if len(signal.identifiers) > config.max_identifiers_per_signal:
         raise InvalidArgument(
-            f"{field}.identifiers", f"a signal holds at most {config.max_identifiers_per_signal} identifiers"
+            f"{at}identifiers", f"a signal holds at most {config.max_identifiers_per_signal} identifiers"
         )
     prepared: dict[str, PreparedIdentifier] = {}
     ignored: list[IgnoredIdentifier] = []
     unique_values: dict[str, str] = {}
     for j, identifier in enumerate(signal.identifiers):
-        item = policy.prepare(identifier, f"{field}.identifiers[{j}]")
+        item = policy.prepare(identifier, f"{at}identifiers[{j}]")
         if item is None:
             ignored.append(IgnoredIdentifier(j, identifier.namespace, IgnoredReason.BLOCKED_VALUE))
             continue
@@ -68,13 +80,13 @@ def _prepare(signal: Signal, field: str, policy: IdentifierPolicy, config: Linka
             seen = unique_values.setdefault(item.namespace, item.key)
             if seen != item.key:
                 raise InvalidArgument(
-                    f"{field}.identifiers[{j}]",
+                    f"{at}identifiers[{j}]",
                     f"a second value of unique namespace {item.namespace!r} in one signal",
                 )
         prepared.setdefault(item.key, item)
     if not prepared:
-        raise InvalidArgument(f"{field}.identifiers", "every identifier is a blocked value; nothing to link")
-    _check_context(signal.context, f"{field}.context")
+        raise InvalidArgument(f"{at}identifiers", "every identifier is a blocked value; nothing to link")
+    _check_context(signal.context, f"{at}context")
     return PreparedSignal(
         event_id=signal.event_id,
         timestamp=timestamp,

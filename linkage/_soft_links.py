@@ -246,6 +246,22 @@ class SoftLinks:
             return link
         return current
 
+    def attach(self, link: SoftLink, record: Record) -> None:
+        """Link a component that another model matched (customer records), replacing its link."""
+        if link.component in self._members:
+            raise ValueError("a root of soft links cannot be soft-linked itself")
+        if link.component in self._links:
+            self._drop(link.component, record, "a better match")
+        self._set(link)
+        record(link.component, link.target, link, "")
+
+    def detach(self, component: int, record: Record, reason: str) -> None:
+        if component in self._links:
+            self._drop(component, record, reason)
+
+    def group_uniques(self, root: int, uniques_of: UniquesOf) -> dict[str, str]:
+        return self._group_uniques(root, uniques_of)
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _encode(self, component: int) -> EncodedProfiles | None:

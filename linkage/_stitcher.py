@@ -7,8 +7,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._config import LinkageConfig
+from ._customer_model import CustomerModel
+from ._customer_records import (
+    MAX_REPORTED_ERRORS,
+    CustomerRecord,
+    PreparedCustomerRecord,
+    RecordError,
+    SyncSummary,
+    prepare_customer_records,
+)
 from ._errors import InvalidArgument, NotFound, Unavailable
 from ._graph import IdentityGraph
 from ._namespaces import IdentifierPolicy, split_key
@@ -33,13 +43,20 @@ from ._visitor_model import VisitorModel
 log = logging.getLogger("idstitch.linkage")
 
 _CHANGE_PAGE = 1000
+# A large sync yields the event loop this often while it is applied, so reads go on meanwhile.
+_RECORDS_PER_SLICE = 2000
 
 
 @dataclass(slots=True)
 class _Job:
-    signals: list[PreparedSignal]
+    """A batch of signals or a stream of customer records: applied, then committed with the
+    other jobs of its group in one transaction."""
+
     received_at: float
-    done: asyncio.Future[list[SignalResult]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    signals: list[PreparedSignal] = field(default_factory=list)
+    records: list[PreparedCustomerRecord] | None = None
+    rejected: list[RecordError] = field(default_factory=list)
+    done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class Stitcher:
@@ -57,13 +74,15 @@ class Stitcher:
         store: Store,
         clock: Callable[[], float] = time.time,
         model: VisitorModel | None = None,
+        customer_model: CustomerModel | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._model = model
+        self._customer_model = customer_model
         self._clock = clock
         self._policy = IdentifierPolicy(config)
-        self._graph = IdentityGraph(config, self._policy)
+        self._graph = IdentityGraph(config, self._policy, model, customer_model)
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=1024)
         self._writer: asyncio.Task[None] | None = None
         self._last_committed = 0
@@ -105,9 +124,22 @@ class Stitcher:
         if self._closing:
             raise Unavailable("shutting down")
         now = quantize(self._clock())
-        job = _Job(prepare_batch(signals, self._policy, self._config, now), now)
+        job = _Job(now, signals=prepare_batch(signals, self._policy, self._config, now))
         await self._queue.put(job)
-        return await asyncio.shield(job.done)
+        results: list[SignalResult] = await asyncio.shield(job.done)
+        return results
+
+    async def sync_customer_records(self, records: Sequence[CustomerRecord]) -> SyncSummary:
+        """Apply a stream of customer records in one transaction; malformed records are left
+        out and reported. Answered once durable."""
+        if self._closing:
+            raise Unavailable("shutting down")
+        now = quantize(self._clock())
+        prepared, rejected = prepare_customer_records(records, self._policy, self._config, now)
+        job = _Job(now, records=prepared, rejected=rejected)
+        await self._queue.put(job)
+        summary: SyncSummary = await asyncio.shield(job.done)
+        return summary
 
     async def _write_loop(self) -> None:
         stopping = False
@@ -129,7 +161,12 @@ class Stitcher:
 
     async def _apply_and_commit(self, jobs: list[_Job]) -> None:
         try:
-            results = [[self._graph.ingest(s, job.received_at) for s in job.signals] for job in jobs]
+            results: list[Any] = []
+            for job in jobs:
+                if job.records is None:
+                    results.append([self._graph.ingest(s, job.received_at) for s in job.signals])
+                else:
+                    results.append(await self._apply_records(job, job.records))
             batch = self._graph.drain()
             if batch:
                 await asyncio.to_thread(self._store.commit, batch)
@@ -147,9 +184,29 @@ class Stitcher:
             if not job.done.done():
                 job.done.set_result(result)
 
+    async def _apply_records(self, job: _Job, records: list[PreparedCustomerRecord]) -> SyncSummary:
+        outcomes = {"created": 0, "updated": 0, "unchanged": 0}
+        linked = 0
+        for start in range(0, len(records), _RECORDS_PER_SLICE):
+            for record in records[start : start + _RECORDS_PER_SLICE]:
+                outcome, link = self._graph.sync_customer(record, job.received_at)
+                outcomes[outcome] += 1
+                linked += link is not None
+            if start + _RECORDS_PER_SLICE < len(records):
+                await asyncio.sleep(0)
+        return SyncSummary(
+            received=len(records) + len(job.rejected),
+            created=outcomes["created"],
+            updated=outcomes["updated"],
+            unchanged=outcomes["unchanged"],
+            rejected=len(job.rejected),
+            linked_probabilistically=linked,
+            errors=tuple(job.rejected[:MAX_REPORTED_ERRORS]),
+        )
+
     async def _reload(self) -> None:
         state = await asyncio.to_thread(self._store.load)
-        graph = IdentityGraph.from_state(self._config, self._policy, state, self._model)
+        graph = IdentityGraph.from_state(self._config, self._policy, state, self._model, self._customer_model)
         if self._model is not None:
             await asyncio.to_thread(lambda: graph.replay_evidence(self._store.iter_events()))
         self._graph = graph

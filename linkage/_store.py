@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from ._records import CommitBatch, EventRow, IdentifierRow, PersonRow, SoftLinkRow, StoredState
+from ._records import CommitBatch, CustomerRecordRow, EventRow, IdentifierRow, PersonRow, SoftLinkRow, StoredState
 from ._types import Change
 
 
@@ -39,6 +39,7 @@ class MemoryStore:
         self._event_rows: list[EventRow] = []
         self._changes: list[Change] = []
         self._soft_links: dict[int, SoftLinkRow] = {}
+        self._customer_records: dict[str, CustomerRecordRow] = {}
         self.commits = 0
 
     def load(self) -> StoredState:
@@ -49,6 +50,7 @@ class MemoryStore:
             dict(self._events),
             last,
             list(self._soft_links.values()),
+            list(self._customer_records.values()),
         )
 
     def commit(self, batch: CommitBatch) -> None:
@@ -66,6 +68,8 @@ class MemoryStore:
             self._soft_links.pop(component, None)
         for link in batch.soft_links:
             self._soft_links[link.component] = link
+        for record in batch.customer_records:
+            self._customer_records[record.key] = record
         self.commits += 1
 
     def changes_after(self, sequence: int, limit: int) -> list[Change]:

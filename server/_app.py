@@ -46,8 +46,9 @@ async def start(settings: Settings) -> RunningServer:
     """Open the store, rebuild the graph and start serving; returns once the port is bound."""
     cfg = settings.server
     model = _load_model(cfg.model_path, cfg.model_threshold)
+    customer_model = _load_customer_model(cfg.customer_model_path, cfg.customer_model_threshold)
     store = linkage.DuckDBStore(cfg.database)
-    stitcher = linkage.Stitcher(settings.linkage, store, model=model)
+    stitcher = linkage.Stitcher(settings.linkage, store, model=model, customer_model=customer_model)
     await stitcher.start()
     server = grpc.aio.server(
         options=[
@@ -100,6 +101,15 @@ def _load_model(path: Path | None, threshold: float | None) -> linkage.VisitorMo
         return None
     model = linkage.VisitorModel.load(path, threshold)
     log.info("visitor model %s from %s, soft links at probability >= %s", model.version, path, model.threshold)
+    return model
+
+
+def _load_customer_model(path: Path | None, threshold: float | None) -> linkage.CustomerModel | None:
+    if path is None:
+        log.info("no customer model: customer records link by exact keys only")
+        return None
+    model = linkage.CustomerModel.load(path, threshold)
+    log.info("customer model %s from %s, soft links at probability >= %s", model.version, path, model.threshold)
     return model
 
 

@@ -35,6 +35,9 @@ class ServerConfig:
     # deterministically only. Its threshold comes from the metrics file beside it unless set.
     model_path: Path | None = linkage.BUNDLED_MODEL
     model_threshold: float | None = None
+    # The customer-record model for matching CRM records; None links them by exact keys only.
+    customer_model_path: Path | None = linkage.BUNDLED_CUSTOMER_MODEL
+    customer_model_threshold: float | None = None
 
     @property
     def database(self) -> Path:
@@ -99,8 +102,9 @@ def _server_config(table: dict[str, Any]) -> ServerConfig:
     values = dict(table)
     if "data_dir" in values:
         values["data_dir"] = Path(values["data_dir"])
-    if "model_path" in values:
-        values["model_path"] = Path(values["model_path"]) if values["model_path"] else None
+    for key in ("model_path", "customer_model_path"):
+        if key in values:
+            values[key] = Path(values[key]) if values[key] else None
     return ServerConfig(**values)
 
 

@@ -87,6 +87,23 @@ def signals(request: pb.IngestRequest) -> list[linkage.Signal]:
     return [signal(s) for s in request.signals]
 
 
+def customer_record(message: pb.CustomerRecord) -> linkage.CustomerRecord:
+    updated = message.updated_at
+    return linkage.CustomerRecord(
+        source_system=message.source_system,
+        source_key=message.source_key,
+        given_name=message.given_name,
+        family_name=message.family_name,
+        date_of_birth=message.date_of_birth,
+        address=message.address,
+        postcode=message.postcode,
+        city=message.city,
+        email=message.email,
+        phone=message.phone,
+        updated_at=updated.seconds + updated.nanos / 1e9 if message.HasField("updated_at") else None,
+    )
+
+
 # -- responses -------------------------------------------------------------------------------
 
 
@@ -117,6 +134,18 @@ def ingest_response(results: Sequence[linkage.SignalResult]) -> pb.IngestRespons
             )
             for r in results
         ]
+    )
+
+
+def sync_response(summary: linkage.SyncSummary) -> pb.SyncCrmRecordsResponse:
+    return pb.SyncCrmRecordsResponse(
+        received=summary.received,
+        created=summary.created,
+        updated=summary.updated,
+        unchanged=summary.unchanged,
+        rejected=summary.rejected,
+        linked_probabilistically=summary.linked_probabilistically,
+        errors=[pb.RecordError(index=e.index, field=e.field, message=e.message) for e in summary.errors],
     )
 
 

@@ -64,3 +64,11 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                     raise linkage.InvalidArgument(name, "required")
             explained = self._stitcher.explain(convert.identifier(request.a), convert.identifier(request.b))
             return convert.explanation(explained)
+
+    async def SyncCrmRecords(
+        self, request_iterator: AsyncIterator[pb.SyncCrmRecordsRequest], context: grpc.aio.ServicerContext
+    ) -> pb.SyncCrmRecordsResponse:
+        async with status_from_errors(context, "SyncCrmRecords"):
+            records = [convert.customer_record(r) async for request in request_iterator for r in request.records]
+            summary = await self._stitcher.sync_customer_records(records)
+            return convert.sync_response(summary)

@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="port (default 50051; 0 picks a free one)")
     serve.add_argument("--data-dir", type=Path, help="where the DuckDB file and hash secret live (default ./var)")
     serve.add_argument("--model", type=Path, dest="model_path", help="visitor model JSON (default: the bundled one)")
-    serve.add_argument("--no-model", action="store_true", help="stitch deterministically only")
+    serve.add_argument(
+        "--customer-model", type=Path, dest="customer_model_path", help="customer model JSON (default: the bundled one)"
+    )
+    serve.add_argument("--no-model", action="store_true", help="stitch deterministically only: no model at all")
+    serve.add_argument("--no-customer-model", action="store_true", help="match customer records by exact keys only")
     serve.add_argument("--bench-noop", action="store_true", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO")
 
@@ -64,9 +68,12 @@ def main(argv: list[str] | None = None) -> int:
                 data_dir=args.data_dir,
                 bench_noop=args.bench_noop,
                 model_path=args.model_path,
+                customer_model_path=args.customer_model_path,
             )
             if args.no_model:
                 settings = replace(settings, server=replace(settings.server, model_path=None))
+            if args.no_model or args.no_customer_model:
+                settings = replace(settings, server=replace(settings.server, customer_model_path=None))
         except ConfigError as exc:
             print(f"idstitch: configuration error: {exc}", file=sys.stderr)
             return 2

@@ -1,0 +1,83 @@
+"""Soft links from the customer model: a record's component joins the person whose customer
+records match it best, under the same rules as visitor links."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ._customer_catalogue import CustomerAttributes
+from ._customer_index import CustomerIndex
+from ._customer_model import CustomerModel
+from ._soft_links import Record, SoftLink, SoftLinks, UniquesOf
+from ._soft_links import _clash as clash
+
+
+class CustomerLinks:
+    """The customer index and the model that links by it."""
+
+    def __init__(self, model: CustomerModel | None, candidate_limit: int = 200) -> None:
+        self.model = model
+        self.index = CustomerIndex(candidate_limit, model.tf_population if model is not None else 1)
+
+    def match(
+        self,
+        component: int,
+        key: str,
+        soft: SoftLinks,
+        owner_of: Callable[[str], int],
+        uniques_of: UniquesOf,
+        record: Record,
+        now: float,
+    ) -> SoftLink | None:
+        """Score the record at `key` (held by `component`) against the records it blocks with,
+        and soft-link the component to the best person above the threshold.
+
+        A component that roots soft links stays a root (it is matched from the other side); a
+        link the customer model made and no longer finds is dropped."""
+        model = self.model
+        current = soft.link_of(component)
+        if model is None or soft.members(component):
+            return current
+        attributes = self.index.attributes(key)
+        roots: dict[int, int] = {}
+        candidate_keys: list[str] = []
+        candidates: list[CustomerAttributes] = []
+        for other in self.index.candidates(attributes, leave_out=key):
+            owner = owner_of(other)
+            if owner == component:
+                continue
+            root = soft.root_of(owner)
+            if root == component:
+                continue
+            roots[len(candidates)] = root
+            candidate_keys.append(other)
+            candidates.append(self.index.attributes(other))
+        mine = uniques_of(component)
+        if candidates:
+            scores = model.scorer.score(attributes, candidates, self.index.term_frequency)
+            for row in np.argsort(-scores.match_probability, kind="stable"):
+                probability = float(scores.match_probability[row])
+                if probability < model.threshold:
+                    break
+                root = roots[int(row)]
+                if clash(mine, soft.group_uniques(root, uniques_of)):
+                    continue
+                if current is not None and current.target == root:
+                    return current
+                link = SoftLink(
+                    component=component,
+                    target=root,
+                    probability=probability,
+                    match_weight=float(scores.match_weight[row]),
+                    model_version=model.scorer.version,
+                    weights=tuple(model.scorer.waterfall(scores, int(row))),
+                    linked_at=now,
+                )
+                soft.attach(link, record)
+                return link
+        if current is not None and current.model_version == model.scorer.version:
+            soft.detach(component, record, "the customer record changed: no match above the threshold")
+            return None
+        return current

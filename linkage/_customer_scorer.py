@@ -1,0 +1,431 @@
+"""The online customer-record scorer, compiled from the Splink customer model's JSON.
+
+`CustomerScorer.from_model` reads the file `linker.misc.save_model_to_json` writes for a model
+built from `customer_settings()`, recognises every level as a `CustomerLevel` of the customer
+catalogue, and resolves the numbers as Splink does when it loads the same file (the m/u rules
+are shared with the visitor scorer, `linkage._scorer`). `score` rates one record against its
+blocked candidates with rapidfuzz and numpy; no SQL engine runs. Its match weights equal
+Splink's `linker.inference.score_pairs` on the same records and term frequencies
+(tests/test_customer_scorer.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+from rapidfuzz import process
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler, Levenshtein
+
+from ._comparisons import ModelError
+from ._customer_catalogue import ATTRIBUTE_COLUMNS, CustomerAttributes, CustomerLevel
+from ._scorer import _COMPARISON_KEYS, _LEVEL_KEYS, _M_U_FLOOR, _default_m_u, _flag, _probability, model_version
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+TermFrequencies = Callable[[str, str], float | None]
+"""`term_frequency(column, value)`: the share of records in the population holding `value` in
+`column` (Splink's `tf_<column>`), or None when unknown."""
+
+# rapidfuzz scorers per level kind; cdist runs them over all candidates in one call.
+_SCORERS: Final[Mapping[str, Any]] = {
+    "jaro_winkler": JaroWinkler.similarity,
+    "levenshtein": Levenshtein.distance,
+    "damerau_levenshtein": DamerauLevenshtein.distance,
+}
+_SIMILARITIES: Final = frozenset({"jaro_winkler"})
+
+
+@dataclass(frozen=True, slots=True)
+class _TermFrequencyAdjustment:
+    """Splink's adjustment on one level: weight · (log2 u_exact - log2 greatest(tf_l, tf_r, minimum_u))."""
+
+    column: str
+    weight: float
+    minimum_u: float
+    log2_u_exact: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    level: CustomerLevel
+    label: str
+    gamma: int  # Splink's comparison vector value
+    match_weight: float  # log2(m / u), 0 on a null level
+    adjustment: _TermFrequencyAdjustment | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Comparison:
+    name: str
+    levels: tuple[_Level, ...]
+
+
+@dataclass(slots=True, eq=False)
+class CustomerScores:
+    """One record scored against n candidates; row i is candidate i.
+
+    `match_weight[i]` = the scorer's prior + the sum of row i of `comparison_weights`
+    (n x comparisons, in `CustomerScorer.comparison_names` order). Each entry there is the
+    level's weight plus its term-frequency adjustment; `tf_adjustments` holds the adjustment
+    alone (Splink's `mw_<c>` is the difference, `mw_tf_adj_<c>` the adjustment). `gammas` are
+    Splink's comparison vector values (-1 on a null level). Read-only by convention."""
+
+    match_weight: FloatArray
+    match_probability: FloatArray
+    comparison_weights: FloatArray
+    tf_adjustments: FloatArray
+    gammas: NDArray[np.int8]
+
+    def __len__(self) -> int:
+        return len(self.match_weight)
+
+
+class CustomerScorer:
+    """The Splink customer model compiled for Python: scores one record against many.
+
+    Build it with `from_model(json_dict_or_path)`; SQL outside the customer catalogue, or
+    numbers Splink itself would refuse, raise `ModelError` naming the comparison and level.
+    Immutable and safe to share between threads."""
+
+    __slots__ = (
+        "_comparisons",
+        "_cutoffs",
+        "_plan",
+        "prior_match_weight",
+        "probability_two_random_records_match",
+        "version",
+    )
+
+    def __init__(self, comparisons: tuple[_Comparison, ...], probability_two_random_records_match: float, version: str):
+        """Prefer `from_model`; this takes comparisons already compiled."""
+        self._comparisons = comparisons
+        self.version = version
+        p = probability_two_random_records_match
+        self.probability_two_random_records_match = p
+        self.prior_match_weight = math.log2(p / (1.0 - p))
+        # The loosest distance threshold per (column, kind) is a safe score_cutoff for rapidfuzz
+        # (it stops counting there). Not for similarities: cdist's similarity cutoff rejects a
+        # score exactly at the threshold (Jaro-Winkler 0.8 read as 0), which SQL's >= accepts.
+        cutoffs: dict[tuple[str, str], int] = {}
+        for comparison in comparisons:
+            for compiled in comparison.levels:
+                level = compiled.level
+                if level.kind in _SCORERS and level.kind not in _SIMILARITIES:
+                    key = (level.column, level.kind)
+                    cutoffs[key] = max(cutoffs.get(key, 0), int(level.value))
+        self._cutoffs = cutoffs
+        # Per comparison, what `score` needs in the form it uses it: the tests before ELSE,
+        # weight and gamma by level position, and the adjusted levels.
+        self._plan = tuple(
+            (
+                tuple(level.level for level in c.levels[:-1]),
+                np.array([level.match_weight for level in c.levels]),
+                np.array([level.gamma for level in c.levels], dtype=np.int8),
+                tuple((i, level.adjustment) for i, level in enumerate(c.levels) if level.adjustment is not None),
+            )
+            for c in comparisons
+        )
+
+    @classmethod
+    def from_model(cls, model: Mapping[str, Any] | str | os.PathLike[str]) -> CustomerScorer:
+        """Compile a Splink customer model: the dict `save_model_to_json` returns, or the path
+        of the file it wrote. Raises ModelError on anything the customer catalogue does not
+        know or Splink would not load."""
+        if isinstance(model, str | os.PathLike):
+            try:
+                loaded = json.loads(Path(model).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise ModelError(f"cannot read model {os.fspath(model)!r}: {e}") from e
+        else:
+            loaded = model
+        if not isinstance(loaded, Mapping):
+            raise ModelError(f"a model is a JSON object, got {type(loaded).__name__}")
+        version = model_version(loaded)
+        dialect = loaded.get("sql_dialect", "duckdb")
+        if dialect != "duckdb":
+            raise ModelError(f"sql_dialect {dialect!r}: the customer catalogue's SQL is DuckDB's")
+        prior = loaded.get("probability_two_random_records_match")
+        if isinstance(prior, bool) or not isinstance(prior, int | float) or not 0.0 < prior < 1.0:
+            raise ModelError(f"probability_two_random_records_match must be in (0, 1), got {prior!r}")
+        raw = loaded.get("comparisons")
+        if not isinstance(raw, list) or not raw:
+            raise ModelError("the model has no comparisons")
+        comparisons = tuple(_compile_comparison(c, i) for i, c in enumerate(raw))
+        names = [c.name for c in comparisons]
+        if len(set(names)) != len(names):
+            raise ModelError(f"comparison names repeat: {names}")
+        return cls(comparisons, float(prior), version)
+
+    @property
+    def comparison_names(self) -> tuple[str, ...]:
+        """Comparison names in model order: the columns of `CustomerScores.comparison_weights`."""
+        return tuple(c.name for c in self._comparisons)
+
+    def score(
+        self, left: CustomerAttributes, candidates: Sequence[CustomerAttributes], term_frequency: TermFrequencies
+    ) -> CustomerScores:
+        """Score `left` against every candidate as Splink would score each pair.
+
+        `term_frequency(column, value)` is asked only for values on a level with a
+        term-frequency adjustment where that level was chosen; None means unknown, and as in
+        Splink a side without a frequency takes the other side's, and a pair with neither gets
+        no adjustment. A frequency must be positive and finite (ValueError otherwise)."""
+        n = len(candidates)
+        columns = _Columns(left, candidates, self._cutoffs)
+        shape = (n, len(self._comparisons))
+        weights = np.empty(shape)
+        adjustments = np.zeros(shape)
+        gammas = np.empty(shape, dtype=np.int8)
+        for c, (tests, level_weights, level_gammas, adjusted) in enumerate(self._plan):
+            # Splink's CASE: the first level that holds. Walking backwards, earlier levels
+            # overwrite; a pair no test holds for stays on ELSE, the last level.
+            chosen = np.full(n, len(tests), dtype=np.intp)
+            for i in range(len(tests) - 1, -1, -1):
+                chosen[columns.holds(tests[i])] = i
+            weights[:, c] = level_weights[chosen]
+            gammas[:, c] = level_gammas[chosen]
+            for i, adjustment in adjusted:
+                rows = np.flatnonzero(chosen == i)
+                if len(rows):
+                    adjustments[rows, c] = _adjust(adjustment, left, candidates, rows, term_frequency)
+        weights += adjustments
+        total = weights.sum(axis=1) + self.prior_match_weight
+        # Splink's form: 1 / (1 + 2^-w) for w >= 0, 2^w / (1 + 2^w) below, so 2^x never overflows.
+        power = np.exp2(-np.abs(total))
+        probability = np.where(total >= 0.0, 1.0, power) / (power + 1.0)
+        return CustomerScores(total, probability, weights, adjustments, gammas)
+
+    def waterfall(self, scores: CustomerScores, row: int) -> tuple[tuple[str, float], ...]:
+        """Candidate `row`'s match weight taken apart: ("prior", prior weight), then
+        (comparison name, level weight + term-frequency adjustment) per comparison. The
+        weights sum to `scores.match_weight[row]` up to float rounding."""
+        weights = scores.comparison_weights[row].tolist()
+        return (("prior", self.prior_match_weight), *zip(self.comparison_names, weights, strict=True))
+
+    def __repr__(self) -> str:
+        return f"<CustomerScorer {self.version} {', '.join(self.comparison_names)}>"
+
+
+class _Columns:
+    """One scoring call's candidate values per column, with each column's string measures
+    against the left value computed once however many levels test them."""
+
+    __slots__ = ("_candidates", "_cutoffs", "_left", "_measures", "_n", "_present", "_values")
+
+    def __init__(
+        self,
+        left: CustomerAttributes,
+        candidates: Sequence[CustomerAttributes],
+        cutoffs: Mapping[tuple[str, str], int],
+    ) -> None:
+        self._left = left
+        self._candidates = candidates
+        self._cutoffs = cutoffs
+        self._n = len(candidates)
+        self._values: dict[str, list[str | None]] = {}
+        self._present: dict[str, BoolArray] = {}
+        self._measures: dict[tuple[str, str], NDArray[Any]] = {}
+
+    def values(self, column: str) -> list[str | None]:
+        values = self._values.get(column)
+        if values is None:
+            values = self._values[column] = [getattr(c, column) for c in self._candidates]
+        return values
+
+    def present(self, column: str) -> BoolArray:
+        present = self._present.get(column)
+        if present is None:
+            present = self._present[column] = np.array([v is not None for v in self.values(column)], dtype=np.bool_)
+        return present
+
+    def holds(self, level: CustomerLevel) -> BoolArray:
+        """Where `level.holds(left, candidate)` for each candidate (SQL's NULL semantics)."""
+        kind, column = level.kind, level.column
+        if kind == "else":
+            return np.ones(self._n, dtype=np.bool_)
+        mine = self._left.value(column)
+        if kind == "null":
+            return np.ones(self._n, dtype=np.bool_) if mine is None else ~self.present(column)
+        if mine is None:
+            return np.zeros(self._n, dtype=np.bool_)
+        if kind == "exact":
+            return np.array([v == mine for v in self.values(column)], dtype=np.bool_)
+        if kind == "date_swapped":
+            key = (mine[0:4], mine[8:10], mine[5:7])
+            return np.array(
+                [v is not None and (v[0:4], v[5:7], v[8:10]) == key for v in self.values(column)], dtype=np.bool_
+            )
+        if kind in _SCORERS:
+            measure = self._measure(column, kind, mine)
+            # In SQL a missing candidate value compares to nothing.
+            within = measure >= level.value if kind in _SIMILARITIES else measure <= level.value
+            result: BoolArray = within & self.present(column)
+            return result
+        raise ModelError(f"level kind {kind!r} has no evaluation")
+
+    def _measure(self, column: str, kind: str, mine: str) -> NDArray[Any]:
+        key = (column, kind)
+        measure = self._measures.get(key)
+        if measure is None:
+            # float64 so a similarity compares with the threshold exactly as the scalar
+            # function (and DuckDB) gives it; float32, cdist's default, would round it.
+            # A missing value scores as "" here; `holds` masks it out.
+            options: dict[str, Any] = (
+                {"dtype": np.float64}
+                if kind in _SIMILARITIES
+                else {"dtype": np.int32, "score_cutoff": self._cutoffs[key]}
+            )
+            measure = self._measures[key] = process.cdist(
+                [mine], [v or "" for v in self.values(column)], scorer=_SCORERS[kind], workers=1, **options
+            )[0]
+        return measure
+
+
+def _adjust(
+    adjustment: _TermFrequencyAdjustment,
+    left: CustomerAttributes,
+    candidates: Sequence[CustomerAttributes],
+    rows: NDArray[np.intp],
+    term_frequency: TermFrequencies,
+) -> FloatArray:
+    """The adjustment for the candidates in `rows` (all at the adjusted level)."""
+    column = adjustment.column
+    known: dict[str, float | None] = {}
+
+    def lookup(value: str | None) -> float | None:
+        if value is None:
+            return None
+        if value not in known:
+            tf = term_frequency(column, value)
+            if tf is not None and not (math.isfinite(tf) and tf > 0.0):
+                raise ValueError(f"term frequency of a {column} value must be positive and finite, got {tf!r}")
+            known[value] = tf
+        return known[value]
+
+    mine = lookup(left.value(column))
+    out = np.zeros(len(rows))
+    for k, row in enumerate(rows):
+        theirs = lookup(candidates[row].value(column))
+        sides = [tf for tf in (mine, theirs) if tf is not None]
+        if sides:  # Splink: no adjustment where coalesce(tf_l, tf_r) is NULL
+            greatest = max(*sides, adjustment.minimum_u)
+            out[k] = adjustment.weight * (adjustment.log2_u_exact - math.log2(greatest))
+    return out
+
+
+# -- compiling the model ---------------------------------------------------------------------
+
+
+def _compile_comparison(raw: object, index: int) -> _Comparison:
+    if not isinstance(raw, Mapping):
+        raise ModelError(f"comparison {index}: expected an object, got {raw!r}")
+    name = raw.get("output_column_name")
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"comparison {index}: output_column_name must be a non-empty string")
+    unknown = set(raw) - _COMPARISON_KEYS
+    if unknown:
+        raise ModelError(f"comparison {name!r}: unknown keys {sorted(unknown)}")
+    raw_levels = raw.get("comparison_levels")
+    if not isinstance(raw_levels, list) or not raw_levels:
+        raise ModelError(f"comparison {name!r}: comparison_levels must be a non-empty list")
+
+    levels: list[CustomerLevel] = []
+    for position, raw_level in enumerate(raw_levels):
+        if not isinstance(raw_level, Mapping):
+            raise ModelError(f"comparison {name!r}, level {position}: expected an object, got {raw_level!r}")
+        unknown = set(raw_level) - _LEVEL_KEYS
+        if unknown:
+            raise ModelError(f"comparison {name!r}, level {position}: unknown keys {sorted(unknown)}")
+        sql = raw_level.get("sql_condition")
+        level = CustomerLevel.parse(sql)
+        if level is None:
+            raise ModelError(f"comparison {name!r}, level {position}: sql_condition {sql!r} is not in the catalogue")
+        levels.append(level)
+    # Without a final ELSE Splink's CASE leaves some pairs NULL and their match weight NULL.
+    if levels[-1].kind != "else" or any(level.kind == "else" for level in levels[:-1]):
+        raise ModelError(f"comparison {name!r}: ELSE must be the last level, and only the last")
+
+    is_null = [_flag(raw_level, "is_null_level", name, p) for p, raw_level in enumerate(raw_levels)]
+    non_null = sum(not n for n in is_null)
+    if non_null < 2:
+        raise ModelError(f"comparison {name!r}: needs at least two levels that are not null levels")
+    # Splink's numbering: null levels -1, the others from non_null - 1 down to 0 in order.
+    gammas: list[int] = []
+    counter = non_null - 1
+    for null in is_null:
+        gammas.append(-1 if null else counter)
+        counter -= 0 if null else 1
+    default_m, default_u = _default_m_u(non_null)
+    u_values: list[float | None] = []
+    weights: list[float] = []
+    for position, raw_level in enumerate(raw_levels):
+        if is_null[position]:
+            u_values.append(None)
+            weights.append(0.0)
+            continue
+        gamma = gammas[position]
+        m = _probability(raw_level, "m_probability", default_m[gamma], name, position)
+        u = _probability(raw_level, "u_probability", default_u[gamma], name, position)
+        u_values.append(u)
+        weights.append(math.log2(max(m, _M_U_FLOOR) / max(u, _M_U_FLOOR)))
+
+    compiled = []
+    for position, raw_level in enumerate(raw_levels):
+        label = raw_level.get("label_for_charts")
+        compiled.append(
+            _Level(
+                level=levels[position],
+                label=label if isinstance(label, str) and label else levels[position].label(),
+                gamma=gammas[position],
+                match_weight=weights[position],
+                adjustment=_adjustment(raw_level, position, levels, is_null, u_values, name),
+            )
+        )
+    return _Comparison(name, tuple(compiled))
+
+
+def _adjustment(
+    raw_level: Mapping[str, Any],
+    position: int,
+    levels: list[CustomerLevel],
+    is_null: list[bool],
+    u_values: list[float | None],
+    comparison: str,
+) -> _TermFrequencyAdjustment | None:
+    column = raw_level.get("tf_adjustment_column")
+    if column is None:
+        return None
+    where = f"comparison {comparison!r}, level {position}"
+    if column not in ATTRIBUTE_COLUMNS:
+        raise ModelError(f"{where}: term-frequency adjustment on {column!r}, not a customer attribute")
+    # Splink saves no tf_adjustment_weight of 0 and reads a missing one as 1.
+    weight = raw_level.get("tf_adjustment_weight", 1.0)
+    minimum_u = raw_level.get("tf_minimum_u_value", 0.0)
+    for key, value in (("tf_adjustment_weight", weight), ("tf_minimum_u_value", minimum_u)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise ModelError(f"{where}: {key} must be a finite number >= 0, got {value!r}")
+    # Splink makes no adjustment on null and else levels, nor with weight 0.
+    if is_null[position] or levels[position].kind == "else" or weight == 0:
+        return None
+    detect = _flag(raw_level, "disable_tf_exact_match_detection", comparison, position)
+    if detect:
+        exact = position
+    else:
+        # Splink measures from the u of the first exact-match level on the column.
+        found = [i for i, level in enumerate(levels) if level.exact_column() == column]
+        if not found:
+            raise ModelError(f"{where}: term-frequency adjustment on {column!r} but no exact-match level on it")
+        exact = found[0]
+    u_exact = u_values[exact]
+    if u_exact is None:
+        raise ModelError(f"{where}: term-frequency adjustment measured from level {exact}, a null level without u")
+    return _TermFrequencyAdjustment(column, float(weight), float(minimum_u), math.log2(u_exact))
