@@ -32,10 +32,13 @@ protos: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/idstitch demo
 
-model: $(STAMP)  ## retrain the bundled visitor model on simulated traffic (a few minutes)
+model: $(STAMP)  ## retrain the bundled visitor model on simulated traffic and the customer model on FEBRL3 (a few minutes)
 	$(BIN)/idstitch simulate --persons 20000 --days 30 --seed 1 --out var/simulated.jsonl.gz
 	$(BIN)/idstitch train --signals var/simulated.jsonl.gz --out var/model
 	cp var/model/visitor-model.json var/model/visitor-model.metrics.json linkage/models/
+	$(BIN)/python scripts/febrl_records.py febrl3 var/febrl3.csv
+	$(BIN)/idstitch train --model customer --records var/febrl3.csv --out var/model
+	cp var/model/customer-model.json var/model/customer-model.metrics.json linkage/models/
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_service.py $(ARGS)

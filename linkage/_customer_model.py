@@ -19,8 +19,9 @@ DEFAULT_TF_POPULATION = 10_000
 class CustomerModel:
     scorer: CustomerScorer
     threshold: float  # minimum match probability for a soft link between customer profiles
-    # Term frequencies are shares of at least this many records (training writes the number of
-    # records it saw), so a young store with a handful of records does not make every name common.
+    # Term frequencies are "records with this name / at least tf_population", the number of
+    # records the model was trained on, so a name weighs online what it weighed in training
+    # even while the service holds only a few records.
     tf_population: int = DEFAULT_TF_POPULATION
 
     @property
@@ -29,12 +30,14 @@ class CustomerModel:
 
     @classmethod
     def load(cls, path: Path, threshold: float | None = None) -> CustomerModel:
-        """Load Splink's customer model JSON; the threshold comes from the argument, else from
+        """Load Splink's customer model JSON. The threshold comes from the argument, else from
         the metrics file training wrote beside it (`<name>.metrics.json`, key `threshold`),
-        else DEFAULT_THRESHOLD. Raises ModelError for an unusable model or metrics file."""
+        else DEFAULT_THRESHOLD; the metrics file's `tf_population` (else
+        DEFAULT_TF_POPULATION) is the term-frequency population. Raises ModelError for an
+        unusable model or metrics file."""
         scorer = CustomerScorer.from_model(path)
-        metrics = path.with_name(path.name.removesuffix(".json") + ".metrics.json")
         population = DEFAULT_TF_POPULATION
+        metrics = path.with_name(path.name.removesuffix(".json") + ".metrics.json")
         if metrics.exists():
             try:
                 written = json.loads(metrics.read_text(encoding="utf-8"))

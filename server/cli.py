@@ -37,16 +37,36 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="send a small story of signals to a running server and print the result")
     demo.add_argument("--target", default="127.0.0.1:50051")
 
+    imports = sub.add_parser(
+        "import",
+        help="send customer-record files (CSV, Parquet) to a running server, or watch a folder for them",
+        description="Each file is one SyncCrmRecords stream, applied in one transaction. Exit status: 0 imported "
+        "(rejected rows are warnings), 1 a file could not be read or sent, 3 rows rejected with --fail-on-rejects.",
+    )
+    from ._import import add_arguments as add_import_arguments
+
+    add_import_arguments(imports)
+
     simulate = sub.add_parser("simulate", help="generate simulated traffic, with the true person of each signal")
     simulate.add_argument("--persons", type=int, default=20_000)
     simulate.add_argument("--days", type=int, default=30)
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--out", type=Path, required=True, help="JSON lines file (.jsonl or .jsonl.gz)")
 
-    train = sub.add_parser("train", help="train the visitor model with Splink and write model, metrics and report")
+    train = sub.add_parser("train", help="train a linkage model with Splink and write model, metrics and report")
+    train.add_argument(
+        "--model",
+        choices=("visitor", "customer"),
+        default="visitor",
+        help="visitor (default; from --signals or --data-dir) or customer (from --records)",
+    )
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument("--signals", type=Path, help="simulated signals (from `idstitch simulate`) to train on")
     source.add_argument("--data-dir", type=Path, help="a stopped server's data directory to train on")
+    source.add_argument(
+        "--records", type=Path, nargs="+", metavar="FILE", help="customer-record CSV or Parquet files (import format)"
+    )
+    train.add_argument("--threshold", type=float, help="customer model: match probability to link at (default 0.9)")
     train.add_argument("--out", type=Path, default=Path("var/models"), help="where model, metrics and report go")
     train.add_argument("--config", type=Path, help="the server's TOML configuration (namespaces, secret)")
     train.add_argument("--no-report", action="store_true", help="skip the HTML report")
@@ -92,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "train":
         return _train(args)
+    if args.command == "import":
+        from ._import import run as run_import
+
+        return run_import(args)
     if args.command == "demo":
         from ._demo import run_demo
 
@@ -101,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     logging.basicConfig(level="WARNING")
+    if args.model == "customer":
+        return _train_customer(args)
+    if args.records is not None or args.threshold is not None:
+        print("idstitch: --records and --threshold train the customer model: add --model customer", file=sys.stderr)
+        return 2
     if args.data_dir is not None:
         return _train_in(args, args.data_dir)
     # Signals are replayed into a scratch store, so they get a scratch data directory (and
@@ -129,6 +158,30 @@ def _train_in(args: argparse.Namespace, data_dir: Path) -> int:
             signals=args.signals,
             store_path=store_path,
         )
+    except (ValueError, OSError, RuntimeError) as exc:
+        print(f"idstitch: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _train_customer(args: argparse.Namespace) -> int:
+    if args.records is None:
+        print("idstitch: --model customer trains on --records FILE [FILE ...]", file=sys.stderr)
+        return 2
+    from training import CustomerRecordsError, CustomerTrainConfig, run_train_customer
+
+    try:
+        config = CustomerTrainConfig(out_dir=args.out, report=not args.no_report)
+        if args.threshold is not None:
+            config = replace(config, threshold=args.threshold)
+    except ValueError as exc:
+        print(f"idstitch: {exc}", file=sys.stderr)
+        return 2
+    try:
+        run_train_customer(args.records, config)
+    except CustomerRecordsError as exc:
+        print(f"idstitch: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"idstitch: {exc}", file=sys.stderr)
         return 1

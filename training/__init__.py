@@ -4,20 +4,29 @@ Imported only by the `idstitch simulate` and `train` subcommands, never by the s
 The model file, Splink's own JSON, is the contract with `linkage`'s online scorer.
 """
 
-from ._commands import run_simulate, run_train
+from ._commands import run_simulate, run_train, run_train_customer
+from ._customer_data import CustomerRecords, CustomerRecordsError, read_customer_records
+from ._customer_train import CustomerTrainConfig, TrainedCustomerModel, train_customer_model
 from ._simulate import SimulatedSignal, SimulationConfig, read_jsonl, simulate, summary, write_jsonl
 from ._train import TrainConfig, TrainedModel, train_visitor_model
 
 __all__ = [
+    "CustomerRecords",
+    "CustomerRecordsError",
+    "CustomerTrainConfig",
     "SimulatedSignal",
     "SimulationConfig",
     "TrainConfig",
+    "TrainedCustomerModel",
     "TrainedModel",
+    "read_customer_records",
     "read_jsonl",
     "run_simulate",
     "run_train",
+    "run_train_customer",
     "simulate",
     "summary",
+    "train_customer_model",
     "train_visitor_model",
     "write_jsonl",
 ]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import linkage
 
+from ._customer_data import read_customer_records
+from ._customer_train import CustomerTrainConfig, TrainedCustomerModel, train_customer_model
 from ._history import device_profiles
 from ._replay import replay_into_store
 from ._simulate import SimulationConfig, read_jsonl, simulate, summary, write_jsonl
@@ -61,3 +63,18 @@ def run_train(
         finally:
             store.close()
     return train_visitor_model(profiles, train_config, progress)
+
+
+def run_train_customer(
+    records: Sequence[Path], config: CustomerTrainConfig, progress: Progress = print
+) -> TrainedCustomerModel:
+    """Train the customer model on customer-record files (CSV or Parquet, the import format).
+
+    Raises CustomerRecordsError for a missing or unreadable file or a missing column."""
+    started = time.monotonic()
+    progress(f"reading customer records from {len(records)} file{'s' if len(records) != 1 else ''} ...")
+    loaded = read_customer_records(records)
+    progress(f"read {loaded.rows_read:,} rows in {time.monotonic() - started:.1f} s")
+    if loaded.invalid_dates:
+        progress(f"  {loaded.invalid_dates:,} dates of birth are not YYYY-MM-DD calendar dates: treated as unknown")
+    return train_customer_model(loaded, config, progress)

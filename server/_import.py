@@ -1,0 +1,388 @@
+"""`idstitch import`: customer-record files streamed to SyncCrmRecords, one stream per file.
+
+One file is one stream, and the server applies a stream's valid records in one transaction
+when it ends, so a file is applied whole or not at all: on any failure while sending (a read
+error half-way, the server going away, Ctrl-C) the call is cancelled, never half-closed, and
+the server applies nothing of it. Re-sending a file changes nothing (`unchanged`).
+
+Exit status, for scripts: 0 when every file was imported, rejected rows included (they are
+printed as warnings); 1 when a file could not be read or sent (nothing of that file was
+applied); 3 with `--fail-on-rejects` when rows were rejected; 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import grpc
+
+from ._import_files import COLUMNS, CustomerFile, FileReadError, Issue, open_customer_file
+from ._proto.idstitch.v1 import idstitch_pb2 as pb
+from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
+
+DEFAULT_CHUNK = 5_000
+# Messages stay well under gRPC's default 4 MiB limit however long the addresses are.
+_MAX_MESSAGE_BYTES = 1 << 20
+# Messages listed per file on the terminal; the rest are counted.
+_MAX_LISTED = 1_000
+_CONNECT_TIMEOUT = 5.0
+
+EXIT_OK, EXIT_FAILED, EXIT_REJECTS, EXIT_INTERRUPTED = 0, 1, 3, 130
+
+
+@dataclass
+class FileReport:
+    """What happened to one file. Counts are rows of the file, unreadable rows included."""
+
+    path: Path
+    received: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    linked: int = 0
+    issues: list[Issue] = field(default_factory=list)
+    unlisted: int = 0  # rejected rows the server counted but did not itemise (it lists 1,000)
+    ignored_columns: tuple[str, ...] = ()
+    error: str | None = None  # the file was not imported; nothing of it was applied
+    transient: bool = False  # the server was unreachable: worth trying again later
+
+    @property
+    def imported(self) -> bool:
+        return self.error is None
+
+    def issue_lines(self, limit: int | None = None) -> list[str]:
+        shown = self.issues if limit is None else self.issues[:limit]
+        lines = [f"{self.path}:{i.where}: {i.field}: {i.message}" for i in shown]
+        hidden = len(self.issues) - len(shown) + self.unlisted
+        if hidden:
+            lines.append(f"{self.path}: ... and {hidden} more rejected rows not listed")
+        return lines
+
+    def summary(self) -> str:
+        if self.error is not None:
+            return f"{self.path}: not imported: {self.error}"
+        return (
+            f"{self.path}: {self.received} rows: {self.created} created, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.rejected} rejected, {self.linked} linked probabilistically"
+        )
+
+    def text(self) -> str:
+        """The whole report, for a file beside the import (watch mode)."""
+        notes = [f"{self.path}: ignored columns: {', '.join(self.ignored_columns)}"] if self.ignored_columns else []
+        return "\n".join([self.summary(), *notes, *self.issue_lines()]) + "\n"
+
+
+class Progress:
+    """Rows sent of a file, on stderr: redrawn in place on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, out: TextIO, enabled: bool) -> None:
+        self._out = out
+        self._enabled = enabled
+        self._tty = out.isatty()
+        self._label = ""
+        self._total = 0
+        self._sent = 0
+        self._start = 0.0
+        self._drawn = 0.0
+
+    def start(self, label: str, total: int) -> None:
+        self._label, self._total, self._sent = label, total, 0
+        self._start = self._drawn = time.monotonic()
+
+    def advance(self, rows: int) -> None:
+        self._sent += rows
+        now = time.monotonic()
+        if self._enabled and now - self._drawn >= (0.25 if self._tty else 5.0):
+            self._drawn = now
+            self._draw(now, "")
+
+    def waiting(self) -> None:
+        if self._enabled:
+            self._draw(time.monotonic(), "; the server is applying them")
+
+    def finish(self) -> None:
+        if self._enabled and self._tty and self._sent:
+            self._out.write("\r\x1b[K")
+            self._out.flush()
+
+    def _draw(self, now: float, tail: str) -> None:
+        rate = self._sent / max(now - self._start, 1e-9)
+        # The CSV total is a line count: a value spanning lines makes it an estimate.
+        of = f" of ~{self._total:,}" if self._total else ""
+        text = f"{self._label}: {self._sent:,}{of} rows sent, {rate:,.0f} rows/s{tail}"
+        if self._tty:
+            self._out.write(f"\r\x1b[K{text}")
+        else:
+            self._out.write(text + "\n")
+        self._out.flush()
+
+
+async def import_file(
+    stub: pb_grpc.IdentityServiceStub,
+    path: Path,
+    *,
+    system: str | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    progress: Progress | None = None,
+) -> FileReport:
+    """Send one file as one SyncCrmRecords stream and report it; never raises for a bad file or server."""
+    report = FileReport(path)
+    try:
+        table = open_customer_file(path)
+    except FileReadError as exc:
+        report.error = str(exc)
+        return report
+    try:
+        report.ignored_columns = table.ignored
+        missing = _missing_columns(table, system)
+        if missing:
+            report.error = missing
+            return report
+        await _send(stub, table, report, system, chunk, progress or Progress(sys.stderr, enabled=False))
+    finally:
+        table.close()
+    return report
+
+
+def _missing_columns(table: CustomerFile, system: str | None) -> str | None:
+    if "source_key" not in table.columns:
+        return "no source_key column in the header"
+    if "source_system" not in table.columns and not system:
+        return "no source_system column; name the system with --system"
+    if len(table.columns) <= 2:
+        return f"no attribute columns; expected some of {', '.join(COLUMNS[2:])}"
+    return None
+
+
+async def _send(
+    stub: pb_grpc.IdentityServiceStub,
+    table: CustomerFile,
+    report: FileReport,
+    system: str | None,
+    chunk: int,
+    progress: Progress,
+) -> None:
+    local: list[tuple[int, str]] = []  # (row of the file, message), located once the read is done
+    held_back: list[int] = []  # rows of the file (from 0) not sent because they failed here
+    read = 0
+    call = stub.SyncCrmRecords()
+    progress.start(str(table.path), table.approx_rows)
+    try:
+        for rows in table.rows(chunk):
+            records: list[pb.CustomerRecord] = []
+            for row in rows:
+                record, problem = _record(row, system)
+                if record is None:
+                    held_back.append(read)
+                    local.append((read, problem))
+                else:
+                    records.append(record)
+                read += 1
+            for message in _messages(records):
+                await call.write(message)
+            progress.advance(len(rows))
+        await call.done_writing()
+        progress.waiting()
+        response: pb.SyncCrmRecordsResponse = await call
+    except FileReadError as exc:
+        call.cancel()
+        report.error = f"read failed after {read} rows, nothing applied: {exc}"
+        return
+    except grpc.aio.AioRpcError as exc:
+        call.cancel()
+        report.error, report.transient = _rpc_message(exc)
+        return
+    except BaseException:
+        # Cancelled (Ctrl-C, SIGTERM, a stopping watcher): the server must see a cancelled
+        # call, not a finished one, or it would apply the rows sent so far.
+        call.cancel()
+        raise
+    finally:
+        progress.finish()
+
+    # Located only now: a CSV row's line depends on the broken lines DuckDB reports at the end.
+    unreadable = table.unreadable()
+    local_issues = []
+    for position, problem in local:
+        where = table.locate(position)
+        local_issues.append(Issue(where.order, where.where, "updated_at", problem))
+    server_issues = []
+    for error in response.errors:
+        where = table.locate(_file_row(int(error.index), held_back))
+        server_issues.append(Issue(where.order, where.where, error.field or "record", error.message))
+    report.issues = sorted([*unreadable, *local_issues, *server_issues])
+    report.unlisted = max(int(response.rejected) - len(response.errors), 0)
+    report.received = int(response.received) + len(unreadable) + len(local)
+    report.created = int(response.created)
+    report.updated = int(response.updated)
+    report.unchanged = int(response.unchanged)
+    report.rejected = int(response.rejected) + len(unreadable) + len(local)
+    report.linked = int(response.linked_probabilistically)
+
+
+def _record(row: dict[str, str], system: str | None) -> tuple[pb.CustomerRecord | None, str]:
+    record = pb.CustomerRecord(
+        source_system=row.get("source_system") or system or "",
+        source_key=row.get("source_key", ""),
+        given_name=row.get("given_name", ""),
+        family_name=row.get("family_name", ""),
+        date_of_birth=row.get("date_of_birth", ""),
+        address=row.get("address", ""),
+        postcode=row.get("postcode", ""),
+        city=row.get("city", ""),
+        email=row.get("email", ""),
+        phone=row.get("phone", ""),
+    )
+    stamp = row.get("updated_at", "").strip()
+    if stamp:
+        # The one field parsed here: the message carries a Timestamp, not text.
+        when = _timestamp(stamp)
+        if when is None:
+            return None, "not an ISO 8601 timestamp (e.g. 2026-05-01T12:00:00Z)"
+        record.updated_at.FromDatetime(when)
+    return record, ""
+
+
+def _timestamp(text: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    # A time without a zone is taken as UTC, like the server's own clock.
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _messages(records: list[pb.CustomerRecord]) -> list[pb.SyncCrmRecordsRequest]:
+    out: list[pb.SyncCrmRecordsRequest] = []
+    current: list[pb.CustomerRecord] = []
+    size = 0
+    for record in records:
+        length = record.ByteSize()
+        if current and size + length > _MAX_MESSAGE_BYTES:
+            out.append(pb.SyncCrmRecordsRequest(records=current))
+            current, size = [], 0
+        current.append(record)
+        size += length + 4
+    if current:
+        out.append(pb.SyncCrmRecordsRequest(records=current))
+    return out
+
+
+def _file_row(index: int, held_back: Sequence[int]) -> int:
+    """The row of the file (from 0) that was record `index` of the stream, given the rows not sent."""
+    row = index
+    while True:
+        shifted = index + bisect.bisect_right(held_back, row)
+        if shifted == row:
+            return row
+        row = shifted
+
+
+def _rpc_message(exc: grpc.aio.AioRpcError) -> tuple[str, bool]:
+    code = exc.code()
+    details = exc.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return f"server unavailable ({details}); nothing of this file was applied", True
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return "this server does not support SyncCrmRecords (an older version?)", False
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return "the server did not answer in time; nothing of this file was applied", True
+    name = code.name if code is not None else "UNKNOWN"
+    return f"server refused the file ({name}: {details}); nothing of it was applied", False
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help=".csv, .csv.gz or .parquet files")
+    parser.add_argument("--system", help="source system for rows without a source_system value")
+    parser.add_argument("--target", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    parser.add_argument("--watch", type=Path, metavar="DIR", help="import files dropped into DIR, until stopped")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between polls of --watch DIR")
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="rows read and sent at a time")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show rows sent on stderr (default: when stderr is a terminal)",
+    )
+    parser.add_argument("--fail-on-rejects", action="store_true", help="exit 3 when any row was rejected")
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.files) == (args.watch is not None):
+        print("idstitch import: give FILE arguments or --watch DIR (not both)", file=sys.stderr)
+        return 2
+    if args.chunk < 1 or args.interval <= 0:
+        print("idstitch import: --chunk and --interval must be positive", file=sys.stderr)
+        return 2
+    progress = Progress(sys.stderr, enabled=sys.stderr.isatty() if args.progress is None else args.progress)
+    try:
+        return asyncio.run(_main(args, progress))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("\nidstitch import: stopped; the file being sent was not applied", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+async def _main(args: argparse.Namespace, progress: Progress) -> int:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        # SIGTERM stops like Ctrl-C: the current call is cancelled, so nothing is half-applied.
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    async with grpc.aio.insecure_channel(args.target) as channel:
+        stub = pb_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
+        if args.watch is not None:
+            from ._watch import Watcher
+
+            async def send(path: Path) -> FileReport:
+                return await import_file(stub, path, system=args.system, chunk=args.chunk, progress=progress)
+
+            watcher = Watcher(args.watch, send, interval=args.interval, say=_say)
+            await watcher.run()
+            return EXIT_OK
+        try:
+            await asyncio.wait_for(channel.channel_ready(), _CONNECT_TIMEOUT)
+        except TimeoutError:
+            print(f"idstitch import: no idstitch server at {args.target}", file=sys.stderr)
+            return EXIT_FAILED
+        status = EXIT_OK
+        for path in args.files:
+            report = await import_file(stub, path, system=args.system, chunk=args.chunk, progress=progress)
+            show(report)
+            if not report.imported:
+                status = EXIT_FAILED
+            elif report.rejected and args.fail_on_rejects and status == EXIT_OK:
+                status = EXIT_REJECTS
+        return status
+
+
+def show(report: FileReport) -> None:
+    if report.ignored_columns:
+        _warn(f"{report.path}: ignoring columns not in the record: {', '.join(report.ignored_columns)}")
+    for line in report.issue_lines(_MAX_LISTED):
+        _warn(line)
+    if report.imported:
+        _say(report.summary())
+    else:
+        _warn(report.summary())
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _warn(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
