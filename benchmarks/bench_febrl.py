@@ -43,7 +43,7 @@ from _harness import REPO, RESULTS_DIR, machine, machine_line, running_server
 sys.path.insert(0, str(REPO))
 
 from linkage import BUNDLED_CUSTOMER_MODEL
-from linkage._customer_catalogue import CUSTOMER_BLOCKING, normalise_text
+from linkage._customer_catalogue import CUSTOMER_BLOCKING, normalise_document_id, normalise_text
 from scripts.febrl_records import COLUMNS, febrl4_records
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
@@ -123,6 +123,7 @@ def normalised(records: Sequence[dict[str, str]]) -> list[dict[str, Any]]:
         for column in ("given_name", "family_name", "address", "postcode", "city"):
             row[column] = normalise_text(r[column])
         row["date_of_birth"] = r["date_of_birth"] or None
+        row["document_id"] = normalise_document_id(r["document_id"])
         out.append(row)
     return out
 
@@ -154,6 +155,7 @@ def ecm_pairs(rows: Sequence[dict[str, Any]], candidates: set[Pair]) -> set[Pair
         compare.string(column, column, method="jarowinkler", threshold=0.85, label=column)
     compare.exact("date_of_birth", "date_of_birth", label="date_of_birth")
     compare.exact("postcode", "postcode", label="postcode")
+    compare.exact("document_id", "document_id", label="document_id")
     features = compare.compute(index, hotel, shop)
     matches = recordlinkage.ECMClassifier(binarize=None).fit_predict(features)
     return {(str(a), str(b)) for a, b in matches}

@@ -8,12 +8,13 @@ by one: a malformed record is reported and left out, the others go on.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ._config import LinkageConfig
-from ._customer_catalogue import CustomerAttributes, normalise_text
+from ._customer_catalogue import CustomerAttributes, normalise_document_id, normalise_text
 from ._errors import InvalidArgument
 from ._namespaces import IdentifierPolicy
 from ._signals import PreparedSignal, prepare_signal
@@ -26,6 +27,9 @@ MAX_ATTRIBUTE_LENGTH = 200
 CUSTOMER_RECORD_CHANNEL = "crm:"
 # Reported rejections per stream; the count goes on past it.
 MAX_REPORTED_ERRORS = 1000
+# A record's attribute values in field order (`CustomerAttributes.as_dict().values()`, without
+# building a dict per record).
+_ATTRIBUTE_VALUES = operator.attrgetter(*(f.name for f in fields(CustomerAttributes)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class CustomerRecord:
     email: str = ""
     phone: str = ""
     updated_at: float | None = None  # seconds since the epoch; None = now
+    document_id: str = ""  # passport or national id number; only its keyed hash is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,38 +85,44 @@ def prepare_customer_records(
     """The valid records, prepared, and one error per invalid record (its first bad field)."""
     prepared: list[PreparedCustomerRecord] = []
     errors: list[RecordError] = []
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     for index, record in enumerate(records):
         try:
-            prepared.append(_prepare(index, record, policy, config, now))
+            prepared.append(_prepare(index, record, policy, config, now, today))
         except InvalidArgument as exc:
             errors.append(RecordError(index, exc.field, exc.message))
     return prepared, errors
 
 
 def _prepare(
-    index: int, record: CustomerRecord, policy: IdentifierPolicy, config: LinkageConfig, now: float
+    index: int, record: CustomerRecord, policy: IdentifierPolicy, config: LinkageConfig, now: float, today: dt.date
 ) -> PreparedCustomerRecord:
     system = record.source_system.strip().lower()
     if not system:
         raise InvalidArgument("source_system", "required")
     if not _SYSTEM.match(system):
         raise InvalidArgument("source_system", "use up to 64 lower-case letters, digits, _ or -")
-    if not record.source_key.strip():
+    source_key = record.source_key.strip()
+    if not source_key:
         raise InvalidArgument("source_key", "required")
     attributes = CustomerAttributes(
         given_name=_text(record.given_name, "given_name"),
         family_name=_text(record.family_name, "family_name"),
-        date_of_birth=_date_of_birth(record.date_of_birth, now),
+        date_of_birth=_date_of_birth(record.date_of_birth, today),
         address=_text(record.address, "address"),
         postcode=_text(record.postcode, "postcode"),
         city=_text(record.city, "city"),
+        document_id=_document_id(record.document_id, policy),
     )
-    identifiers = [Identifier(f"crm:{system}", record.source_key.strip())]
-    fields = ["source_key"]
-    for name, namespace, value in (("email", "email", record.email), ("phone", "phone", record.phone)):
-        if value.strip():
-            identifiers.append(Identifier(namespace, value))
-            fields.append(name)
+    namespace = f"crm:{system}"
+    identifiers = [Identifier(namespace, source_key)]
+    record_fields = ["source_key"]
+    if record.email.strip():
+        identifiers.append(Identifier("email", record.email))
+        record_fields.append("email")
+    if record.phone.strip():
+        identifiers.append(Identifier("phone", record.phone))
+        record_fields.append("phone")
     signal = Signal(
         event_id="",  # set below from the fingerprint
         timestamp=record.updated_at,
@@ -121,20 +132,29 @@ def _prepare(
     try:
         prepared = prepare_signal(signal, policy, config, now, require_event_id=False)
     except InvalidArgument as exc:
-        raise InvalidArgument(_record_field(exc.field, fields), exc.message) from None
-    if prepared.identifiers[0].namespace != f"crm:{system}":
+        raise InvalidArgument(_record_field(exc.field, record_fields), exc.message) from None
+    prepared_identifiers = prepared.identifiers
+    if prepared_identifiers[0].namespace != namespace:
         raise InvalidArgument("source_key", "a blocked value; it never identifies anyone")
-    key = prepared.identifiers[0].key
+    key = prepared_identifiers[0].key
     fingerprint = policy.fingerprint(
         key,
-        *(item.key for item in prepared.identifiers[1:]),
-        *(value or "" for value in attributes.as_dict().values()),
+        *(item.key for item in prepared_identifiers[1:]),
+        *(value or "" for value in _ATTRIBUTE_VALUES(attributes)),
         repr(prepared.timestamp) if record.updated_at is not None else "",
     )
     return PreparedCustomerRecord(
         index=index,
         key=key,
-        signal=prepared.with_event_id(f"crm-record:{fingerprint[:40]}"),
+        # `prepared.with_event_id(...)`, without `dataclasses.replace`'s per-call cost.
+        signal=PreparedSignal(
+            event_id=f"crm-record:{fingerprint[:40]}",
+            timestamp=prepared.timestamp,
+            channel=prepared.channel,
+            identifiers=prepared_identifiers,
+            ignored=prepared.ignored,
+            context=prepared.context,
+        ),
         attributes=attributes,
         fingerprint=fingerprint,
     )
@@ -158,7 +178,14 @@ def _text(value: str, name: str) -> str | None:
     return normalise_text(value)
 
 
-def _date_of_birth(value: str, now: float) -> str | None:
+def _document_id(value: str, policy: IdentifierPolicy) -> str | None:
+    if len(value) > MAX_ATTRIBUTE_LENGTH:
+        raise InvalidArgument("document_id", f"longer than {MAX_ATTRIBUTE_LENGTH} characters")
+    number = normalise_document_id(value)
+    return None if number is None else policy.fingerprint("document_id", number)
+
+
+def _date_of_birth(value: str, today: dt.date) -> str | None:
     text = value.strip()
     if not text:
         return None
@@ -168,7 +195,6 @@ def _date_of_birth(value: str, now: float) -> str | None:
         date = dt.date.fromisoformat(text)
     except ValueError:
         raise InvalidArgument("date_of_birth", "not a calendar date") from None
-    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     if date.year < 1900 or date > today:
         raise InvalidArgument("date_of_birth", "out of range: before 1900 or in the future")
     return text

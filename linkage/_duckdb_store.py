@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS customer_records (
     address VARCHAR,
     postcode VARCHAR,
     city VARCHAR,
+    document_id VARCHAR,
     fingerprint VARCHAR NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );
@@ -120,7 +121,7 @@ _UPSERT_CUSTOMER_RECORDS = """
 INSERT OR REPLACE INTO customer_records
 SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::VARCHAR[]),
        unnest($5::VARCHAR[]), unnest($6::VARCHAR[]), unnest($7::VARCHAR[]), unnest($8::VARCHAR[]),
-       make_timestamp(unnest($9::BIGINT[]))
+       unnest($9::VARCHAR[]), make_timestamp(unnest($10::BIGINT[]))
 """
 
 
@@ -172,10 +173,10 @@ class DuckDBStore:
             ).fetchall()
         ]
         customer_records = [
-            CustomerRecordRow(key, given, family, born, address, postcode, city, fingerprint, at / 1e6)
-            for key, given, family, born, address, postcode, city, fingerprint, at in con.execute(
-                "SELECT key, given_name, family_name, date_of_birth, address, postcode, city, fingerprint, "
-                "epoch_us(updated_at) FROM customer_records"
+            CustomerRecordRow(key, given, family, born, address, postcode, city, document, fingerprint, at / 1e6)
+            for key, given, family, born, address, postcode, city, document, fingerprint, at in con.execute(
+                "SELECT key, given_name, family_name, date_of_birth, address, postcode, city, document_id, "
+                "fingerprint, epoch_us(updated_at) FROM customer_records"
             ).fetchall()
         ]
         return StoredState(identifiers, persons, events, int(row[0]) if row else 0, soft_links, customer_records)
@@ -341,6 +342,7 @@ def _customer_record_columns(rows: list[CustomerRecordRow]) -> list[Sequence[obj
         [r.address for r in rows],
         [r.postcode for r in rows],
         [r.city for r in rows],
+        [r.document_id for r in rows],
         [r.fingerprint for r in rows],
         _micros(r.updated_at for r in rows),
     ]

@@ -152,12 +152,13 @@ class IdentityGraph:
         graph._soft.load(state.soft_links)
         for record in state.customer_records:
             attributes = CustomerAttributes(
-                record.given_name,
-                record.family_name,
-                record.date_of_birth,
-                record.address,
-                record.postcode,
-                record.city,
+                given_name=record.given_name,
+                family_name=record.family_name,
+                date_of_birth=record.date_of_birth,
+                address=record.address,
+                postcode=record.postcode,
+                city=record.city,
+                document_id=record.document_id,
             )
             graph._customers.index.put(record.key, attributes, record.fingerprint)
         return graph
@@ -347,6 +348,7 @@ class IdentityGraph:
                 address=record.attributes.address,
                 postcode=record.attributes.postcode,
                 city=record.attributes.city,
+                document_id=record.attributes.document_id,
                 fingerprint=record.fingerprint,
                 updated_at=record.signal.timestamp,
             )

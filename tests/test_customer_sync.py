@@ -234,7 +234,8 @@ def test_records_and_links_survive_a_restart_and_attributes_stay_out_of_the_log(
 
 
 @pytest.mark.slow
-def test_a_kill_during_a_large_sync_leaves_all_or_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kill_after", [0.5, 3.0, 6.0])
+def test_a_kill_during_a_large_sync_leaves_all_or_nothing(tmp_path: Path, kill_after: float) -> None:
     data = tmp_path / "data"
     first = ProcessServer(data)
     records = [record("bulk", f"K-{i}", given_name=f"n{i}", date_of_birth="1970-01-01") for i in range(20_000)]
@@ -242,7 +243,7 @@ def test_a_kill_during_a_large_sync_leaves_all_or_nothing(tmp_path: Path) -> Non
         pb.SyncCrmRecordsRequest(records=records[i : i + 2000]) for i in range(0, len(records), 2000)
     )
     with contextlib.suppress(grpc.FutureTimeoutError):
-        future.result(timeout=0.5)
+        future.result(timeout=kill_after)
     first.kill()
     second = ProcessServer(data)
     try:

@@ -71,6 +71,7 @@ def test_training_on_febrl3_gives_a_model_splink_loads_with_every_catalogue_leve
         "address": "12 harbour street",
         "postcode": "2000",
         "city": "sydney",
+        "document_id": None,
     }
     right = {**left, "unique_id": "shop:9", "source_system": "shop", "given_name": "ana", "date_of_birth": "1980-12-03"}
     scored = linker.inference.score_pair(left, right).as_record_list()[0]
@@ -101,6 +102,7 @@ def test_records_are_normalised_and_keyed_by_system_and_key(tmp_path: Path) -> N
         "address": "12 harbour st",
         "postcode": "0800",  # read as text: the leading zero stays
         "city": "zurich",
+        "document_id": None,  # an optional column, absent from this file
     }
     assert rows[2]["date_of_birth"] == "1980-03-01"  # the later row of a repeated key wins
     assert (records.rows_read, records.without_key, records.repeated_keys, records.invalid_dates) == (5, 1, 1, 2)

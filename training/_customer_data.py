@@ -19,10 +19,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from linkage._customer_catalogue import ATTRIBUTE_COLUMNS, normalise_text
+from linkage._customer_catalogue import ATTRIBUTE_COLUMNS, normalise_document_id, normalise_text
 
 KEY_COLUMNS = ("source_system", "source_key")
-REQUIRED_COLUMNS = (*KEY_COLUMNS, *ATTRIBUTE_COLUMNS)
+# A file without a column of OPTIONAL_COLUMNS reads as NULL in it: few sources keep a document.
+OPTIONAL_COLUMNS = ("document_id",)
+REQUIRED_COLUMNS = (*KEY_COLUMNS, *(c for c in ATTRIBUTE_COLUMNS if c not in OPTIONAL_COLUMNS))
 TRUTH_COLUMN = "true_id"
 # The columns of the table Splink sees; the truth is kept out of it so training cannot use it.
 TABLE_COLUMNS = ("unique_id", "source_system", *ATTRIBUTE_COLUMNS)
@@ -98,7 +100,9 @@ def read_customer_records(paths: Sequence[Path]) -> CustomerRecords:
                 continue
             attributes: list[str | None] = []
             for column, raw in zip(ATTRIBUTE_COLUMNS, row[2 : 2 + len(ATTRIBUTE_COLUMNS)], strict=True):
-                if column == "date_of_birth":
+                if column == "document_id":
+                    value = normalise_document_id(raw)
+                elif column == "date_of_birth":
                     value = iso_date(raw)
                     if value is None and raw is not None and raw.strip():
                         invalid_dates += 1
@@ -172,8 +176,11 @@ def _read_file(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[list[tuple[s
     missing = [c for c in REQUIRED_COLUMNS if c not in present]
     if missing:
         raise CustomerRecordsError(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    wanted = [*REQUIRED_COLUMNS, *([TRUTH_COLUMN] if TRUTH_COLUMN in present else [])]
-    select = ", ".join(f'CAST("{present[c].replace(chr(34), chr(34) * 2)}" AS VARCHAR)' for c in wanted)
+    wanted = [*KEY_COLUMNS, *ATTRIBUTE_COLUMNS, *([TRUTH_COLUMN] if TRUTH_COLUMN in present else [])]
+    select = ", ".join(
+        f'CAST("{present[c].replace(chr(34), chr(34) * 2)}" AS VARCHAR)' if c in present else "NULL::VARCHAR"
+        for c in wanted
+    )
     try:
         rows = con.execute(f"SELECT {select} FROM {relation}").fetchall()
     except duckdb.Error as exc:

@@ -324,7 +324,7 @@ class ExplainResponse(_message.Message):
     def __init__(self, same_person: _Optional[bool] = ..., person_id: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[LinkStep, _Mapping]]] = ...) -> None: ...
 
 class CustomerRecord(_message.Message):
-    __slots__ = ("source_system", "source_key", "given_name", "family_name", "date_of_birth", "address", "postcode", "city", "email", "phone", "updated_at")
+    __slots__ = ("source_system", "source_key", "given_name", "family_name", "date_of_birth", "address", "postcode", "city", "email", "phone", "updated_at", "document_id")
     SOURCE_SYSTEM_FIELD_NUMBER: _ClassVar[int]
     SOURCE_KEY_FIELD_NUMBER: _ClassVar[int]
     GIVEN_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -336,6 +336,7 @@ class CustomerRecord(_message.Message):
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     PHONE_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     source_system: str
     source_key: str
     given_name: str
@@ -347,7 +348,8 @@ class CustomerRecord(_message.Message):
     email: str
     phone: str
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, source_system: _Optional[str] = ..., source_key: _Optional[str] = ..., given_name: _Optional[str] = ..., family_name: _Optional[str] = ..., date_of_birth: _Optional[str] = ..., address: _Optional[str] = ..., postcode: _Optional[str] = ..., city: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    document_id: str
+    def __init__(self, source_system: _Optional[str] = ..., source_key: _Optional[str] = ..., given_name: _Optional[str] = ..., family_name: _Optional[str] = ..., date_of_birth: _Optional[str] = ..., address: _Optional[str] = ..., postcode: _Optional[str] = ..., city: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., document_id: _Optional[str] = ...) -> None: ...
 
 class SyncCrmRecordsRequest(_message.Message):
     __slots__ = ("records",)
