@@ -47,6 +47,10 @@ _CHANGE_PAGE = 1000
 _RECORDS_PER_SLICE = 2000
 
 
+class _Abandoned(Exception):
+    """A job given up before its commit; the graph is rolled back to the store."""
+
+
 @dataclass(slots=True)
 class _Job:
     """A batch of signals or a stream of customer records: applied, then committed with the
@@ -56,6 +60,7 @@ class _Job:
     signals: list[PreparedSignal] = field(default_factory=list)
     records: list[PreparedCustomerRecord] | None = None
     rejected: list[RecordError] = field(default_factory=list)
+    abandoned: bool = False  # the caller went away before the answer: roll back if not committed
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -138,7 +143,11 @@ class Stitcher:
         prepared, rejected = prepare_customer_records(records, self._policy, self._config, now)
         job = _Job(now, records=prepared, rejected=rejected)
         await self._queue.put(job)
-        summary: SyncSummary = await asyncio.shield(job.done)
+        try:
+            summary: SyncSummary = await asyncio.shield(job.done)
+        except asyncio.CancelledError:
+            job.abandoned = True
+            raise
         return summary
 
     async def _write_loop(self) -> None:
@@ -170,6 +179,15 @@ class Stitcher:
             batch = self._graph.drain()
             if batch:
                 await asyncio.to_thread(self._store.commit, batch)
+        except _Abandoned as stopped:
+            log.info("%s: rolling back the group it was applied with", stopped)
+            await self._reload()
+            for job in jobs:
+                if job.abandoned:
+                    job.done.cancel()  # nobody waits for it
+                elif not job.done.done():
+                    job.done.set_exception(Unavailable(f"{stopped}; nothing of this call was written, send it again"))
+            return
         except Exception:
             log.exception("commit failed; rebuilding the graph from the store")
             await self._reload()
@@ -188,6 +206,10 @@ class Stitcher:
         outcomes = {"created": 0, "updated": 0, "unchanged": 0}
         linked = 0
         for start in range(0, len(records), _RECORDS_PER_SLICE):
+            # A long sync is given up between slices when its caller left (a shutdown cancels
+            # calls still running after the grace period): all or nothing, and nothing is cheaper.
+            if job.abandoned:
+                raise _Abandoned("a customer-record stream was cancelled by its caller")
             for record in records[start : start + _RECORDS_PER_SLICE]:
                 outcome, link = self._graph.sync_customer(record, job.received_at)
                 outcomes[outcome] += 1

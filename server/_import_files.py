@@ -36,6 +36,7 @@ COLUMNS = (
     "city",
     "email",
     "phone",
+    "document_id",
     "updated_at",
 )
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -64,7 +65,7 @@ def is_import_file(path: Path) -> bool:
 class CustomerFile:
     """One file opened for reading: its usable columns and a batch iterator over its rows.
 
-    `rows` yields dicts of the known columns (missing or NULL cells are ""); the n-th row
+    `rows` yields tuples of text in COLUMNS order (absent columns and NULL cells are ""); the n-th row
     yielded (from 0) is located by `locate(n)`. Structurally broken CSV lines are never
     yielded; `unreadable()` lists them once `rows` is exhausted.
     """
@@ -90,25 +91,17 @@ class CustomerFile:
         self._select = select
         self._delimiter = delimiter
         self._header = tuple(header)
-        self._parquet_rows: array[int] = array("q")
         self._unreadable: list[Issue] = []
         self._rejected: list[int] = []  # DuckDB's "line" (a record number) of each rejected CSV record
         self._layout: _CsvLayout | None = None
         self._skip: list[int] | None = None
 
-    def rows(self, batch: int) -> Iterator[list[dict[str, str]]]:
+    def rows(self, batch: int) -> Iterator[list[tuple[str, ...]]]:
+        """Batches of rows, each a tuple of text in COLUMNS order ("" for a missing column or cell)."""
         try:
             cursor = self._con.execute(self._select)
-            names = [d[0] for d in cursor.description]
             while chunk := cursor.fetchmany(batch):
-                out = []
-                for values in chunk:
-                    row = {n: ("" if v is None else str(v)) for n, v in zip(names, values, strict=True)}
-                    if self.kind == "parquet":
-                        # Parquet has no lines; the row number (from 1) locates a row instead.
-                        self._parquet_rows.append(int(row.pop("__row")) + 1)
-                    out.append(row)
-                yield out
+                yield chunk
             if self.kind == "csv":
                 self._collect_rejects()
         except duckdb.Error as exc:
@@ -120,8 +113,8 @@ class CustomerFile:
     def locate(self, index: int) -> Issue:
         """An Issue skeleton (order and where, no field or message) for the `index`-th row yielded."""
         if self.kind == "parquet":
-            number = self._parquet_rows[index] if index < len(self._parquet_rows) else index + 1
-            return Issue(number, f"row {number}", "", "")
+            # One file read in order (DuckDB preserves insertion order), so row n is yielded n-th.
+            return Issue(index + 1, f"row {index + 1}", "", "")
         if self._skip is None:
             self._skip = sorted(set(self._rejected) | set(self._csv_layout().blanks))
         return self._at_record(_nth_not_in(index, self._skip))
@@ -201,8 +194,9 @@ def _open_parquet(path: Path, con: Any) -> CustomerFile:
     present = [str(row[0]) for row in described]
     known, ignored = _split_columns(present)
     total = con.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata({literal})").fetchone()
-    picks = ", ".join(f"CAST({_sql_ident(c)} AS VARCHAR) AS {_sql_ident(c)}" for c in known)
-    select = f"SELECT {picks}, file_row_number AS __row FROM read_parquet({literal}, file_row_number = true)"
+    by_name = {p.strip().lower(): p for p in present}
+    picks = _picks({c: f"CAST({_sql_ident(by_name[c])} AS VARCHAR)" for c in known})
+    select = f"SELECT {picks} FROM read_parquet({literal})"
     return CustomerFile(
         path=path,
         kind="parquet",
@@ -229,7 +223,7 @@ def _open_csv(path: Path, con: Any) -> CustomerFile:
     # broken quoting it cannot explain, and one bad line must not cost the whole file.
     # Positional column names (c0, c1, ...) keep odd header text out of the SQL.
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
-    picks = ", ".join(f"c{names.index(c)} AS {_sql_ident(c)}" for c in known)
+    picks = _picks({c: f"c{names.index(c)}" for c in known})
     select = (
         f"SELECT {picks} FROM read_csv({_sql_string(str(path))}, header = true, auto_detect = false, "
         f"columns = {columns}, delim = {_sql_string(delimiter)}, quote = '\"', escape = '\"', "
@@ -248,10 +242,16 @@ def _open_csv(path: Path, con: Any) -> CustomerFile:
     )
 
 
+def _picks(present: dict[str, str]) -> str:
+    """The select list: every column of COLUMNS in order, as text, "" where absent or NULL."""
+    return ", ".join(f"coalesce({present[c]}, '')" if c in present else "''" for c in COLUMNS)
+
+
 def _split_columns(present: Sequence[str]) -> tuple[list[str], list[str]]:
     lowered = [p.strip().lower() for p in present]
     known = [c for c in COLUMNS if c in lowered]
-    ignored = [p for p, low in zip(present, lowered, strict=True) if low not in COLUMNS]
+    # An empty name (a trailing delimiter in the header) is not worth mentioning.
+    ignored = [p for p, low in zip(present, lowered, strict=True) if low and low not in COLUMNS]
     return known, ignored
 
 

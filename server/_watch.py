@@ -110,7 +110,8 @@ class Watcher:
             os.replace(path, previous)
             self._say(f"{path}: already imported (same content); not sent again")
             return None
-        self._say(f"{path}: importing")
+        if not self._server_down:  # during an outage every poll retries; say it once
+            self._say(f"{path}: importing")
         return await self._importer(path)
 
     def _file_away(self, report: FileReport) -> None:

@@ -251,3 +251,20 @@ def test_a_kill_during_a_large_sync_leaves_all_or_nothing(tmp_path: Path, kill_a
         assert all(found) or not any(found), "a sync is one transaction"
     finally:
         second.terminate()
+
+
+def test_a_sync_its_caller_cancels_is_rolled_back_and_the_server_goes_on(server: ThreadServer) -> None:
+    # One date of birth for all: every record is scored against many, so applying takes a while.
+    records = [record("bulk", f"C-{i}", given_name=f"n{i}", date_of_birth="1970-01-01") for i in range(30_000)]
+    future = server.stub.SyncCrmRecords.future(
+        pb.SyncCrmRecordsRequest(records=records[i : i + 2000]) for i in range(0, len(records), 2000)
+    )
+    with contextlib.suppress(grpc.FutureTimeoutError):
+        future.result(timeout=2.0)
+    assert not future.done(), "the sync must still be running for this test to mean anything"
+    future.cancel()
+    # The next write queues behind the abandoned stream and is answered once it is rolled back.
+    after = sync(server.stub, [record("hotel", "after-cancel", **OLIVER)])
+    assert after.created == 1
+    found = resolve(server.stub, ("crm:bulk", "C-0"), ("crm:bulk", "C-29999"), ("crm:hotel", "after-cancel"))
+    assert [r.found for r in found] == [False, False, True]
