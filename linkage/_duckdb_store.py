@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from ._records import CommitBatch, CustomerRecordRow, EventRow, IdentifierRow, PersonRow, SoftLinkRow, StoredState
 from ._types import Change, ChangeKind
@@ -84,45 +85,35 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 """
 
-# Python lists go in as array parameters and come out as rows through unnest(): one
-# statement per table per commit, whatever the batch size.
-_UPSERT_IDENTIFIERS = """
-INSERT OR REPLACE INTO identifiers
-SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::BIGINT[]),
-       make_timestamp(unnest($5::BIGINT[])), make_timestamp(unnest($6::BIGINT[])), unnest($7::BOOLEAN[])
-"""
-_UPSERT_PERSONS = """
-INSERT OR REPLACE INTO persons
-SELECT unnest($1::BIGINT[]), make_timestamp(unnest($2::BIGINT[])), make_timestamp(unnest($3::BIGINT[])),
-       unnest($4::BIGINT[]), unnest($5::VARCHAR[][])
-"""
-_INSERT_EVENTS = """
-INSERT INTO events
-SELECT unnest($1::VARCHAR[]), make_timestamp(unnest($2::BIGINT[])), make_timestamp(unnest($3::BIGINT[])),
-       unnest($4::VARCHAR[]), unnest($5::BIGINT[]), unnest($6::VARCHAR[][]), unnest($7::VARCHAR[]),
-       unnest($8::VARCHAR[]), unnest($9::VARCHAR[]), unnest($10::DOUBLE[]), unnest($11::DOUBLE[]),
-       unnest($12::VARCHAR[])
-"""
-_INSERT_CHANGES = """
-INSERT INTO changes
-SELECT unnest($1::BIGINT[]), make_timestamp(unnest($2::BIGINT[])), unnest($3::VARCHAR[]), unnest($4::BIGINT[]),
-       unnest($5::BIGINT[]), unnest($6::VARCHAR[]), unnest($7::VARCHAR[]), unnest($8::VARCHAR[]),
-       unnest($9::VARCHAR[]), unnest($10::DOUBLE[])
-"""
-
-_UPSERT_SOFT_LINKS = """
-INSERT OR REPLACE INTO soft_links
-SELECT unnest($1::BIGINT[]), unnest($2::BIGINT[]), unnest($3::DOUBLE[]), unnest($4::DOUBLE[]), unnest($5::VARCHAR[]),
-       unnest($6::VARCHAR[][]), unnest($7::DOUBLE[][]), make_timestamp(unnest($8::BIGINT[]))
-"""
+# Each commit hands DuckDB one Arrow table per table it writes (columns built from Python lists
+# in C): one statement per table per commit, whatever the batch size. "ts" columns are whole
+# microseconds since the epoch and become TIMESTAMP.
+_TS = "ts"
+_STR, _INT, _FLOAT = pa.string(), pa.int64(), pa.float64()
+_WRITES: dict[str, tuple[str, tuple[pa.DataType | str, ...]]] = {
+    "identifiers": ("INSERT OR REPLACE", (_STR, _STR, _STR, _INT, _TS, _TS, pa.bool_())),
+    "persons": ("INSERT OR REPLACE", (_INT, _TS, _TS, _INT, pa.list_(_STR))),
+    "events": ("INSERT", (_STR, _TS, _TS, _STR, _INT, pa.list_(_STR), _STR, _STR, _STR, _FLOAT, _FLOAT, _STR)),
+    "changes": ("INSERT", (_INT, _TS, _STR, _INT, _INT, _STR, _STR, _STR, _STR, _FLOAT)),
+    "soft_links": ("INSERT OR REPLACE", (_INT, _INT, _FLOAT, _FLOAT, _STR, pa.list_(_STR), pa.list_(_FLOAT), _TS)),
+    "customer_records": ("INSERT OR REPLACE", (*(_STR,) * 9, _TS)),
+}
 
 
-_UPSERT_CUSTOMER_RECORDS = """
-INSERT OR REPLACE INTO customer_records
-SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::VARCHAR[]),
-       unnest($5::VARCHAR[]), unnest($6::VARCHAR[]), unnest($7::VARCHAR[]), unnest($8::VARCHAR[]),
-       unnest($9::VARCHAR[]), make_timestamp(unnest($10::BIGINT[]))
-"""
+def _write(con: duckdb.DuckDBPyConnection, table: str, columns: list[Sequence[object]]) -> None:
+    verb, types = _WRITES[table]
+    arrow = pa.table(
+        {
+            f"c{i}": pa.array(column, type=_INT if kind == _TS else kind)
+            for i, (column, kind) in enumerate(zip(columns, types, strict=True))
+        }
+    )
+    select = ", ".join(f"make_timestamp(c{i})" if kind == _TS else f"c{i}" for i, kind in enumerate(types))
+    con.register("idstitch_batch", arrow)
+    try:
+        con.execute(f"{verb} INTO {table} SELECT {select} FROM idstitch_batch")
+    finally:
+        con.unregister("idstitch_batch")
 
 
 class StoreLocked(RuntimeError):
@@ -190,22 +181,22 @@ class DuckDBStore:
                     "DELETE FROM identifiers WHERE key IN (SELECT unnest($1::VARCHAR[]))", [batch.removed_identifiers]
                 )
             if batch.identifiers:
-                con.execute(_UPSERT_IDENTIFIERS, _identifier_columns(batch.identifiers))
+                _write(con, "identifiers", _identifier_columns(batch.identifiers))
             if batch.persons:
-                con.execute(_UPSERT_PERSONS, _person_columns(batch.persons))
+                _write(con, "persons", _person_columns(batch.persons))
             if batch.events:
-                con.execute(_INSERT_EVENTS, _event_columns(batch.events))
+                _write(con, "events", _event_columns(batch.events))
             if batch.changes:
-                con.execute(_INSERT_CHANGES, _change_columns(batch.changes))
+                _write(con, "changes", _change_columns(batch.changes))
             if batch.removed_soft_links:
                 con.execute(
                     "DELETE FROM soft_links WHERE component_id IN (SELECT unnest($1::BIGINT[]))",
                     [batch.removed_soft_links],
                 )
             if batch.soft_links:
-                con.execute(_UPSERT_SOFT_LINKS, _soft_link_columns(batch.soft_links))
+                _write(con, "soft_links", _soft_link_columns(batch.soft_links))
             if batch.customer_records:
-                con.execute(_UPSERT_CUSTOMER_RECORDS, _customer_record_columns(batch.customer_records))
+                _write(con, "customer_records", _customer_record_columns(batch.customer_records))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
