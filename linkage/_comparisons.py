@@ -102,6 +102,10 @@ if (
 _STRINGS: Final = tuple(c for c, t in COLUMNS.items() if t is ColumnType.STRING)
 _STRING_ROWS: Final[Mapping[str, int]] = {c: j for j, c in enumerate(_STRINGS)}
 _NULL_BIT: Final[Mapping[str, int]] = {name: 1 << i for i, name in enumerate(COLUMNS)}
+_STRING_NULL_BITS: Final = sum(_NULL_BIT[c] for c in _STRINGS)
+# Integer-list intersections are counted in uint8 (_WordLookup.counts).
+if any(LIST_WIDTHS[c] > 255 for c, t in COLUMNS.items() if t is ColumnType.INT_LIST):
+    raise RuntimeError("an integer list wider than 255 elements overflows _WordLookup.counts")
 _COLUMN_SHIFTS: Final = np.arange(len(COLUMNS), dtype=np.int64).reshape(-1, 1)
 # Key lists are padded to whole uint64 words of match flags (see _count_flags).
 _STRIDES: Final[Mapping[str, int]] = {
@@ -386,8 +390,10 @@ class _KeyLookup:
             for key in self.keys[1:]:
                 found |= theirs == key
             return found
-        index = theirs >> self.shift
-        index &= self.mask
+        # Shift 0 is tried first and usually serves: then the mask alone gives the slots.
+        index = theirs >> self.shift if self.shift else theirs & self.mask
+        if self.shift:
+            index &= self.mask
         found = self.table.take(index) == theirs
         return found
 
@@ -398,11 +404,11 @@ class _WordLookup:
     __slots__ = ("low", "span", "table")
 
     def __init__(self, words: list[int], masks: MaskArray) -> None:
-        self.low = words[0] if words else 0
-        self.span = words[-1] - self.low + 1 if words else 0
-        # One slot past the span stays empty: words outside the span (pads included, through
-        # the unsigned wrap) read it.
-        self.table: MaskArray = np.zeros(self.span + 1, dtype=np.uint64)
+        # Slot 0 and the slot past the span stay empty: a clipped take sends every word
+        # outside the span (pads included, far below) to one of them.
+        self.low = words[0] - 1 if words else 0
+        self.span = words[-1] - words[0] + 1 if words else 0
+        self.table: MaskArray = np.zeros(self.span + 2, dtype=np.uint64)
         self.table[[w - self.low for w in words]] = masks[: len(words)]
 
     def counts(self, words: IntArray, masks: MaskArray) -> NDArray[Any]:
@@ -410,16 +416,12 @@ class _WordLookup:
         if not self.span:
             return np.zeros(len(words), dtype=np.int64)
         offsets = words - self.low
-        unsigned = offsets.view(np.uint64)
-        np.minimum(unsigned, self.span, out=unsigned)
-        common = self.table.take(offsets)
+        common = self.table.take(offsets, mode="clip")
         common &= masks
-        per_word = np.bitwise_count(common)
-        if per_word.shape[1] == 1:
-            return per_word[:, 0]
-        counts = per_word[:, 0].astype(np.int64)
-        for j in range(1, per_word.shape[1]):
-            counts += per_word[:, j]
+        per_word = np.bitwise_count(common)  # uint8; a list holds at most MAX_DAYS < 256 integers
+        # Two words is the usual width (see encode_profiles): one add, no reduction.
+        two = per_word.shape[1] == 2
+        counts: NDArray[Any] = per_word[:, 0] + per_word[:, 1] if two else np.add.reduce(per_word, axis=1)
         return counts
 
 
@@ -427,33 +429,41 @@ class Probe:
     """One encoded profile prepared as the left side of scoring: its values as Python scalars
     and column vectors, its lists as lookups (a key table, a word table, a mask).
 
-    Model-independent. Build it once per left profile (`EncodedProfiles.probe`) and score it
-    against any number of candidate batches; `VisitorScorer.score` builds one on the fly when
-    handed a one-row encoding instead.
+    Build it once per left profile (`EncodedProfiles.probe`) and score it against any number
+    of candidate batches. `lists` limits the list columns prepared (default: all); a
+    `TestPlan` builds probes with only the columns its tests read (`TestPlan.probe`), which
+    is what `VisitorScorer.score` does when handed a one-row encoding: preparing a lookup
+    nothing reads is a good part of the cost of scoring one profile against a hundred.
     """
 
     __slots__ = ("keys", "lengths", "log2_tf", "lookups", "masks", "null_bits", "nulls", "points", "unique_id", "words")
 
-    def __init__(self, encoded: EncodedProfiles, row: int = 0) -> None:
+    def __init__(self, encoded: EncodedProfiles, row: int = 0, lists: Iterable[str] | None = None) -> None:
         self.unique_id = int(encoded.unique_ids[row])
-        self.null_bits = int(encoded.null_bits[row])
-        self.nulls = encoded.nulls[:, row : row + 1].copy()  # (columns, 1): broadcasts over candidates
-        # NULL = x is never true in SQL, not even for x NULL: a NULL key here becomes the pad key,
-        # which no string column holds.
-        self.keys = np.where(encoded.keys[:, row : row + 1] == _NULL_KEY, _PAD_KEY, encoded.keys[:, row : row + 1])
+        self.null_bits = null_bits = int(encoded.null_bits[row])
+        # Views (columns, 1) that broadcast over candidates. A NULL key equals a NULL candidate
+        # key here; TestPlan.evaluate clears those rows, as SQL's NULL = NULL is not true.
+        self.nulls = encoded.nulls[:, row : row + 1]
+        self.keys = encoded.keys[:, row : row + 1]
         self.log2_tf = {c: float(v[row]) for c, v in encoded.log2_tf.items()}
         self.points = {p: (float(v[0, row]), float(v[1, row]), float(v[2, row])) for p, v in encoded.points.items()}
-        self.lengths = {c: int(v[row]) for c, v in encoded.lengths.items()}
-        # A NULL list (length _NULL_LENGTH) is never looked up: tests on it are false at once.
-        self.lookups = {
-            c: _KeyLookup(v[row, : self.lengths[c]].tolist() if self.lengths[c] < _NULL_LENGTH else [])
-            for c, v in encoded.lists.items()
-        }
-        self.masks = {c: v[row] for c, v in encoded.masks.items()}
-        self.words = {
-            c: _WordLookup([w for w in v[row].tolist() if w != _PAD_KEY], encoded.word_masks[c][row])
-            for c, v in encoded.words.items()
-        }
+        columns = LIST_WIDTHS if lists is None else lists
+        self.lengths = {c: int(encoded.lengths[c][row]) for c in columns}
+        # A NULL list is never looked up (tests on it are false at once), so it gets no lookup.
+        self.lookups: dict[str, _KeyLookup] = {}
+        self.masks: dict[str, np.uint64] = {}
+        self.words: dict[str, _WordLookup] = {}
+        for c in columns:
+            if null_bits & _NULL_BIT[c]:
+                continue
+            kind = COLUMNS[c]
+            if kind is ColumnType.STRING_LIST:
+                self.lookups[c] = _KeyLookup(encoded.lists[c][row, : self.lengths[c]].tolist())
+            elif kind is ColumnType.SMALL_INT_LIST:
+                self.masks[c] = encoded.masks[c][row]
+            else:
+                words = encoded.words[c][row].tolist()
+                self.words[c] = _WordLookup([w for w in words if w != _PAD_KEY], encoded.word_masks[c][row])
 
 
 class _ListTests:
@@ -473,9 +483,9 @@ class _ListTests:
         # Only "shares at least one" on 8-key rows: a nonzero word of match flags, no count.
         self.any_only = shares == [1] and not jaccards and _STRIDES.get(column) == 8
 
-    def evaluate(self, left: Probe, right: EncodedProfiles, out: FloatArray) -> None:
+    def evaluate(self, left: Probe, right: EncodedProfiles, out: BoolArray) -> None:
         if left.null_bits & self.null_bit:
-            out[self.rows] = 0.0
+            out[self.rows] = False
             return
         column = self.column
         counts: NDArray[Any]
@@ -511,12 +521,12 @@ class TestPlan:
     """The distinct tests of a set of levels, evaluated for one profile against n candidates
     in about one numpy call per group: nulls, string equality, each list, each point.
 
-    `evaluate` returns a (rows, n) float array of 0.0 / 1.0 (float, so that the scorer can
-    combine rows with one matrix product); `row(test)` says which row holds a test. `Always`
+    `evaluate` returns a (rows, n) bool array (bool, not float: numpy's comparisons write
+    bool without a cast, about twice as fast at this size); `row(test)` says which row holds a test. `Always`
     has no row: it holds everywhere. Immutable once built; safe to share between threads.
     """
 
-    __slots__ = ("_equal", "_lists", "_points", "_rows", "height")
+    __slots__ = ("_equal", "_list_columns", "_lists", "_points", "_rows", "height")
 
     def __init__(self, tests: Iterable[Test]) -> None:
         distinct = list(dict.fromkeys(t for t in tests if not isinstance(t, Always)))
@@ -556,25 +566,34 @@ class TestPlan:
         if unknown:
             raise ValueError(f"tests on columns the encoding does not hold: {unknown}")
         self._rows = rows
+        self._list_columns = tuple(tests.column for tests in self._lists)
         self.height = height
+
+    def probe(self, encoded: EncodedProfiles, row: int = 0) -> Probe:
+        """Profile `row` of `encoded` as a left side for this plan: only its lists the tests read."""
+        return Probe(encoded, row, self._list_columns)
 
     def row(self, test: Test) -> int | None:
         """The row of `evaluate`'s result that holds `test`; None for `Always`."""
         return None if isinstance(test, Always) else self._rows[test]
 
-    def evaluate(self, left: Probe, right: EncodedProfiles) -> FloatArray:
+    def evaluate(self, left: Probe, right: EncodedProfiles) -> BoolArray:
         """Every test for the `left` profile against each profile in `right`: (rows, n)."""
-        out = np.empty((self.height, len(right)))
+        out = np.empty((self.height, len(right)), dtype=np.bool_)
         left_nulls = left.null_bits
         np.logical_or(right.nulls, left.nulls, out=out[: len(COLUMNS)])
         if self._equal >= 0:
             equal = out[self._equal : self._equal + len(_STRINGS)]
             np.equal(right.keys, left.keys, out=equal)
+            if left_nulls & _STRING_NULL_BITS:  # NULL = NULL held above; in SQL it is not true
+                for j, column in enumerate(_STRINGS):
+                    if left_nulls & _NULL_BIT[column]:
+                        equal[j] = False
         for tests in self._lists:
             tests.evaluate(left, right, out)
         for point, bits, block, thresholds in self._points:
             if left_nulls & bits:
-                out[block] = 0.0
+                out[block] = False
                 continue
             x, y, z = left.points[point]
             theirs = right.points[point]
@@ -626,7 +645,7 @@ class Level(ABC):
         rows = [row for row in map(plan.row, tests) if row is not None]
         if len(rows) < len(tests):  # Always
             return np.ones(len(right), dtype=np.bool_)
-        held: BoolArray = np.logical_or.reduce(plan.evaluate(left.probe(), right)[rows] != 0.0, axis=0)
+        held: BoolArray = np.logical_or.reduce(plan.evaluate(left.probe(), right)[rows], axis=0)
         return held
 
     @classmethod

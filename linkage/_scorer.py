@@ -102,8 +102,9 @@ class Scores:
     `VisitorScorer.comparison_names` order); each entry is the level's weight plus its
     term-frequency adjustment, the latter also alone in `tf_adjustments` (Splink's `mw_<c>` is
     the difference, `mw_tf_adj_<c>` the adjustment). `gammas` are Splink's comparison vector
-    values, `levels` the position of the level in its comparison's model list. Read-only by
-    convention (not frozen: building a frozen dataclass costs more than some scoring calls)."""
+    values (derived from `levels` when asked: serving never reads them), `levels` the position
+    of the level in its comparison's model list. Read-only by convention (not frozen: building
+    a frozen dataclass costs more than some scoring calls)."""
 
     left_id: int
     candidate_ids: IntArray
@@ -111,11 +112,18 @@ class Scores:
     match_probability: FloatArray
     comparison_weights: FloatArray
     tf_adjustments: FloatArray
-    gammas: NDArray[np.int8]
     levels: IntArray
+    level_gammas: NDArray[np.int8]  # (comparisons, most levels): the gamma of each level
 
     def __len__(self) -> int:
         return len(self.candidate_ids)
+
+    @property
+    def gammas(self) -> NDArray[np.int8]:
+        """Splink's comparison vector values, (n, comparisons)."""
+        comparisons = np.arange(self.levels.shape[1])
+        gammas: NDArray[np.int8] = self.level_gammas[comparisons, self.levels]
+        return gammas
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +166,7 @@ class VisitorScorer:
 
     __slots__ = (
         "_combine",
-        "_gamma_table",
+        "_level_gammas",
         "_level_table",
         "_offsets",
         "_plan",
@@ -201,7 +209,9 @@ class VisitorScorer:
                 )
         self._plan = TestPlan(test for sequence in slots for test, _ in sequence)
         patterns = 1 << max(len(sequence) for sequence in slots)
-        combine = np.zeros((len(comparisons), self._plan.height))
+        # float32: sums of at most _MAX_SLOTS powers of two plus the table offsets are exact
+        # integers far below 2**24, and sgemm on this size is about twice as fast as dgemm.
+        combine = np.zeros((len(comparisons), self._plan.height), dtype=np.float32)
         level_table = np.zeros((len(comparisons), patterns), dtype=np.int64)
         for c, sequence in enumerate(slots):
             for bit, (test, _) in enumerate(sequence):
@@ -214,12 +224,14 @@ class VisitorScorer:
                 first = (pattern & -pattern).bit_length() - 1
                 level_table[c, pattern] = sequence[first][1] if 0 <= first < len(sequence) else else_level
         weights = [[level.match_weight for level in c.levels] for c in comparisons]
-        gammas = [[level.comparison_vector_value for level in c.levels] for c in comparisons]
+        level_gammas = np.zeros((len(comparisons), max(len(c.levels) for c in comparisons)), dtype=np.int8)
+        for c, comparison in enumerate(comparisons):
+            level_gammas[c, : len(comparison.levels)] = [level.comparison_vector_value for level in comparison.levels]
         self._combine = combine
         self._level_table = level_table.ravel()
         self._weight_table = np.array([weights[c][i] for c, row in enumerate(level_table) for i in row])
-        self._gamma_table = np.array([gammas[c][i] for c, row in enumerate(level_table) for i in row], dtype=np.int8)
-        self._offsets = (np.arange(len(comparisons)) * float(patterns)).reshape(-1, 1)
+        self._level_gammas = level_gammas
+        self._offsets = (np.arange(len(comparisons)) * float(patterns)).reshape(-1, 1).astype(np.float32)
 
         tf_steps: list[tuple[int, int, str, float, float, float]] = []
         for c, comparison in enumerate(comparisons):
@@ -287,10 +299,11 @@ class VisitorScorer:
         if not isinstance(left, Probe):
             if len(left) != 1:
                 raise ValueError(f"the left side is one profile, got {len(left)}")
-            left = left.probe()
-        tests = self._plan.evaluate(left, candidates)  # (test, candidate)
-        patterns = self._combine @ tests  # (comparison, candidate)
-        index = np.add(patterns, self._offsets, dtype=np.intp, casting="unsafe")
+            left = self._plan.probe(left)
+        tests = self._plan.evaluate(left, candidates)  # (test, candidate), bool
+        patterns = self._combine @ tests.astype(np.float32)  # (comparison, candidate)
+        patterns += self._offsets
+        index = patterns.astype(np.intp)  # faster than an add that casts to intp
         levels = self._level_table.take(index)
         weights = self._weight_table.take(index)
         adjustments = np.zeros(weights.shape)
@@ -309,8 +322,8 @@ class VisitorScorer:
             match_probability=probability,
             comparison_weights=weights.T,
             tf_adjustments=adjustments.T,
-            gammas=self._gamma_table.take(index).T,
             levels=levels.T,
+            level_gammas=self._level_gammas,
         )
 
     def waterfall(self, scores: Scores, row: int) -> Waterfall:
