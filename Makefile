@@ -33,6 +33,7 @@ demo: $(STAMP)
 	$(BIN)/idstitch demo
 
 model: $(STAMP)  ## retrain the bundled visitor model on simulated traffic and the customer model on FEBRL3 (a few minutes)
+	mkdir -p var
 	$(BIN)/idstitch simulate --persons 20000 --days 30 --seed 1 --out var/simulated.jsonl.gz
 	$(BIN)/idstitch train --signals var/simulated.jsonl.gz --out var/model
 	cp var/model/visitor-model.json var/model/visitor-model.metrics.json linkage/models/

@@ -65,6 +65,7 @@ class ColumnType(Enum):
     STRING_LIST = "string list"  # a set of strings; padded 64-bit keys
     INT_LIST = "integer list"  # a set of integers; 64-bit masks of aligned 64-integer words
     SMALL_INT_LIST = "small-integer list"  # a set of integers 0..63; a 64-bit mask
+    INSTANT = "instant"  # whole epoch seconds, one end of a span in SPANS
 
 
 COLUMNS: Final[Mapping[str, ColumnType]] = {
@@ -80,6 +81,9 @@ COLUMNS: Final[Mapping[str, ColumnType]] = {
     "device_kind": ColumnType.STRING,
     "active_hours": ColumnType.SMALL_INT_LIST,
     "active_days": ColumnType.INT_LIST,
+    "user_agent": ColumnType.STRING,
+    "agent_first_seen": ColumnType.INSTANT,
+    "agent_last_seen": ColumnType.INSTANT,
 }
 LIST_WIDTHS: Final[Mapping[str, int]] = {
     "ips": MAX_IPS,
@@ -89,6 +93,10 @@ LIST_WIDTHS: Final[Mapping[str, int]] = {
 }
 # (latitude, longitude) pairs: distances are measured between points, not single columns.
 POINTS: Final[tuple[tuple[str, str], ...]] = (("latitude", "longitude"),)
+# (first seen, last seen) pairs: both set or both NULL, first <= last.
+SPANS: Final[tuple[tuple[str, str], ...]] = (("agent_first_seen", "agent_last_seen"),)
+# Instants are validated into [0, _MAX_INSTANT): sums and differences of two stay in int64.
+_MAX_INSTANT: Final = 2**52
 
 _LIST_TYPES: Final = (ColumnType.STRING_LIST, ColumnType.INT_LIST, ColumnType.SMALL_INT_LIST)
 # A schema change must be a conscious change here too, not a silent gap in the encoding.
@@ -96,12 +104,17 @@ if (
     set(COLUMNS) | {"unique_id"} != set(ProfileRecord.__slots__)
     or {c for c, t in COLUMNS.items() if t in _LIST_TYPES} != set(LIST_WIDTHS)
     or {c for c, t in COLUMNS.items() if t is ColumnType.DEGREES} != {c for p in POINTS for c in p}
+    or {c for c, t in COLUMNS.items() if t is ColumnType.INSTANT} != {c for p in SPANS for c in p}
 ):
     raise RuntimeError("linkage._comparisons.COLUMNS is out of step with ProfileRecord")
 
 _STRINGS: Final = tuple(c for c, t in COLUMNS.items() if t is ColumnType.STRING)
 _STRING_ROWS: Final[Mapping[str, int]] = {c: j for j, c in enumerate(_STRINGS)}
 _NULL_BIT: Final[Mapping[str, int]] = {name: 1 << i for i, name in enumerate(COLUMNS)}
+_STRING_NULL_BITS: Final = sum(_NULL_BIT[c] for c in _STRINGS)
+# Integer-list intersections are counted in uint8 (_WordLookup.counts).
+if any(LIST_WIDTHS[c] > 255 for c, t in COLUMNS.items() if t is ColumnType.INT_LIST):
+    raise RuntimeError("an integer list wider than 255 elements overflows _WordLookup.counts")
 _COLUMN_SHIFTS: Final = np.arange(len(COLUMNS), dtype=np.int64).reshape(-1, 1)
 # Key lists are padded to whole uint64 words of match flags (see _count_flags).
 _STRIDES: Final[Mapping[str, int]] = {
@@ -114,6 +127,9 @@ _NULL_KEY: Final = -(2**63)
 _PAD_KEY: Final = -(2**63) + 1
 # The length of a NULL list: then the integer Jaccard test is false without a NULL mask.
 _NULL_LENGTH: Final = 1 << 40
+# A NULL span as (first, last): it began before and ended after every real instant, so neither
+# "it ended before the other began" nor "the other ended before it began" holds for it.
+_NULL_SPAN: Final = (-(2**62), 2**62)
 _BYTES_TO_TOP: Final = np.uint64(0x0101010101010101)
 _TOP_BYTE: Final = np.uint64(56)
 
@@ -157,6 +173,7 @@ class EncodedProfiles:
     words: Mapping[str, IntArray]  # INT_LIST columns, (n, k): value >> 6, ascending, then pads
     word_masks: Mapping[str, MaskArray]  # INT_LIST columns, (n, k): bit value & 63 of each word
     lengths: Mapping[str, IntArray]  # every list column, (n,)
+    instants: Mapping[str, IntArray]  # INSTANT columns, (n,); NULL: see _NULL_SPAN
 
     def __len__(self) -> int:
         return len(self.unique_ids)
@@ -180,6 +197,7 @@ class EncodedProfiles:
             words={k: v[index] for k, v in self.words.items()},
             word_masks={k: v[index] for k, v in self.word_masks.items()},
             lengths={k: v[index] for k, v in self.lengths.items()},
+            instants={k: v[index] for k, v in self.instants.items()},
         )
 
 
@@ -212,6 +230,7 @@ def encode_profiles(records: Iterable[ProfileRecord]) -> EncodedProfiles:
     masks = {c: np.zeros(n, dtype=np.uint64) for c, t in COLUMNS.items() if t is ColumnType.SMALL_INT_LIST}
     word_lists: dict[str, list[dict[int, int]]] = {c: [] for c, t in COLUMNS.items() if t is ColumnType.INT_LIST}
     lengths = {c: np.full(n, _NULL_LENGTH, dtype=np.int64) for c in LIST_WIDTHS}
+    instants = {c: np.full(n, _NULL_SPAN[j], dtype=np.int64) for p in SPANS for j, c in enumerate(p)}
 
     for i, record in enumerate(rows):
         ids[i] = record.unique_id
@@ -229,6 +248,10 @@ def encode_profiles(records: Iterable[ProfileRecord]) -> EncodedProfiles:
                 keys[_STRING_ROWS[column], i] = _string_key(value)
             elif kind is ColumnType.DEGREES:
                 _number(value, where)
+            elif kind is ColumnType.INSTANT:
+                if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_INSTANT:
+                    raise ValueError(f"{where}: expected whole seconds in [0, 2**52) or None, got {value!r}")
+                instants[column][i] = value
             elif kind is ColumnType.TERM_FREQUENCY:
                 share = _number(value, where)
                 if share <= 0.0:
@@ -254,6 +277,14 @@ def encode_profiles(records: Iterable[ProfileRecord]) -> EncodedProfiles:
                 vector[0, i] = math.cos(phi) * math.cos(lam)
                 vector[1, i] = math.cos(phi) * math.sin(lam)
                 vector[2, i] = math.sin(phi)
+        for first, last in SPANS:
+            # A span is whole or absent, and ordered: then "one ended before the other began"
+            # reads the same in SQL's three-valued logic and in the sentinels of _NULL_SPAN.
+            nulls_here = (bits & _NULL_BIT[first] != 0, bits & _NULL_BIT[last] != 0)
+            if nulls_here[0] != nulls_here[1]:
+                raise ValueError(f"records[{i}]: {first} and {last} must both be set or both be None")
+            if not nulls_here[0] and getattr(record, first) > getattr(record, last):
+                raise ValueError(f"records[{i}]: {first} is after {last}")
         null_bits[i] = bits
 
     nulls = (null_bits >> _COLUMN_SHIFTS) & 1 != 0
@@ -279,6 +310,7 @@ def encode_profiles(records: Iterable[ProfileRecord]) -> EncodedProfiles:
         words=words,
         word_masks=word_masks,
         lengths=lengths,
+        instants=instants,
     )
 
 
@@ -349,7 +381,23 @@ class ArcCosineAtLeast:
     threshold: float
 
 
-Test = IsNull | Always | Equal | Shares | JaccardAtLeast | ArcCosineAtLeast
+@dataclass(frozen=True, slots=True)
+class EndsBefore:
+    """One span ended before the other began, and began at least `gap` seconds after it:
+    last_l < first_r AND first_r - first_l >= gap, or the same with l and r swapped."""
+
+    span: tuple[str, str]
+    gap: int
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    """Every one of `tests` holds (SQL's AND: TRUE only where each part is TRUE)."""
+
+    tests: tuple[Test, ...]
+
+
+Test = IsNull | Always | Equal | Shares | JaccardAtLeast | ArcCosineAtLeast | EndsBefore | AllOf
 
 
 class _KeyLookup:
@@ -386,8 +434,10 @@ class _KeyLookup:
             for key in self.keys[1:]:
                 found |= theirs == key
             return found
-        index = theirs >> self.shift
-        index &= self.mask
+        # Shift 0 is tried first and usually serves: then the mask alone gives the slots.
+        index = theirs >> self.shift if self.shift else theirs & self.mask
+        if self.shift:
+            index &= self.mask
         found = self.table.take(index) == theirs
         return found
 
@@ -398,11 +448,11 @@ class _WordLookup:
     __slots__ = ("low", "span", "table")
 
     def __init__(self, words: list[int], masks: MaskArray) -> None:
-        self.low = words[0] if words else 0
-        self.span = words[-1] - self.low + 1 if words else 0
-        # One slot past the span stays empty: words outside the span (pads included, through
-        # the unsigned wrap) read it.
-        self.table: MaskArray = np.zeros(self.span + 1, dtype=np.uint64)
+        # Slot 0 and the slot past the span stay empty: a clipped take sends every word
+        # outside the span (pads included, far below) to one of them.
+        self.low = words[0] - 1 if words else 0
+        self.span = words[-1] - words[0] + 1 if words else 0
+        self.table: MaskArray = np.zeros(self.span + 2, dtype=np.uint64)
         self.table[[w - self.low for w in words]] = masks[: len(words)]
 
     def counts(self, words: IntArray, masks: MaskArray) -> NDArray[Any]:
@@ -410,16 +460,12 @@ class _WordLookup:
         if not self.span:
             return np.zeros(len(words), dtype=np.int64)
         offsets = words - self.low
-        unsigned = offsets.view(np.uint64)
-        np.minimum(unsigned, self.span, out=unsigned)
-        common = self.table.take(offsets)
+        common = self.table.take(offsets, mode="clip")
         common &= masks
-        per_word = np.bitwise_count(common)
-        if per_word.shape[1] == 1:
-            return per_word[:, 0]
-        counts = per_word[:, 0].astype(np.int64)
-        for j in range(1, per_word.shape[1]):
-            counts += per_word[:, j]
+        per_word = np.bitwise_count(common)  # uint8; a list holds at most MAX_DAYS < 256 integers
+        # Two words is the usual width (see encode_profiles): one add, no reduction.
+        two = per_word.shape[1] == 2
+        counts: NDArray[Any] = per_word[:, 0] + per_word[:, 1] if two else np.add.reduce(per_word, axis=1)
         return counts
 
 
@@ -427,33 +473,54 @@ class Probe:
     """One encoded profile prepared as the left side of scoring: its values as Python scalars
     and column vectors, its lists as lookups (a key table, a word table, a mask).
 
-    Model-independent. Build it once per left profile (`EncodedProfiles.probe`) and score it
-    against any number of candidate batches; `VisitorScorer.score` builds one on the fly when
-    handed a one-row encoding instead.
+    Build it once per left profile (`EncodedProfiles.probe`) and score it against any number
+    of candidate batches. `lists` limits the list columns prepared (default: all); a
+    `TestPlan` builds probes with only the columns its tests read (`TestPlan.probe`), which
+    is what `VisitorScorer.score` does when handed a one-row encoding: preparing a lookup
+    nothing reads is a good part of the cost of scoring one profile against a hundred.
     """
 
-    __slots__ = ("keys", "lengths", "log2_tf", "lookups", "masks", "null_bits", "nulls", "points", "unique_id", "words")
+    __slots__ = (
+        "instants",
+        "keys",
+        "lengths",
+        "log2_tf",
+        "lookups",
+        "masks",
+        "null_bits",
+        "nulls",
+        "points",
+        "unique_id",
+        "words",
+    )
 
-    def __init__(self, encoded: EncodedProfiles, row: int = 0) -> None:
+    def __init__(self, encoded: EncodedProfiles, row: int = 0, lists: Iterable[str] | None = None) -> None:
         self.unique_id = int(encoded.unique_ids[row])
-        self.null_bits = int(encoded.null_bits[row])
-        self.nulls = encoded.nulls[:, row : row + 1].copy()  # (columns, 1): broadcasts over candidates
-        # NULL = x is never true in SQL, not even for x NULL: a NULL key here becomes the pad key,
-        # which no string column holds.
-        self.keys = np.where(encoded.keys[:, row : row + 1] == _NULL_KEY, _PAD_KEY, encoded.keys[:, row : row + 1])
+        self.null_bits = null_bits = int(encoded.null_bits[row])
+        # Views (columns, 1) that broadcast over candidates. A NULL key equals a NULL candidate
+        # key here; TestPlan.evaluate clears those rows, as SQL's NULL = NULL is not true.
+        self.nulls = encoded.nulls[:, row : row + 1]
+        self.keys = encoded.keys[:, row : row + 1]
         self.log2_tf = {c: float(v[row]) for c, v in encoded.log2_tf.items()}
         self.points = {p: (float(v[0, row]), float(v[1, row]), float(v[2, row])) for p, v in encoded.points.items()}
-        self.lengths = {c: int(v[row]) for c, v in encoded.lengths.items()}
-        # A NULL list (length _NULL_LENGTH) is never looked up: tests on it are false at once.
-        self.lookups = {
-            c: _KeyLookup(v[row, : self.lengths[c]].tolist() if self.lengths[c] < _NULL_LENGTH else [])
-            for c, v in encoded.lists.items()
-        }
-        self.masks = {c: v[row] for c, v in encoded.masks.items()}
-        self.words = {
-            c: _WordLookup([w for w in v[row].tolist() if w != _PAD_KEY], encoded.word_masks[c][row])
-            for c, v in encoded.words.items()
-        }
+        self.instants = {c: int(v[row]) for c, v in encoded.instants.items()}
+        columns = LIST_WIDTHS if lists is None else lists
+        self.lengths = {c: int(encoded.lengths[c][row]) for c in columns}
+        # A NULL list is never looked up (tests on it are false at once), so it gets no lookup.
+        self.lookups: dict[str, _KeyLookup] = {}
+        self.masks: dict[str, np.uint64] = {}
+        self.words: dict[str, _WordLookup] = {}
+        for c in columns:
+            if null_bits & _NULL_BIT[c]:
+                continue
+            kind = COLUMNS[c]
+            if kind is ColumnType.STRING_LIST:
+                self.lookups[c] = _KeyLookup(encoded.lists[c][row, : self.lengths[c]].tolist())
+            elif kind is ColumnType.SMALL_INT_LIST:
+                self.masks[c] = encoded.masks[c][row]
+            else:
+                words = encoded.words[c][row].tolist()
+                self.words[c] = _WordLookup([w for w in words if w != _PAD_KEY], encoded.word_masks[c][row])
 
 
 class _ListTests:
@@ -473,9 +540,9 @@ class _ListTests:
         # Only "shares at least one" on 8-key rows: a nonzero word of match flags, no count.
         self.any_only = shares == [1] and not jaccards and _STRIDES.get(column) == 8
 
-    def evaluate(self, left: Probe, right: EncodedProfiles, out: FloatArray) -> None:
+    def evaluate(self, left: Probe, right: EncodedProfiles, out: BoolArray) -> None:
         if left.null_bits & self.null_bit:
-            out[self.rows] = 0.0
+            out[self.rows] = False
             return
         column = self.column
         counts: NDArray[Any]
@@ -511,15 +578,18 @@ class TestPlan:
     """The distinct tests of a set of levels, evaluated for one profile against n candidates
     in about one numpy call per group: nulls, string equality, each list, each point.
 
-    `evaluate` returns a (rows, n) float array of 0.0 / 1.0 (float, so that the scorer can
-    combine rows with one matrix product); `row(test)` says which row holds a test. `Always`
+    `evaluate` returns a (rows, n) bool array (bool, not float: numpy's comparisons write
+    bool without a cast, about twice as fast at this size); `row(test)` says which row holds a test. `Always`
     has no row: it holds everywhere. Immutable once built; safe to share between threads.
     """
 
-    __slots__ = ("_equal", "_lists", "_points", "_rows", "height")
+    __slots__ = ("_conjunctions", "_equal", "_list_columns", "_lists", "_points", "_rows", "_spans", "height")
 
     def __init__(self, tests: Iterable[Test]) -> None:
-        distinct = list(dict.fromkeys(t for t in tests if not isinstance(t, Always)))
+        given: list[Test] = [t for t in tests if not isinstance(t, Always)]
+        # The parts of a conjunction get rows of their own, evaluated before it.
+        parts: list[Test] = [part for t in given if isinstance(t, AllOf) for part in t.tests]
+        distinct = list(dict.fromkeys(t for t in parts + given if not isinstance(t, Always)))
         rows: dict[Test, int] = {IsNull(c): i for i, c in enumerate(COLUMNS)}
         height = len(COLUMNS)
         self._equal = height if any(isinstance(t, Equal) for t in distinct) else -1
@@ -552,29 +622,52 @@ class TestPlan:
             for threshold in thresholds:
                 rows[ArcCosineAtLeast(point, threshold)] = height
                 height += 1
+        self._spans: list[tuple[int, EndsBefore]] = []
+        spans = sorted({t for t in distinct if isinstance(t, EndsBefore)}, key=lambda t: (t.span, t.gap))
+        for span in spans:
+            self._spans.append((height, span))
+            rows[span] = height
+            height += 1
+        self._conjunctions: list[tuple[int, tuple[int, ...]]] = []
+        for conjunction in distinct:
+            if isinstance(conjunction, AllOf):
+                if not all(part in rows for part in conjunction.tests):
+                    raise ValueError(f"a conjunction of tests the plan cannot evaluate: {conjunction}")
+                self._conjunctions.append((height, tuple(rows[part] for part in conjunction.tests)))
+                rows[conjunction] = height
+                height += 1
         unknown = [t for t in distinct if t not in rows]
         if unknown:
             raise ValueError(f"tests on columns the encoding does not hold: {unknown}")
         self._rows = rows
+        self._list_columns = tuple(tests.column for tests in self._lists)
         self.height = height
+
+    def probe(self, encoded: EncodedProfiles, row: int = 0) -> Probe:
+        """Profile `row` of `encoded` as a left side for this plan: only its lists the tests read."""
+        return Probe(encoded, row, self._list_columns)
 
     def row(self, test: Test) -> int | None:
         """The row of `evaluate`'s result that holds `test`; None for `Always`."""
         return None if isinstance(test, Always) else self._rows[test]
 
-    def evaluate(self, left: Probe, right: EncodedProfiles) -> FloatArray:
+    def evaluate(self, left: Probe, right: EncodedProfiles) -> BoolArray:
         """Every test for the `left` profile against each profile in `right`: (rows, n)."""
-        out = np.empty((self.height, len(right)))
+        out = np.empty((self.height, len(right)), dtype=np.bool_)
         left_nulls = left.null_bits
         np.logical_or(right.nulls, left.nulls, out=out[: len(COLUMNS)])
         if self._equal >= 0:
             equal = out[self._equal : self._equal + len(_STRINGS)]
             np.equal(right.keys, left.keys, out=equal)
+            if left_nulls & _STRING_NULL_BITS:  # NULL = NULL held above; in SQL it is not true
+                for j, column in enumerate(_STRINGS):
+                    if left_nulls & _NULL_BIT[column]:
+                        equal[j] = False
         for tests in self._lists:
             tests.evaluate(left, right, out)
         for point, bits, block, thresholds in self._points:
             if left_nulls & bits:
-                out[block] = 0.0
+                out[block] = False
                 continue
             x, y, z = left.points[point]
             theirs = right.points[point]
@@ -584,6 +677,28 @@ class TestPlan:
             cosine += theirs[1] * y
             cosine += theirs[2] * z
             np.greater_equal(cosine, thresholds, out=out[block])
+        for row, test in self._spans:
+            first, last = test.span
+            if left_nulls & _NULL_BIT[first]:  # a span is whole or absent (encode_profiles)
+                out[row] = False
+                continue
+            my_first, my_last = left.instants[first], left.instants[last]
+            their_first, their_last = right.instants[first], right.instants[last]
+            # Whole seconds, so "> a and >= b" is "> max(a, b - 1)"; a NULL candidate span
+            # (_NULL_SPAN) fails both sides.
+            held = out[row]
+            np.greater(their_first, max(my_last, my_first + test.gap - 1), out=held)
+            if test.gap <= 0:
+                # first <= last on both sides: the other ended before mine began is enough.
+                held |= their_last < my_first
+            else:
+                before = their_last < my_first
+                before &= their_first <= my_first - test.gap
+                held |= before
+        for row, parts in self._conjunctions:
+            np.logical_and(out[parts[0]], out[parts[1]], out=out[row])
+            for part in parts[2:]:
+                out[row] &= out[part]
         return out
 
 
@@ -626,7 +741,7 @@ class Level(ABC):
         rows = [row for row in map(plan.row, tests) if row is not None]
         if len(rows) < len(tests):  # Always
             return np.ones(len(right), dtype=np.bool_)
-        held: BoolArray = np.logical_or.reduce(plan.evaluate(left.probe(), right)[rows] != 0.0, axis=0)
+        held: BoolArray = np.logical_or.reduce(plan.evaluate(left.probe(), right)[rows], axis=0)
         return held
 
     @classmethod
@@ -839,6 +954,105 @@ class WithinKm(Level):
 
 
 @dataclass(frozen=True, slots=True)
+class Successive(Level):
+    """One span ended before the other began, and began at least `gap_seconds` after it did.
+
+    On spans of whole seconds (first seen, last seen of a SPANS pair). Two cookies of one
+    browser follow one another; a browser that drops its cookies after a fixed lifetime starts
+    the next one at least that long after the last began. Two devices in use at once overlap."""
+
+    first: str
+    last: str
+    gap_seconds: int
+    _pattern: ClassVar[re.Pattern[str]] = re.compile(
+        rf'"{_NAME}_l" < "{_NAME}_r" AND "\2_r" - "\2_l" >= ([0-9]+) OR "\1_r" < "\2_l" AND "\2_l" - "\2_r" >= \3'
+    )
+
+    def __post_init__(self) -> None:
+        if (self.first, self.last) not in SPANS:
+            raise ValueError(f"({self.first}, {self.last}) is not a span; spans are {SPANS}")
+        if isinstance(self.gap_seconds, bool) or not isinstance(self.gap_seconds, int):
+            raise ValueError(f"gap_seconds must be an int, got {self.gap_seconds!r}")
+        if not 0 <= self.gap_seconds <= 10 * 366 * 86_400:
+            raise ValueError(f"gap_seconds must be in 0..ten years, got {self.gap_seconds}")
+
+    def sql(self) -> str:
+        first, last, gap = self.first, self.last, self.gap_seconds
+        return (
+            f'"{last}_l" < "{first}_r" AND "{first}_r" - "{first}_l" >= {gap} OR '
+            f'"{last}_r" < "{first}_l" AND "{first}_l" - "{first}_r" >= {gap}'
+        )
+
+    def label(self) -> str:
+        if not self.gap_seconds:
+            return "one after the other"
+        days = self.gap_seconds / 86_400
+        return (
+            f"one after the other, {days:g}+ days apart"
+            if days >= 1
+            else f"one after the other, {self.gap_seconds}+ s apart"
+        )
+
+    def tests(self) -> tuple[Test, ...]:
+        return (EndsBefore((self.first, self.last), self.gap_seconds),)
+
+    @classmethod
+    def _from_match(cls, match: re.Match[str]) -> Level:
+        return cls(match.group(2), match.group(1), int(match.group(3)))
+
+
+@dataclass(frozen=True, slots=True)
+class Both(Level):
+    """Both levels hold (SQL's AND). Each part is a catalogue level of a single test, neither a
+    null, else or conjunction level: e.g. the same user agent, used one after the other."""
+
+    first: Level
+    second: Level
+    _pattern: ClassVar[re.Pattern[str]] = re.compile(r"\((.+)\) AND \((.+)\)")
+
+    def __post_init__(self) -> None:
+        for part in (self.first, self.second):
+            if isinstance(part, NullLevel | Else | Both) or len(part.tests()) != 1:
+                raise ValueError(f"a part of Both must be a single-test level, got {part!r}")
+
+    def sql(self) -> str:
+        return f"({self.first.sql()}) AND ({self.second.sql()})"
+
+    def label(self) -> str:
+        return f"{self.first.label()}, {self.second.label()}"
+
+    def tests(self) -> tuple[Test, ...]:
+        return (AllOf((self.first.tests()[0], self.second.tests()[0])),)
+
+    @classmethod
+    def parse(cls, sql: str) -> Level | None:
+        # The split is ambiguous in a regular expression: try each ") AND (" in turn.
+        if not (sql.startswith("(") and sql.endswith(")")):
+            return None
+        start = 0
+        while (at := sql.find(") AND (", start)) >= 0:
+            start = at + 1
+            parts = [_single_level(sql[1:at]), _single_level(sql[at + 7 : -1])]
+            if parts[0] is not None and parts[1] is not None:
+                level = cls(parts[0], parts[1])
+                if level.sql() == sql:
+                    return level
+        return None
+
+    @classmethod
+    def _from_match(cls, match: re.Match[str]) -> Level:
+        raise NotImplementedError  # parse is overridden
+
+
+def _single_level(sql: str) -> Level | None:
+    for kind in _PARTS:
+        level = kind.parse(sql)
+        if level is not None:
+            return level
+    return None
+
+
+@dataclass(frozen=True, slots=True)
 class Else(Level):
     """Every other pair. The last level of a comparison, and only the last."""
 
@@ -858,7 +1072,18 @@ class Else(Level):
         return cls()
 
 
-CATALOGUE: Final[tuple[type[Level], ...]] = (NullLevel, ExactMatch, ListOverlap, ListJaccard, WithinKm, Else)
+CATALOGUE: Final[tuple[type[Level], ...]] = (
+    NullLevel,
+    ExactMatch,
+    ListOverlap,
+    ListJaccard,
+    WithinKm,
+    Successive,
+    Both,
+    Else,
+)
+# The kinds a Both may join.
+_PARTS: Final[tuple[type[Level], ...]] = (ExactMatch, ListOverlap, ListJaccard, WithinKm, Successive)
 
 
 def recognise_level(sql: object, *, comparison: str, position: int) -> Level:

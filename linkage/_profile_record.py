@@ -34,6 +34,13 @@ class ProfileRecord:
     device_kind: str | None  # phone, tablet, desktop
     active_hours: tuple[int, ...] | None  # UTC hours of day with most activity, up to MAX_HOURS
     active_days: tuple[int, ...] | None  # days since the epoch with activity, the last MAX_DAYS
+    # The full user-agent string this component sent most, and when it was first and last
+    # seen with it (whole epoch seconds; both set or both None, first <= last). One browser's
+    # cookies follow one another in time (Safari drops script-set cookies after 7 days; people
+    # clear them), while two browsers with the same string in use at once are two devices.
+    user_agent: str | None = None
+    agent_first_seen: int | None = None
+    agent_last_seen: int | None = None
 
     def as_row(self) -> dict[str, Any]:
         """The record as Splink takes it: a dict of plain values, lists for the tuples."""

@@ -27,7 +27,7 @@ _KEEP = 16
 class Evidence:
     """What one component has shown: addresses, places, devices and times."""
 
-    __slots__ = ("days", "devices", "gps", "hours", "ips", "places", "prefixes")
+    __slots__ = ("agents", "days", "devices", "gps", "hours", "ips", "places", "prefixes")
 
     def __init__(self) -> None:
         self.ips: Counter[str] = Counter()
@@ -37,6 +37,8 @@ class Evidence:
         self.hours = [0] * 24
         self.days: set[int] = set()
         self.gps: list[float] = [0.0, 0.0, 0.0]  # sum of latitudes, sum of longitudes, count
+        # Per full user-agent string: [signals, first seen, last seen] (whole epoch seconds).
+        self.agents: dict[str, list[int]] = {}
 
     def observe(self, timestamp: float, ctx: Context) -> None:
         if ctx.ip:
@@ -54,6 +56,15 @@ class Evidence:
         if ctx.user_agent:
             self.devices[parse_user_agent(ctx.user_agent)] += 1
             _prune(self.devices)
+            second = int(timestamp // 1)
+            agent = self.agents.get(ctx.user_agent)
+            if agent is None:
+                self.agents[ctx.user_agent] = [1, second, second]
+                _prune_agents(self.agents)
+            else:
+                agent[0] += 1
+                agent[1] = min(agent[1], second)
+                agent[2] = max(agent[2], second)
         self.hours[int(timestamp // 3600) % 24] += 1
         day = int(timestamp // _DAY)
         self.days.add(day)
@@ -76,6 +87,13 @@ class Evidence:
         while len(self.days) > MAX_DAYS:
             self.days.discard(min(self.days))
         self.gps = [a + b for a, b in zip(self.gps, other.gps, strict=True)]
+        for agent, (count, first, last) in other.agents.items():
+            seen = self.agents.get(agent)
+            if seen is None:
+                self.agents[agent] = [count, first, last]
+            else:
+                self.agents[agent] = [seen[0] + count, min(seen[1], first), max(seen[2], last)]
+        _prune_agents(self.agents)
 
     @property
     def empty(self) -> bool:
@@ -86,6 +104,7 @@ class Evidence:
         top_ip = _most_common(self.ips)
         place = _most_common(self.places)
         device = _most_common(self.devices)
+        agent = min(self.agents.items(), key=lambda item: (-item[1][0], item[0])) if self.agents else None
         active = [h for h in heapq.nlargest(MAX_HOURS, range(24), key=lambda h: (self.hours[h], -h)) if self.hours[h]]
         return ProfileRecord(
             unique_id=unique_id,
@@ -101,6 +120,9 @@ class Evidence:
             device_kind=device[1] if device else None,
             active_hours=tuple(sorted(active)) or None,
             active_days=tuple(sorted(self.days)) or None,
+            user_agent=agent[0] if agent else None,
+            agent_first_seen=agent[1][1] if agent else None,
+            agent_last_seen=agent[1][2] if agent else None,
         )
 
 
@@ -116,6 +138,14 @@ def _prune(counter: Counter[Any]) -> None:
     if len(counter) > _KEEP:
         for key, _ in counter.most_common()[_KEEP:]:
             del counter[key]
+
+
+def _prune_agents(agents: dict[str, list[int]]) -> None:
+    """Keep the _KEEP most used user agents (ties: the most recently seen)."""
+    if len(agents) > _KEEP:
+        kept = sorted(agents, key=lambda a: (-agents[a][0], -agents[a][2], a))[:_KEEP]
+        for agent in set(agents) - set(kept):
+            del agents[agent]
 
 
 def _most_common(counter: Counter[_T]) -> _T | None:

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._comparisons import (
+    BoolArray,
     Else,
     EncodedProfiles,
     FloatArray,
@@ -102,8 +103,9 @@ class Scores:
     `VisitorScorer.comparison_names` order); each entry is the level's weight plus its
     term-frequency adjustment, the latter also alone in `tf_adjustments` (Splink's `mw_<c>` is
     the difference, `mw_tf_adj_<c>` the adjustment). `gammas` are Splink's comparison vector
-    values, `levels` the position of the level in its comparison's model list. Read-only by
-    convention (not frozen: building a frozen dataclass costs more than some scoring calls)."""
+    values, `levels` the position of the level in its comparison's model list; both are
+    derived when asked (serving reads them only for the pair it links). Read-only by convention
+    (not frozen: building a frozen dataclass costs more than some scoring calls)."""
 
     left_id: int
     candidate_ids: IntArray
@@ -111,11 +113,25 @@ class Scores:
     match_probability: FloatArray
     comparison_weights: FloatArray
     tf_adjustments: FloatArray
-    gammas: NDArray[np.int8]
-    levels: IntArray
+    patterns: IntArray  # (comparisons, n): each pair's row of the scorer's level table
+    level_table: IntArray  # the scorer's: pattern row -> level
+    level_gammas: NDArray[np.int8]  # (comparisons, most levels): the gamma of each level
 
     def __len__(self) -> int:
         return len(self.candidate_ids)
+
+    @property
+    def levels(self) -> IntArray:
+        """The level of each pair in each comparison, (n, comparisons)."""
+        levels: IntArray = self.level_table.take(self.patterns).T
+        return levels
+
+    @property
+    def gammas(self) -> NDArray[np.int8]:
+        """Splink's comparison vector values, (n, comparisons)."""
+        comparisons = np.arange(self.levels.shape[1])
+        gammas: NDArray[np.int8] = self.level_gammas[comparisons, self.levels]
+        return gammas
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +174,11 @@ class VisitorScorer:
 
     __slots__ = (
         "_combine",
-        "_gamma_table",
+        "_level_gammas",
         "_level_table",
         "_offsets",
         "_plan",
+        "_tf_at_level",
         "_tf_steps",
         "_weight_table",
         "comparisons",
@@ -201,7 +218,9 @@ class VisitorScorer:
                 )
         self._plan = TestPlan(test for sequence in slots for test, _ in sequence)
         patterns = 1 << max(len(sequence) for sequence in slots)
-        combine = np.zeros((len(comparisons), self._plan.height))
+        # float32: sums of at most _MAX_SLOTS powers of two plus the table offsets are exact
+        # integers far below 2**24, and sgemm on this size is about twice as fast as dgemm.
+        combine = np.zeros((len(comparisons), self._plan.height), dtype=np.float32)
         level_table = np.zeros((len(comparisons), patterns), dtype=np.int64)
         for c, sequence in enumerate(slots):
             for bit, (test, _) in enumerate(sequence):
@@ -214,12 +233,14 @@ class VisitorScorer:
                 first = (pattern & -pattern).bit_length() - 1
                 level_table[c, pattern] = sequence[first][1] if 0 <= first < len(sequence) else else_level
         weights = [[level.match_weight for level in c.levels] for c in comparisons]
-        gammas = [[level.comparison_vector_value for level in c.levels] for c in comparisons]
+        level_gammas = np.zeros((len(comparisons), max(len(c.levels) for c in comparisons)), dtype=np.int8)
+        for c, comparison in enumerate(comparisons):
+            level_gammas[c, : len(comparison.levels)] = [level.comparison_vector_value for level in comparison.levels]
         self._combine = combine
         self._level_table = level_table.ravel()
         self._weight_table = np.array([weights[c][i] for c, row in enumerate(level_table) for i in row])
-        self._gamma_table = np.array([gammas[c][i] for c, row in enumerate(level_table) for i in row], dtype=np.int8)
-        self._offsets = (np.arange(len(comparisons)) * float(patterns)).reshape(-1, 1)
+        self._level_gammas = level_gammas
+        self._offsets = (np.arange(len(comparisons)) * float(patterns)).reshape(-1, 1).astype(np.float32)
 
         tf_steps: list[tuple[int, int, str, float, float, float]] = []
         for c, comparison in enumerate(comparisons):
@@ -229,6 +250,11 @@ class VisitorScorer:
                     log2_minimum = math.log2(tf.minimum_u) if tf.minimum_u > 0.0 else -math.inf
                     tf_steps.append((c, i, f"tf_{tf.column}", tf.weight, level.log2_u_exact, log2_minimum))
         self._tf_steps = tuple(tf_steps)
+        # Per tf step, the patterns that choose its level: a take instead of a level comparison.
+        self._tf_at_level = tuple(
+            np.array([c_row == c and level == i for c_row in range(len(comparisons)) for level in level_table[c_row]])
+            for c, i, *_ in tf_steps
+        )
 
     # -- building ---------------------------------------------------------------------------
 
@@ -287,21 +313,25 @@ class VisitorScorer:
         if not isinstance(left, Probe):
             if len(left) != 1:
                 raise ValueError(f"the left side is one profile, got {len(left)}")
-            left = left.probe()
-        tests = self._plan.evaluate(left, candidates)  # (test, candidate)
-        patterns = self._combine @ tests  # (comparison, candidate)
-        index = np.add(patterns, self._offsets, dtype=np.intp, casting="unsafe")
-        levels = self._level_table.take(index)
+            left = self._plan.probe(left)
+        tests = self._plan.evaluate(left, candidates)  # (test, candidate), bool
+        patterns = self._combine @ tests.astype(np.float32)  # (comparison, candidate)
+        patterns += self._offsets
+        index = patterns.astype(np.intp)  # faster than an add that casts to intp
         weights = self._weight_table.take(index)
         adjustments = np.zeros(weights.shape)
-        for step in self._tf_steps:
-            _tf_adjustment(step, left, candidates, levels, weights, adjustments)
+        for step, at_level in zip(self._tf_steps, self._tf_at_level, strict=True):
+            _tf_adjustment(step, left, candidates, at_level.take(index[step[0]]), weights, adjustments)
         total = np.add.reduce(weights, axis=0)  # what .sum() does, without its Python wrapper
         total += self.prior_match_weight
-        # Splink's form: 1 / (1 + 2^-w) for w >= 0, 2^w / (1 + 2^w) below, so 2^x never overflows.
-        power = np.exp2(-np.abs(total))
-        probability = np.where(total >= 0.0, 1.0, power)
-        probability /= power + 1.0
+        # 1 / (1 + 2^-w), with -w capped so that 2^-w never overflows: Splink's own value for
+        # w >= 0; below it writes 2^w / (1 + 2^w), the same up to a rounding (and, below
+        # w = -1023, a difference under 1e-307).
+        power = np.negative(total)
+        np.minimum(power, 1023.0, out=power)
+        np.exp2(power, out=power)
+        power += 1.0
+        probability = np.reciprocal(power, out=power)
         return Scores(
             left_id=left.unique_id,
             candidate_ids=candidates.unique_ids,
@@ -309,8 +339,9 @@ class VisitorScorer:
             match_probability=probability,
             comparison_weights=weights.T,
             tf_adjustments=adjustments.T,
-            gammas=self._gamma_table.take(index).T,
-            levels=levels.T,
+            patterns=index,
+            level_table=self._level_table,
+            level_gammas=self._level_gammas,
         )
 
     def waterfall(self, scores: Scores, row: int) -> Waterfall:
@@ -356,7 +387,7 @@ def _tf_adjustment(
     step: tuple[int, int, str, float, float, float],
     left: Probe,
     right: EncodedProfiles,
-    levels: IntArray,
+    at_level: BoolArray,
     weights: FloatArray,
     adjustments: FloatArray,
 ) -> None:
@@ -364,10 +395,9 @@ def _tf_adjustment(
     weight · (log2 u_exact - log2 greatest(coalesce(l, r), coalesce(r, l), minimum_u)).
     log2 of the greatest is the greatest of the log2s (log2 is monotonic), so the encoding's
     per-record log2 serves."""
-    c, level, column, weight, log2_u_exact, log2_minimum = step
+    c, _, column, weight, log2_u_exact, log2_minimum = step
     theirs = right.log2_tf[column]
     mine = left.log2_tf[column]
-    at_level = levels[c] == level
     if math.isnan(mine):
         # Only the candidate's value, where it has one; elsewhere no adjustment.
         log2_tf = np.maximum(theirs, log2_minimum)

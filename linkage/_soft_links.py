@@ -122,7 +122,28 @@ class SoftLinks:
             users = self.index.users(context.ip)
             if len(users) >= 4 and len(users) & (len(users) - 1) == 0:
                 self._revalidate(users, record)
+        if (component in self._links or component in self._members) and (
+            new_address or self.index.observations(component) % RESCORE_EVERY == 0
+        ):
+            self._recheck(component, record)
         return new_address
+
+    def _recheck(self, component: int, record: Record) -> None:
+        """Score again the links at `component` (its own, and those of its members) and drop
+        those that no longer pass: evidence that came later can contradict a link, e.g. a
+        browser thought to follow another seen in use at the same time as it."""
+        model = self.model
+        if model is None:
+            return
+        link = self._links.get(component)
+        pairs = [(component, link.target)] if link is not None else []
+        pairs += [(member, component) for member in sorted(self._members.get(component, ()))]
+        for member, target in pairs:
+            left, right = self._encode(member), self._encode(target)
+            if left is None or right is None:
+                continue
+            if float(model.scorer.score(left, right).match_probability[0]) < model.threshold:
+                self._drop(member, record, "weaker evidence: later activity contradicts it")
 
     def _revalidate(self, components: set[int], record: Record) -> None:
         """An address just doubled its visitors: its term frequency grew, so links made on it

@@ -31,6 +31,7 @@ from linkage._profile_record import MAX_DAYS, MAX_HOURS, MAX_IPS, ProfileRecord
 from linkage._scorer import Scores, VisitorScorer
 from training._tables import PROFILE_SCHEMA
 from training._visitor_settings import (
+    COOKIE_LIFETIME_SECONDS,
     TOP_IP_TF_MINIMUM_U,
     training_blocking_rules,
     visitor_comparisons,
@@ -115,6 +116,7 @@ class _World:
             rng.shuffle(ips)  # the top IP is not always the home one
         country, city = person["place"] if rng.random() < 0.85 else rng.choice(CITIES)[:2]
         family = rng.choice(FAMILIES)
+        version = rng.choice((1, 2, 2, 3))
         lat, lon = person["gps"]
         gps = _destination(lat, lon, rng.expovariate(1 / 1.5), rng.uniform(0, 2 * math.pi))
         hours = sorted(set(rng.sample(person["hours"], min(len(person["hours"]), rng.randint(1, MAX_HOURS)))))
@@ -125,6 +127,7 @@ class _World:
             "country": country,
             "gps": gps if rng.random() < 0.55 else None,
             "family": family,
+            "version": version,
             "hours": hours,
             "days": days,
         }
@@ -138,6 +141,15 @@ def _profile(unique_id: int, device: dict[str, Any], rng: random.Random) -> Prof
     if ips is not None and rng.random() < 0.06:
         ips = None
     gps = device["gps"]
+    # The full user agent: a few versions per family, so that strangers share one too. The
+    # span it was used in: over the device's days, or (a cookie soon dropped) a few of them.
+    first_day, last_day = min(device["days"]), max(device["days"])
+    if rng.random() < 0.4:
+        first_day = rng.randint(first_day, last_day)
+        last_day = min(last_day, first_day + rng.randint(0, 4))
+    first = first_day * 86_400 + rng.randint(0, 86_399)
+    last = max(first, last_day * 86_400 + rng.randint(0, 86_399))
+    span = maybe((first, last))
     return ProfileRecord(
         unique_id=unique_id,
         # Mostly consistent with ips, sometimes not: a top IP missing while ips are known.
@@ -153,6 +165,9 @@ def _profile(unique_id: int, device: dict[str, Any], rng: random.Random) -> Prof
         device_kind=maybe(device["family"].rsplit("/", 1)[1]),
         active_hours=maybe(tuple(device["hours"])),
         active_days=maybe(tuple(device["days"])),
+        user_agent=maybe(f"{device['family']}/{device['version']}"),
+        agent_first_seen=None if span is None else span[0],
+        agent_last_seen=None if span is None else span[1],
     )
 
 
@@ -212,7 +227,10 @@ def _pairs(records: list[ProfileRecord], owners: list[int]) -> tuple[list[Profil
         for km in (0.5, 5.0):
             for factor in (1 - NEAR, 1 + NEAR, 1 - 1e-7, 1 + 1e-7):
                 lat, lon = _destination(left.latitude or 0.0, left.longitude or 0.0, km * factor, rng.uniform(0, 6.3))
-                candidates.append(replace(left, unique_id=next_id, latitude=lat, longitude=lon))
+                # An address of its own, so that the pair reaches the distance levels.
+                ip = f"192.0.2.{len(candidates) % 250 + 1}"
+                own = {"top_ip": ip, "ips": (ip,), "ip_prefixes": (f"192.0.{next_id % 200}.0/24",)}
+                candidates.append(replace(left, unique_id=next_id, latitude=lat, longitude=lon, **own))
                 next_id += 1
     with_tf = [r for r in lefts if r.top_ip is not None and r.tf_top_ip is not None]
     for left, tf in zip(with_tf[:8], [None, None, 3e-6, 7e-7, 0.5, 0.05, 1e-3, 2e-4], strict=True):
@@ -220,6 +238,19 @@ def _pairs(records: list[ProfileRecord], owners: list[int]) -> tuple[list[Profil
         # than on "2+ shared IPs".
         candidates.append(replace(left, unique_id=next_id, tf_top_ip=tf, ips=(left.top_ip,)))
         next_id += 1
+    gap = COOKIE_LIFETIME_SECONDS
+    with_span = [r for r in lefts if r.agent_first_seen is not None and r.agent_last_seen is not None]
+    for left in with_span[:6]:
+        # The same user agent just before, at and just after each end of the span and each gap.
+        first, last = left.agent_first_seen or 0, left.agent_last_seen or 0
+        after = [last, last + 1, first + gap - 1, first + gap, max(last + 1, first + gap - 1)]
+        spans = [(b, b + 3_600) for b in [*after, max(last + 1, first + gap)]]
+        spans += [(first - gap + 1, first - 1), (first - gap, first - 1)]
+        spans += [(first - gap - 10, first), (first - 10, first - 1)]
+        for begin, end in spans:
+            if 0 <= begin <= end:
+                candidates.append(replace(left, unique_id=next_id, agent_first_seen=begin, agent_last_seen=end))
+                next_id += 1
     for left, tf in zip(with_tf[:4], [None, None, 2e-6, 1e-6], strict=True):
         lefts.append(replace(left, unique_id=next_id, tf_top_ip=tf))
         next_id += 1
@@ -262,10 +293,11 @@ def test_scorer_matches_splink_score_pairs(trained: tuple[Path, list[ProfileReco
     path, records, owners = trained
     scorer = VisitorScorer.from_model(path)
     model = scorer.comparisons
-    ip = model[scorer.comparison_names.index("ip")]
+    ip = model[scorer.comparison_names.index("place")]
     # The model is trained where it matters: m and u on every IP level, TF on the top-IP one.
     assert all(level.m_probability is not None for level in ip.levels if not level.is_null_level)
-    raw_ip_levels = next(c for c in _json(path)["comparisons"] if c["output_column_name"] == "ip")["comparison_levels"]
+    raw_place = next(c for c in _json(path)["comparisons"] if c["output_column_name"] == "place")
+    raw_ip_levels = raw_place["comparison_levels"]
     assert all("m_probability" in lv and "u_probability" in lv for lv in raw_ip_levels if not lv.get("is_null_level"))
     assert any(level.term_frequency is not None for level in ip.levels)
 
@@ -333,7 +365,7 @@ def _count_tf_cases(
     right: ProfileRecord,
     cases: Counter[str],
 ) -> None:
-    if scores.tf_adjustments[row, scorer.comparison_names.index("ip")] == 0.0:
+    if scores.tf_adjustments[row, scorer.comparison_names.index("place")] == 0.0:
         return
     tfs = [t for t in (left.tf_top_ip, right.tf_top_ip) if t is not None]
     if len(tfs) == 2 and tfs[0] != tfs[1]:
@@ -353,7 +385,7 @@ def _assert_gps_thresholds_straddled(
     by_pair: dict[tuple[int, int], dict[str, Any]],
 ) -> None:
     """Pairs within a micrometre of 0.5 km and of 5 km fell on both sides, in Splink too."""
-    gps = next(c for c in scorer.comparisons if c.name == "gps")
+    gps = next(c for c in scorer.comparisons if c.name == "place")
     within = {
         level.level.km: level.comparison_vector_value for level in gps.levels if isinstance(level.level, WithinKm)
     }
@@ -365,7 +397,7 @@ def _assert_gps_thresholds_straddled(
             km = _great_circle_km(left, candidate)
             for threshold in within:
                 if abs(km / threshold - 1) < 2e-7:
-                    gamma = by_pair[(left.unique_id, candidate.unique_id)]["gamma_gps"]
+                    gamma = by_pair[(left.unique_id, candidate.unique_id)]["gamma_place"]
                     sides[threshold].add(gamma >= within[threshold])
     assert all(s == {True, False} for s in sides.values()), sides
 
@@ -387,6 +419,8 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
         replace(lefts[1], unique_id=-2, latitude=None),
         replace(lefts[2], unique_id=-3, top_ip=None, city=None, country=None, user_agent_family=None),
         replace(lefts[3], unique_id=-4, active_days=(-70, -5, 0, 63, 64, 20000)),
+        replace(lefts[4], unique_id=-5, user_agent=None, agent_first_seen=None, agent_last_seen=None),
+        replace(lefts[5], unique_id=-6, agent_first_seen=0, agent_last_seen=0),
     ]
     lefts, candidates = lefts[:10] + odd, candidates + odd
     con = duckdb.connect()

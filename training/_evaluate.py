@@ -31,7 +31,7 @@ class Evaluation:
         return asdict(self)
 
 
-THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9999)
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9999)
 
 
 def count_positive_pairs(labels: Sequence[str | None]) -> int:
@@ -43,7 +43,7 @@ def evaluate(
     probabilities: np.ndarray,
     same_label: np.ndarray,
     positives: int,
-    min_precision: float = 0.95,
+    min_precision: float = 0.97,
 ) -> Evaluation:
     """Metrics of scored pairs whose both sides are labelled.
 

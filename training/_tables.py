@@ -35,5 +35,8 @@ PROFILE_SCHEMA = pa.schema(
         ("device_kind", pa.string()),
         ("active_hours", pa.list_(pa.int64())),
         ("active_days", pa.list_(pa.int64())),
+        ("user_agent", pa.string()),
+        ("agent_first_seen", pa.int64()),
+        ("agent_last_seen", pa.int64()),
     ]
 )

@@ -34,7 +34,11 @@ class TrainConfig:
     holdout_share: float = 0.3  # share of logins whose devices are kept for evaluation only
     u_max_pairs: float = 5e6
     em_max_pairs: float = 2e6
-    min_precision: float = 0.95
+    # Held-out pairs are scored on whole histories; online a component is scored on what it has
+    # shown so far, and the soft links made there were measured less precise than the held-out
+    # pairs at the same threshold (0.80 against 0.96 at 0.7 on simulated traffic). Hence a margin
+    # over the service's goal of 0.95.
+    min_precision: float = 0.97
     seed: int = 42
     report: bool = True
     # How m is estimated: "labels" from the devices of the training logins (pairs of one

@@ -7,16 +7,16 @@ gains) its kind; `VisitorScorer.from_model` refuses any other SQL.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Any
 
 from linkage._comparisons import (
+    Both,
     Else,
     ExactMatch,
     LevelPlan,
-    ListJaccard,
     ListOverlap,
     NullLevel,
+    Successive,
     TermFrequency,
     WithinKm,
     comparison_settings,
@@ -31,23 +31,35 @@ DEFAULT_PROBABILITY_TWO_RANDOM_RECORDS_MATCH = 1e-4
 # adjustment log2(u_exact / tf) is capped instead of growing without bound for one-off addresses.
 TOP_IP_TF_MINIMUM_U = 1e-5
 
+# Safari (ITP) keeps a cookie set by script for seven days: its next cookie begins at least
+# that long after the last one began.
+COOKIE_LIFETIME_SECONDS = 7 * 86_400
+
 
 def visitor_comparisons() -> list[dict[str, Any]]:
     """The visitor model's comparisons as Splink comparison dicts, in model order.
 
-    - `ip`: no IPs / two or more shared IPs (home and office, or an old and a new home: rare
-      between family members) / same top IP (term-frequency adjusted: a home IP is strong
-      evidence, an office NAT or carrier CGNAT address almost none) / any shared IP / a shared
-      /24 (/48) / else.
-    - `city`: no country / same city / same country / else.
-    - `gps`: no coordinates / within 0.5 km / within 5 km / else.
-    - `user_agent`: no device kind / same os+browser+kind / same device kind / else.
-    - `active_hours`: none / Jaccard ≥ 1/2 / ≥ 1/5 / else.
+    - `place`: no IPs / two or more shared IPs (home and office, or an old and a new home) /
+      same top IP (term-frequency adjusted: a home IP is strong evidence, an office NAT or
+      carrier CGNAT address almost none) / any shared IP / GPS centroids within 0.5 km / a
+      shared /24 (/48) / within 5 km / same city / same country / else. One comparison, not
+      three: a shared home address, a GPS centroid at that home and its city are the same
+      evidence (one household) seen three ways, and Fellegi-Sunter would add their weights as
+      if independent — which is what linked family members at high probability.
+    - `user_agent`: no device kind / the same full user-agent string, one in use after the
+      other ended and begun 7+ days after it (a browser's cookies in turn: Safari drops them
+      after 7 days) / the same string, one after the other / the same string in use at the
+      same time (two devices alike: a family's phones) / same os+browser+kind / same device
+      kind / else. Time and string are one comparison because only together do they tell one
+      browser from two: Fellegi-Sunter multiplies comparisons as if independent.
     - `active_days`: none / 3+ shared days / 1+ shared day / else.
+
+    Hours of activity are in the profile but not compared: trained on simulated traffic they
+    told a person's devices from the household's no better than chance (m ≈ u at every level).
     """
     return [
         comparison_settings(
-            "ip",
+            "place",
             [
                 LevelPlan(NullLevel(("ips",))),
                 LevelPlan(ListOverlap("ips", 2), label="2+ shared IPs"),
@@ -56,50 +68,32 @@ def visitor_comparisons() -> list[dict[str, Any]]:
                     term_frequency=TermFrequency("top_ip", weight=1.0, minimum_u=TOP_IP_TF_MINIMUM_U),
                 ),
                 LevelPlan(ListOverlap("ips", 1), label="shared IP"),
+                LevelPlan(WithinKm("latitude", "longitude", 0.5)),
                 LevelPlan(ListOverlap("ip_prefixes", 1), label="shared IP prefix"),
-                LevelPlan(Else()),
-            ],
-            "IP addresses",
-        ),
-        comparison_settings(
-            "city",
-            [
-                LevelPlan(NullLevel(("country",))),
+                LevelPlan(WithinKm("latitude", "longitude", 5.0)),
                 LevelPlan(ExactMatch("city")),
                 LevelPlan(ExactMatch("country")),
                 LevelPlan(Else()),
             ],
-            "Geo-IP city and country",
-        ),
-        comparison_settings(
-            "gps",
-            [
-                LevelPlan(NullLevel(("latitude", "longitude"))),
-                LevelPlan(WithinKm("latitude", "longitude", 0.5)),
-                LevelPlan(WithinKm("latitude", "longitude", 5.0)),
-                LevelPlan(Else()),
-            ],
-            "GPS centroid",
+            "Where: IP addresses, then GPS centroid, then geo-IP city and country",
         ),
         comparison_settings(
             "user_agent",
             [
                 LevelPlan(NullLevel(("device_kind",))),
+                LevelPlan(
+                    Both(ExactMatch("user_agent"), Successive(*_AGENT_SPAN, COOKIE_LIFETIME_SECONDS)),
+                    label="same user agent, in turn, 7+ days apart",
+                ),
+                LevelPlan(
+                    Both(ExactMatch("user_agent"), Successive(*_AGENT_SPAN, 0)), label="same user agent, in turn"
+                ),
+                LevelPlan(ExactMatch("user_agent"), label="same user agent at the same time"),
                 LevelPlan(ExactMatch("user_agent_family")),
                 LevelPlan(ExactMatch("device_kind")),
                 LevelPlan(Else()),
             ],
-            "Device: os, browser and kind",
-        ),
-        comparison_settings(
-            "active_hours",
-            [
-                LevelPlan(NullLevel(("active_hours",))),
-                LevelPlan(ListJaccard("active_hours", Fraction(1, 2))),
-                LevelPlan(ListJaccard("active_hours", Fraction(1, 5))),
-                LevelPlan(Else()),
-            ],
-            "Hours of day with most activity",
+            "Device: user agent and when it was used; os, browser and kind",
         ),
         comparison_settings(
             "active_days",
@@ -112,6 +106,9 @@ def visitor_comparisons() -> list[dict[str, Any]]:
             "Days with activity",
         ),
     ]
+
+
+_AGENT_SPAN = ("agent_first_seen", "agent_last_seen")
 
 
 def prediction_blocking_rules() -> list[dict[str, Any]]:
@@ -128,11 +125,11 @@ def training_blocking_rules() -> list[str]:
 
     Splink holds fixed the comparisons whose columns a pass blocks on, so the passes are
     chosen to leave every comparison free in at least one: the first (same top IP) trains all
-    but `ip`; the second (same city and device family) trains `ip`, `gps`, the activity ones.
+    but `place`; the second (same full user agent) trains `place` and the activity one.
     """
     return [
         "l.top_ip = r.top_ip",
-        "l.city = r.city AND l.user_agent_family = r.user_agent_family",
+        "l.user_agent = r.user_agent",
     ]
 
 

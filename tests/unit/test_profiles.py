@@ -79,3 +79,30 @@ def test_absorb_adds_counts_and_ip_shares_count_components() -> None:
     a.absorb(b)
     assert a.ips == {"10.0.0.1": 2, "10.0.0.2": 1}
     assert len(a.days) == 2
+
+
+def test_the_user_agent_used_most_comes_with_its_own_span() -> None:
+    evidence = Evidence()
+    for hours in (1.5, 30.25, 50.0):
+        evidence.observe(T0 + hours * 3600, Context(ip="10.0.0.1", user_agent=IPHONE))
+    evidence.observe(T0, Context(ip="10.0.0.1", user_agent=WINDOWS_EDGE))
+    evidence.observe(T0 + 99 * 3600, Context(ip="10.0.0.1", user_agent=WINDOWS_EDGE))
+    record = evidence.record(1)
+    assert record.user_agent == IPHONE
+    assert (record.agent_first_seen, record.agent_last_seen) == (int(T0) + 5400, int(T0) + 50 * 3600)
+    assert evidence.record(2).user_agent == IPHONE  # the same answer every time
+    # A hard merge adds the counts and widens the spans: now the Edge browser leads.
+    other = Evidence()
+    for hours in (200.0, 201.0):
+        other.observe(T0 + hours * 3600, Context(user_agent=WINDOWS_EDGE))
+    evidence.absorb(other)
+    merged = evidence.record(1)
+    assert merged.user_agent == WINDOWS_EDGE
+    assert (merged.agent_first_seen, merged.agent_last_seen) == (int(T0), int(T0) + 201 * 3600)
+
+
+def test_no_user_agent_no_span() -> None:
+    evidence = Evidence()
+    evidence.observe(T0, Context(ip="10.0.0.1"))
+    record = evidence.record(1)
+    assert record.user_agent is None and record.agent_first_seen is None and record.agent_last_seen is None

@@ -19,6 +19,7 @@ import pytest
 
 from linkage._comparisons import (
     EARTH_RADIUS_KM,
+    Both,
     Else,
     ExactMatch,
     Level,
@@ -27,6 +28,7 @@ from linkage._comparisons import (
     ListOverlap,
     ModelError,
     NullLevel,
+    Successive,
     TermFrequency,
     WithinKm,
     comparison_settings,
@@ -55,6 +57,9 @@ def _record(unique_id: int, **fields: Any) -> ProfileRecord:
         "device_kind": "phone",
         "active_hours": (8, 9, 20),
         "active_days": (20000, 20001, 20005),
+        "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_4 like Mac OS X)",
+        "agent_first_seen": 1_728_000_000,
+        "agent_last_seen": 1_728_100_000,
     }
     base.update(fields)
     return ProfileRecord(unique_id=unique_id, **base)
@@ -154,6 +159,10 @@ LEVELS: list[Level] = [
     ListJaccard("ip_prefixes", Fraction(2, 3)),
     WithinKm("latitude", "longitude", 0.5),
     WithinKm("latitude", "longitude", 12.25),
+    Successive("agent_first_seen", "agent_last_seen", 0),
+    Successive("agent_first_seen", "agent_last_seen", 604_800),
+    Both(ExactMatch("user_agent"), Successive("agent_first_seen", "agent_last_seen", 604_800)),
+    Both(ExactMatch("city"), ListOverlap("ips", 2)),
     Else(),
 ]
 
@@ -180,6 +189,15 @@ def test_every_kind_is_recognised_from_its_own_sql(level: Level) -> None:
         ('len(list_intersect("ips_l", "ips_r")) >= 0', "not a level the online scorer knows"),
         ('len(list_intersect("ips_l", "ips_r")) >= 9', "at_least must be in 1..8"),
         ("else", "not a level the online scorer knows"),
+        (
+            '("city_l" = "city_r") AND ("ips_l" IS NULL OR "ips_r" IS NULL)',
+            "not a level the online scorer knows",
+        ),  # a null level is not a part of a conjunction
+        (
+            '"agent_last_seen_l" < "agent_first_seen_r" AND "agent_first_seen_r" - "agent_first_seen_l" >= 5 OR '
+            '"agent_last_seen_r" < "agent_first_seen_l" AND "agent_first_seen_l" - "agent_first_seen_r" >= 6',
+            "not a level the online scorer knows",
+        ),  # the two gaps must be one
     ],
 )
 def test_sql_outside_the_catalogue_is_refused_naming_comparison_and_level(sql: str, complaint: str) -> None:
@@ -413,9 +431,56 @@ def test_encoding_refuses_what_splink_would_read_differently() -> None:
         {"active_hours": (24, 64)},
         {"ips": tuple(f"10.0.0.{i}" for i in range(9))},
         {"city": 7},
+        {"agent_first_seen": None},  # half a span
+        {"agent_first_seen": 200, "agent_last_seen": 100},
+        {"agent_last_seen": -1},
     ):
         with pytest.raises(ValueError, match="records\\[0\\]"):
             encode_profiles([_record(0, **bad)])
+
+
+def test_successive_spans_turn_at_each_end_and_at_the_gap() -> None:
+    day = 86_400
+    left = encode_profiles([_record(0, agent_first_seen=10 * day, agent_last_seen=12 * day)])
+
+    def span(first: int, last: int) -> ProfileRecord:
+        return _record(1, agent_first_seen=first, agent_last_seen=last)
+
+    right = encode_profiles(
+        [
+            span(12 * day, 13 * day),  # begins the second mine ends: at the same time
+            span(12 * day + 1, 13 * day),  # after mine, but 2 days after mine began
+            span(17 * day - 1, 18 * day),  # a second short of 7 days after
+            span(17 * day, 18 * day),  # 7 days after
+            span(2 * day, 10 * day - 1),  # ended a second before mine began, began 8 days before
+            span(3 * day + 1, 10 * day - 1),  # ... began a second short of 7 days before
+            span(2 * day, 10 * day),  # ended the second mine began
+            _record(2, agent_first_seen=None, agent_last_seen=None),
+        ]
+    )
+    in_turn = Successive("agent_first_seen", "agent_last_seen", 0).holds(left, right).tolist()
+    a_week = Successive("agent_first_seen", "agent_last_seen", 7 * day).holds(left, right).tolist()
+    assert in_turn == [False, True, True, True, True, True, False, False]
+    assert a_week == [False, False, False, True, True, False, False, False]
+    nothing = encode_profiles([_record(0, agent_first_seen=None, agent_last_seen=None)])
+    assert not Successive("agent_first_seen", "agent_last_seen", 0).holds(nothing, right).any()
+
+
+def test_both_needs_both_parts() -> None:
+    day = 86_400
+    level = Both(ExactMatch("user_agent"), Successive("agent_first_seen", "agent_last_seen", 0))
+    left = encode_profiles([_record(0, user_agent="UA 1", agent_first_seen=day, agent_last_seen=2 * day)])
+    right = encode_profiles(
+        [
+            _record(1, user_agent="UA 1", agent_first_seen=3 * day, agent_last_seen=4 * day),
+            _record(2, user_agent="UA 2", agent_first_seen=3 * day, agent_last_seen=4 * day),
+            _record(3, user_agent="UA 1", agent_first_seen=day, agent_last_seen=4 * day),
+            _record(4, user_agent=None, agent_first_seen=3 * day, agent_last_seen=4 * day),
+        ]
+    )
+    assert level.holds(left, right).tolist() == [True, False, False, False]
+    with pytest.raises(ValueError, match="single-test level"):
+        Both(NullLevel(("ips",)), ExactMatch("city"))
 
 
 def test_encodings_in_a_table_score_like_records(scorer: VisitorScorer) -> None:
