@@ -40,24 +40,28 @@ class CustomerLinks:
         current = soft.link_of(component)
         if model is None or soft.members(component):
             return current
-        attributes = self.index.attributes(key)
-        roots: dict[int, int] = {}
-        candidate_keys: list[str] = []
+        index = self.index
+        attributes_of = index.attributes
+        root_of = soft.root_of
+        attributes = attributes_of(key)
+        roots: list[int] = []  # of each candidate
         candidates: list[CustomerAttributes] = []
-        for other in self.index.candidates(attributes, leave_out=key):
+        for other in index.candidates(attributes, leave_out=key):
             owner = owner_of(other)
             if owner == component:
                 continue
-            root = soft.root_of(owner)
+            root = root_of(owner)
             if root == component:
                 continue
-            roots[len(candidates)] = root
-            candidate_keys.append(other)
-            candidates.append(self.index.attributes(other))
+            roots.append(root)
+            candidates.append(attributes_of(other))
         mine = uniques_of(component)
         if candidates:
-            scores = model.scorer.score(attributes, candidates, self.index.term_frequency)
-            for row in np.argsort(-scores.match_probability, kind="stable"):
+            scores = model.scorer.score(attributes, candidates, index.term_frequency)
+            # Most records match nobody: then the walk below would stop at its first row.
+            passing = bool((scores.match_probability >= model.threshold).any())
+            rows = np.argsort(-scores.match_probability, kind="stable") if passing else ()
+            for row in rows:
                 probability = float(scores.match_probability[row])
                 if probability < model.threshold:
                     break

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Final
 
@@ -45,9 +47,15 @@ _SCORERS: Final[Mapping[str, Any]] = {
 _SIMILARITIES: Final = frozenset({"jaro_winkler"})
 # From this many candidates on, levels are chosen a column at a time (one cdist call per
 # column, a few numpy operations per level); below it pair by pair in Python, which costs
-# less than those calls' fixed overhead (measured here: 4x less at 1 candidate, even at ~20,
-# 3.5x more at 300).
-_VECTORISE_FROM: Final = 24
+# less than those calls' fixed overhead (measured here on blocked candidates of a 200,000-row
+# import: 5x less at 1 candidate, 2x less at ~15, even at ~40-50, 1.3x more at ~75).
+_VECTORISE_FROM: Final = 40
+
+# One comparison's level choice for single pairs: `read` takes the value the levels test from a
+# record, and `choose(read(left), read(right))` is the position of the first level before ELSE
+# that holds, or the number of those levels (ELSE).
+_Read = Callable[[CustomerAttributes], Any]
+_Choose = Callable[[Any, Any], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +117,7 @@ class CustomerScorer:
         "_level_gammas",
         "_level_weights",
         "_offsets",
+        "_pair_choices",
         "_tests",
         "prior_match_weight",
         "probability_two_random_records_match",
@@ -137,6 +146,7 @@ class CustomerScorer:
         # position len(tests)); weight and gamma of (comparison, level position) in one flat
         # table each, at offset comparison * widest; and the levels with a tf adjustment.
         self._tests = tuple(tuple(level.level for level in c.levels[:-1]) for c in comparisons)
+        self._pair_choices = tuple(_pair_choice(tests) for tests in self._tests)
         widest = max(len(c.levels) for c in comparisons)
         weights = np.zeros((len(comparisons), widest))
         gammas = np.zeros((len(comparisons), widest), dtype=np.int8)
@@ -199,17 +209,29 @@ class CustomerScorer:
         no adjustment. A frequency must be positive and finite (ValueError otherwise)."""
         n = len(candidates)
         if n < _VECTORISE_FROM:
-            chosen = self._choose_by_pair(left, candidates)
+            # Pair by pair: the adjustments too, in Python, as one array (a few numpy calls
+            # less per small call).
+            flat = self._choose_by_pair(left, candidates)
+            chosen = np.array(flat, dtype=np.intp).reshape(len(self._pair_choices), n)
+            values = [0.0] * len(flat)
+            for c, i, adjustment in self._adjusted:
+                start = c * n
+                rows = [row for row in range(n) if flat[start + row] == i]
+                if rows:
+                    adjusted = _adjust(adjustment, left, candidates, rows, term_frequency)
+                    for row, value in zip(rows, adjusted, strict=True):
+                        values[start + row] = value
+            adjustments = np.array(values).reshape(chosen.shape)
         else:
             chosen = self._choose_by_column(left, candidates)
+            adjustments = np.zeros(chosen.shape)
+            for c, i, adjustment in self._adjusted:
+                found = (chosen[c] == i).nonzero()[0]
+                if len(found):
+                    adjustments[c, found] = _adjust(adjustment, left, candidates, found.tolist(), term_frequency)
         index = chosen + self._offsets
         weights = self._level_weights.take(index)
         gammas = self._level_gammas.take(index)
-        adjustments = np.zeros(weights.shape)
-        for c, i, adjustment in self._adjusted:
-            rows = (chosen[c] == i).nonzero()[0]
-            if len(rows):
-                adjustments[c, rows] = _adjust(adjustment, left, candidates, rows, term_frequency)
         weights += adjustments
         total = np.add.reduce(weights, axis=0)
         total += self.prior_match_weight
@@ -219,20 +241,15 @@ class CustomerScorer:
         probability /= power + 1.0
         return CustomerScores(total, probability, weights.T, adjustments.T, gammas.T)
 
-    def _choose_by_pair(self, left: CustomerAttributes, candidates: Sequence[CustomerAttributes]) -> IntArray:
-        """Each pair's level position per comparison (comparisons x candidates), pair by pair
-        with the catalogue's own scalar test: cheaper than numpy's per-call cost for a few."""
-        chosen = []
-        for tests in self._tests:
-            for candidate in candidates:
-                for i, level in enumerate(tests):
-                    column = level.column
-                    if level.holds(getattr(left, column), getattr(candidate, column)):
-                        chosen.append(i)
-                        break
-                else:
-                    chosen.append(len(tests))
-        return np.array(chosen, dtype=np.intp).reshape(len(self._tests), len(candidates))
+    def _choose_by_pair(self, left: CustomerAttributes, candidates: Sequence[CustomerAttributes]) -> list[int]:
+        """Each pair's level position per comparison (comparisons x candidates, flat, row by
+        row), pair by pair with tests compiled from the catalogue's scalar ones
+        (`_pair_choice`): cheaper than numpy's per-call cost for a few."""
+        n = len(candidates)
+        chosen: list[int] = []
+        for read, choose in self._pair_choices:
+            chosen.extend(map(choose, repeat(read(left), n), map(read, candidates)))
+        return chosen
 
     def _choose_by_column(self, left: CustomerAttributes, candidates: Sequence[CustomerAttributes]) -> IntArray:
         """As `_choose_by_pair`, a column at a time: rapidfuzz's cdist and numpy masks."""
@@ -281,13 +298,15 @@ class _Columns:
     def values(self, column: str) -> list[str | None]:
         values = self._values.get(column)
         if values is None:
-            values = self._values[column] = [getattr(c, column) for c in self._candidates]
+            values = self._values[column] = list(map(operator.attrgetter(column), self._candidates))
         return values
 
     def present(self, column: str) -> BoolArray:
         present = self._present.get(column)
         if present is None:
-            present = self._present[column] = np.array([v is not None for v in self.values(column)], dtype=np.bool_)
+            present = self._present[column] = np.fromiter(
+                map(operator.is_not, self.values(column), repeat(None)), dtype=np.bool_, count=self._n
+            )
         return present
 
     def holds(self, level: CustomerLevel) -> BoolArray:
@@ -300,8 +319,8 @@ class _Columns:
             return np.ones(self._n, dtype=np.bool_) if mine is None else ~self.present(column)
         if mine is None:
             return np.zeros(self._n, dtype=np.bool_)
-        if kind == "exact":
-            return np.array([v == mine for v in self.values(column)], dtype=np.bool_)
+        if kind == "exact":  # None == mine is False, as in SQL
+            return np.fromiter(map(operator.eq, self.values(column), repeat(mine)), dtype=np.bool_, count=self._n)
         if kind == "date_swapped":
             key = (mine[0:4], mine[8:10], mine[5:7])
             return np.array(
@@ -333,13 +352,113 @@ class _Columns:
         return measure
 
 
+def _pair_choice(tests: tuple[CustomerLevel, ...]) -> tuple[_Read, _Choose]:
+    """The level choice of `CustomerLevel.holds` over `tests` in order, compiled once.
+
+    On one column (every comparison of the catalogue) the SQL NULL rules are settled first: a
+    pair with a value missing is on the first null level (no other level holds for it), a pair
+    with both values on the first other level that holds. The exact level is one comparison, and
+    consecutive levels on one string measure (Jaro-Winkler 0.92, then 0.8) share one call to
+    it, compared with each threshold in turn as `holds` compares it."""
+    otherwise = len(tests)
+    columns = {level.column for level in tests}
+    if len(columns) != 1:  # levels reading several columns: each its own test, in order
+
+        def choose_any(left: CustomerAttributes, right: CustomerAttributes) -> int:
+            for i, level in enumerate(tests):
+                if level.holds(left.value(level.column), right.value(level.column)):
+                    return i
+            return otherwise
+
+        return _whole_record, choose_any
+
+    null_at = next((i for i, level in enumerate(tests) if level.kind == "null"), otherwise)
+    others = [(i, level) for i, level in enumerate(tests) if level.kind != "null"]
+    exact_at = -1
+    if others and others[0][1].kind == "exact":
+        exact_at = others[0][0]
+        others = others[1:]
+    steps = tuple(_steps(others))
+
+    def choose(left: str | None, right: str | None) -> int:
+        if left is None or right is None:
+            return null_at
+        if exact_at >= 0 and left == right:
+            return exact_at
+        for step in steps:
+            position = step(left, right)
+            if position >= 0:
+                return position
+        return otherwise
+
+    return operator.attrgetter(columns.pop()), choose
+
+
+def _whole_record(record: CustomerAttributes) -> CustomerAttributes:
+    return record
+
+
+def _steps(levels: list[tuple[int, CustomerLevel]]) -> list[Callable[[str, str], int]]:
+    """Tests of non-null levels on two present values, each giving the position of the level
+    that holds or -1; a run of levels on one string measure is one test."""
+    steps: list[Callable[[str, str], int]] = []
+    k = 0
+    while k < len(levels):
+        position, level = levels[k]
+        kind = level.kind
+        if kind in _SCORERS:
+            ladder: list[tuple[float, int]] = []
+            while k < len(levels) and levels[k][1].kind == kind:
+                ladder.append((levels[k][1].value, levels[k][0]))
+                k += 1
+            steps.append(_measure_step(_SCORERS[kind], kind in _SIMILARITIES, tuple(ladder)))
+            continue
+        steps.append(_level_step(level, position))
+        k += 1
+    return steps
+
+
+def _measure_step(
+    measure: Callable[[str, str], float], similarity: bool, ladder: tuple[tuple[float, int], ...]
+) -> Callable[[str, str], int]:
+    if similarity:
+
+        def at_least(left: str, right: str) -> int:
+            score = measure(left, right)
+            for threshold, position in ladder:
+                if score >= threshold:
+                    return position
+            return -1
+
+        return at_least
+
+    def at_most(left: str, right: str) -> int:
+        distance = measure(left, right)
+        for threshold, position in ladder:
+            if distance <= threshold:
+                return position
+        return -1
+
+    return at_most
+
+
+def _level_step(level: CustomerLevel, position: int) -> Callable[[str, str], int]:
+    if level.kind == "exact":
+        return lambda left, right: position if left == right else -1
+    if level.kind == "date_swapped":
+        return lambda left, right: (
+            position if left[0:4] == right[0:4] and left[5:7] == right[8:10] and left[8:10] == right[5:7] else -1
+        )
+    return lambda left, right: position if level.holds(left, right) else -1
+
+
 def _adjust(
     adjustment: _TermFrequencyAdjustment,
     left: CustomerAttributes,
     candidates: Sequence[CustomerAttributes],
-    rows: NDArray[np.intp],
+    rows: Sequence[int],
     term_frequency: TermFrequencies,
-) -> FloatArray:
+) -> list[float]:
     """The adjustment for the candidates in `rows` (all at the adjusted level)."""
     column = adjustment.column
     known: dict[str, float | None] = {}
@@ -355,7 +474,7 @@ def _adjust(
         return known[value]
 
     mine = lookup(left.value(column))
-    out = np.zeros(len(rows))
+    out = [0.0] * len(rows)
     for k, row in enumerate(rows):
         theirs = lookup(candidates[row].value(column))
         sides = [tf for tf in (mine, theirs) if tf is not None]
