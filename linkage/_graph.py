@@ -359,7 +359,7 @@ class IdentityGraph:
             component,
             record.key,
             self._soft,
-            lambda key: self._identifiers[key].person_id,
+            self._owner_component,
             self._unique_values,
             self._soft_change_recorder(record.signal.event_id),
             self._now,
@@ -378,6 +378,9 @@ class IdentityGraph:
         if self._soft.due(component, new_address):
             return self._soft.rescore(component, self._unique_values, record, self._now)
         return self._soft.link_of(component)
+
+    def _owner_component(self, key: str) -> int:
+        return self._identifiers[key].person_id
 
     def _unique_values(self, component: int) -> Mapping[str, str]:
         return self._persons[component].unique_values()

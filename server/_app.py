@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from dataclasses import dataclass
@@ -50,6 +51,10 @@ async def start(settings: Settings) -> RunningServer:
     store = linkage.DuckDBStore(cfg.database)
     stitcher = linkage.Stitcher(settings.linkage, store, model=model, customer_model=customer_model)
     await stitcher.start()
+    # The graph is millions of long-lived objects: leave them out of every collection, and
+    # collect less often, or the cyclic GC rescans them all the time (10-15 % of a bulk sync).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
