@@ -41,6 +41,7 @@ class RunningServer:
         self.stitcher.end_watches()
         await self.server.stop(self.grace)
         await self.stitcher.close()
+        gc.unfreeze()  # let interpreter shutdown collect what start() froze
 
 
 async def start(settings: Settings) -> RunningServer:
