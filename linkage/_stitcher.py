@@ -177,7 +177,9 @@ class Stitcher:
                 stopping = True
             else:
                 jobs.append(first)
-            while not self._queue.empty():
+            # An erasure ends its group: the store applies it last in the transaction, so a job
+            # after it (the same cookie seen again, now a new person) must not share its commit.
+            while not self._queue.empty() and not (jobs and jobs[-1].forget is not None):
                 job = self._queue.get_nowait()
                 if job is None:
                     stopping = True

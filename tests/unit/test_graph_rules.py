@@ -181,3 +181,22 @@ def test_forget_in_the_same_group_as_its_signals_and_after_a_rebuild() -> None:
 
     _run(erase, store)
     _run(after, store)
+
+
+def test_a_signal_queued_right_after_a_forget_is_not_erased_with_it() -> None:
+    store = MemoryStore()
+    kept: list[int] = []
+
+    async def erase_then_see_again(s: Stitcher) -> None:
+        old = await _one(s, "g1", ("cookie", "g"))
+        erased, [again] = await asyncio.gather(
+            s.forget(identifier=Identifier("cookie", "g")), s.ingest([_signal("g2", ("cookie", "g"))])
+        )
+        assert erased.person_id == old.person_id and again.person_created
+        kept.append(again.person_id)
+
+    async def after(s: Stitcher) -> None:
+        assert s.resolve([Identifier("cookie", "g")])[0].person_id == kept[0]
+
+    _run(erase_then_see_again, store)
+    _run(after, store)
