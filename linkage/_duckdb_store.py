@@ -8,10 +8,20 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from ._records import CommitBatch, CustomerRecordRow, EventRow, IdentifierRow, PersonRow, SoftLinkRow, StoredState
+from ._namespaces import KEY_SEPARATOR
+from ._records import (
+    CommitBatch,
+    CustomerRecordRow,
+    Erasure,
+    EventRow,
+    IdentifierRow,
+    PersonRow,
+    SoftLinkRow,
+    StoredState,
+)
 from ._types import Change, ChangeKind
 
-SCHEMA_VERSION = 3  # 2: soft_links table, changes.probability; 3: customer_records table
+SCHEMA_VERSION = 3  # 2: soft_links table, changes.probability; 3: customer_records table, persons.erased
 # Versions this build opens, bringing them up to SCHEMA_VERSION with the CREATE ... IF NOT EXISTS.
 _UPGRADABLE = {2}
 
@@ -23,8 +33,10 @@ CREATE TABLE IF NOT EXISTS persons (
     first_seen TIMESTAMP,
     last_seen TIMESTAMP,
     merged_into BIGINT,
-    channels VARCHAR[]
+    channels VARCHAR[],
+    erased BOOLEAN  -- Forget: the row stays, empty, so the id is never reused
 );
+ALTER TABLE persons ADD COLUMN IF NOT EXISTS erased BOOLEAN;
 CREATE TABLE IF NOT EXISTS identifiers (
     key VARCHAR PRIMARY KEY,
     namespace VARCHAR NOT NULL,
@@ -92,7 +104,7 @@ _TS = "ts"
 _STR, _INT, _FLOAT = pa.string(), pa.int64(), pa.float64()
 _WRITES: dict[str, tuple[str, tuple[pa.DataType | str, ...]]] = {
     "identifiers": ("INSERT OR REPLACE", (_STR, _STR, _STR, _INT, _TS, _TS, pa.bool_())),
-    "persons": ("INSERT OR REPLACE", (_INT, _TS, _TS, _INT, pa.list_(_STR))),
+    "persons": ("INSERT OR REPLACE", (_INT, _TS, _TS, _INT, pa.list_(_STR), pa.bool_())),
     "events": ("INSERT", (_STR, _TS, _TS, _STR, _INT, pa.list_(_STR), _STR, _STR, _STR, _FLOAT, _FLOAT, _STR)),
     "changes": ("INSERT", (_INT, _TS, _STR, _INT, _INT, _STR, _STR, _STR, _STR, _FLOAT)),
     "soft_links": ("INSERT OR REPLACE", (_INT, _INT, _FLOAT, _FLOAT, _STR, pa.list_(_STR), pa.list_(_FLOAT), _TS)),
@@ -149,9 +161,10 @@ class DuckDBStore:
             ).fetchall()
         ]
         persons = [
-            PersonRow(pid, (first or 0) / 1e6, (last or 0) / 1e6, merged, tuple(channels or ()))
-            for pid, first, last, merged, channels in con.execute(
-                "SELECT person_id, epoch_us(first_seen), epoch_us(last_seen), merged_into, channels FROM persons"
+            PersonRow(pid, (first or 0) / 1e6, (last or 0) / 1e6, merged, tuple(channels or ()), bool(erased))
+            for pid, first, last, merged, channels, erased in con.execute(
+                "SELECT person_id, epoch_us(first_seen), epoch_us(last_seen), merged_into, channels, erased "
+                "FROM persons"
             ).fetchall()
         ]
         events = dict(con.execute("SELECT event_id, person_id FROM events").fetchall())
@@ -197,6 +210,8 @@ class DuckDBStore:
                 _write(con, "soft_links", _soft_link_columns(batch.soft_links))
             if batch.customer_records:
                 _write(con, "customer_records", _customer_record_columns(batch.customer_records))
+            for erasure in batch.erasures:
+                _erase(con, erasure)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -252,6 +267,32 @@ class DuckDBStore:
         self._con.close()
 
 
+def _erase(con: duckdb.DuckDBPyConnection, erasure: Erasure) -> None:
+    """Delete what is left of an erased person, inside the commit's transaction: its events
+    (IP, geo, user agent), identifiers, customer records and soft links; scrub the identifiers
+    out of the change log's entries about it."""
+    ids, keys = list(erasure.person_ids), list(erasure.keys)
+    rows = con.execute(
+        "DELETE FROM events WHERE person_id IN (SELECT unnest($1::BIGINT[])) "
+        "OR list_has_any(identifier_keys, $2::VARCHAR[]) RETURNING event_id",
+        [ids, keys],
+    ).fetchall()
+    erasure.events = tuple(row[0] for row in rows)
+    con.execute("DELETE FROM identifiers WHERE key IN (SELECT unnest($1::VARCHAR[]))", [keys])
+    con.execute("DELETE FROM customer_records WHERE key IN (SELECT unnest($1::VARCHAR[]))", [keys])
+    con.execute(
+        "DELETE FROM soft_links WHERE component_id IN (SELECT unnest($1::BIGINT[])) "
+        "OR target_id IN (SELECT unnest($1::BIGINT[]))",
+        [ids],
+    )
+    con.execute(
+        "UPDATE changes SET namespace = NULL, value = NULL "
+        "WHERE namespace IS NOT NULL AND (person_id IN (SELECT unnest($1::BIGINT[])) "
+        "OR namespace || $3 || value IN (SELECT unnest($2::VARCHAR[])))",
+        [ids, keys, KEY_SEPARATOR],
+    )
+
+
 def _micros(seconds: Iterable[float]) -> list[int]:
     # Times are whole microseconds in the core (see `quantize`), so this round-trips exactly.
     return [round(t * 1_000_000) for t in seconds]
@@ -289,6 +330,7 @@ def _person_columns(rows: list[PersonRow]) -> list[Sequence[object]]:
         _micros(r.last_seen for r in rows),
         [r.merged_into for r in rows],
         [list(r.channels) for r in rows],
+        [r.erased for r in rows],
     ]
 
 

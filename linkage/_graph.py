@@ -17,7 +17,7 @@ from ._customer_model import CustomerModel
 from ._customer_records import CUSTOMER_RECORD_CHANNEL, PreparedCustomerRecord
 from ._errors import NotFound
 from ._namespaces import IdentifierPolicy, PreparedIdentifier, split_key
-from ._records import CommitBatch, CustomerRecordRow, EventRow, IdentifierRow, PersonRow, StoredState
+from ._records import CommitBatch, CustomerRecordRow, Erasure, EventRow, IdentifierRow, PersonRow, StoredState
 from ._signals import PreparedSignal
 from ._soft_links import SoftLink, SoftLinks
 from ._types import Change, ChangeKind, Conflict, Context, Decision, Geo, Identifier, SignalResult
@@ -111,6 +111,8 @@ class IdentityGraph:
         self._identifiers: dict[str, _IdentifierState] = {}
         self._persons: dict[int, _PersonState] = {}
         self._merged_into: dict[int, int] = {}  # alias -> surviving person, always one hop
+        self._erased: set[int] = set()  # erased persons and their aliases: never reused, never found
+        self._pending_erasures: list[Erasure] = []
         self._events: dict[str, int] = {}
         self._next_person_id = 1
         self._next_sequence = 1
@@ -135,7 +137,9 @@ class IdentityGraph:
         graph = cls(config, policy, model, customer_model)
         for p in state.persons:
             graph._next_person_id = max(graph._next_person_id, p.person_id + 1)
-            if p.merged_into is not None:
+            if p.erased:
+                graph._erased.add(p.person_id)
+            elif p.merged_into is not None:
                 graph._merged_into[p.person_id] = p.merged_into
             else:
                 graph._persons[p.person_id] = _PersonState(p.first_seen, p.last_seen, channels=set(p.channels))
@@ -526,6 +530,50 @@ class IdentityGraph:
         ns = self._policy.namespace(namespace)
         return ns is not None and ns.unique
 
+    # -- erasure -------------------------------------------------------------------------
+
+    def forget(self, now: float, person_id: int | None = None, key: str | None = None) -> Erasure:
+        """Erase a person's own hard-linked component, found by id or alias or by one of its
+        identifier keys: its identifiers, aliases, evidence and customer records go, and so do
+        the soft links from or to it (a soft-linked component stays, a person of its own).
+        The id and aliases are kept as erased, never reused; the store deletes the rest."""
+        if key is not None:
+            state = self._identifiers.get(key)
+            if state is None:
+                raise NotFound(f"no person holds this {split_key(key)[0]} identifier")
+            component = state.person_id
+        elif person_id is not None:
+            component = self.survivor(person_id)
+        else:
+            raise ValueError("give person_id or key")
+        self._now = now
+        person = self._persons.pop(component)
+        ids = (component, *person.aliases)
+        self._soft.forget(component, self._soft_change_recorder(""))
+        keys = tuple(person.keys)
+        index = self._customers.index
+        records = [k for k in keys if index.fingerprint(k) is not None]
+        for k in records:
+            index.remove(k)
+        erased_keys = set(keys)
+        self._pending_customer_records = [r for r in self._pending_customer_records if r.key not in erased_keys]
+        for k in keys:
+            del self._identifiers[k]
+        self._dirty_identifiers.update(keys)
+        for alias in person.aliases:
+            self._merged_into.pop(alias, None)
+        self._erased.update(ids)
+        self._dirty_persons.update(ids)
+        self._pending_changes.append(Change(self._take_sequence(), now, ChangeKind.PERSON_ERASED, component))
+        erasure = Erasure(component, ids, keys, len(records))
+        self._pending_erasures.append(erasure)
+        return erasure
+
+    def forget_events(self, event_ids: Iterable[str]) -> None:
+        """The store deleted these events with an erased person: they are unknown again."""
+        for event_id in event_ids:
+            self._events.pop(event_id, None)
+
     # -- committing ----------------------------------------------------------------------
 
     def drain(self) -> CommitBatch:
@@ -534,6 +582,7 @@ class IdentityGraph:
             events=self._pending_events,
             changes=self._pending_changes,
             customer_records=self._pending_customer_records,
+            erasures=self._pending_erasures,
         )
         for key in self._dirty_identifiers:
             state = self._identifiers.get(key)
@@ -545,6 +594,9 @@ class IdentityGraph:
                 IdentifierRow(key, namespace, value, state.person_id, state.first_seen, state.last_seen, state.shared)
             )
         for person_id in self._dirty_persons:
+            if person_id in self._erased:
+                batch.persons.append(PersonRow(person_id, 0.0, 0.0, None, (), erased=True))
+                continue
             merged_into = self._merged_into.get(person_id)
             if merged_into is not None:
                 batch.persons.append(PersonRow(person_id, 0.0, 0.0, merged_into, ()))
@@ -557,6 +609,7 @@ class IdentityGraph:
         self._pending_events = []
         self._pending_changes = []
         self._pending_customer_records = []
+        self._pending_erasures = []
         return batch
 
 

@@ -31,6 +31,10 @@ class PreparedIdentifier:
     config: NamespaceConfig
 
 
+def join_key(namespace: str, value: str) -> str:
+    return f"{namespace}{KEY_SEPARATOR}{value}"
+
+
 def split_key(key: str) -> tuple[str, str]:
     namespace, _, value = key.partition(KEY_SEPARATOR)
     return namespace, value

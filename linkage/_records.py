@@ -25,6 +25,7 @@ class PersonRow:
     last_seen: float
     merged_into: int | None
     channels: tuple[str, ...]
+    erased: bool = False  # kept (empty) so the id is never reused
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,19 @@ class CustomerRecordRow:
 
 
 @dataclass(slots=True)
+class Erasure:
+    """One person erased (`Forget`): its ids (the person and its aliases) and the identifier
+    keys it held. The store deletes every event that resolved to one of the ids or carries one
+    of the keys, and fills in `events` with their ids."""
+
+    person_id: int
+    person_ids: tuple[int, ...]
+    keys: tuple[str, ...]
+    customer_records: int
+    events: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
 class CommitBatch:
     """Everything that changed since the last commit, as final rows: one transaction."""
 
@@ -88,6 +102,8 @@ class CommitBatch:
     soft_links: list[SoftLinkRow] = field(default_factory=list)
     removed_soft_links: list[int] = field(default_factory=list)
     customer_records: list[CustomerRecordRow] = field(default_factory=list)
+    # Applied last in the transaction, so they reach rows written by this very batch too.
+    erasures: list[Erasure] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return any(
@@ -100,6 +116,7 @@ class CommitBatch:
                 self.soft_links,
                 self.removed_soft_links,
                 self.customer_records,
+                self.erasures,
             )
         )
 

@@ -193,6 +193,18 @@ class SoftLinks:
             )
             self._set(moved)
 
+    def forget(self, component: int, record: Record) -> None:
+        """An erased component: its own soft link and those of its members go (the members stay,
+        as persons of their own), and so do its evidence and encoding."""
+        if component in self._links:
+            self._drop(component, record, "person erased")
+        for member in sorted(self._members.get(component, set())):
+            self._drop(member, record, "person erased")
+        self.index.remove(component)
+        self._scored_at.pop(component, None)
+        self._forget_encoding(component)
+        self._table.drop(component)
+
     def check(self, component: int, uniques_of: UniquesOf, record: Record) -> None:
         """After hard evidence reached `component`: drop the soft links it contradicts."""
         link = self._links.get(component)

@@ -19,14 +19,16 @@ from ._customer_records import (
     SyncSummary,
     prepare_customer_records,
 )
-from ._errors import InvalidArgument, NotFound, Unavailable
+from ._errors import InvalidArgument, LinkageError, NotFound, Unavailable
 from ._graph import IdentityGraph
 from ._namespaces import IdentifierPolicy, split_key
+from ._records import Erasure
 from ._signals import PreparedSignal, prepare_batch
 from ._store import Store
 from ._types import (
     Change,
     Decision,
+    Erased,
     Explanation,
     Identifier,
     LinkKind,
@@ -60,6 +62,8 @@ class _Job:
     signals: list[PreparedSignal] = field(default_factory=list)
     records: list[PreparedCustomerRecord] | None = None
     rejected: list[RecordError] = field(default_factory=list)
+    # An erasure: the person by id or alias, or by an identifier key.
+    forget: tuple[int | None, str | None] | None = None
     abandoned: bool = False  # the caller went away before the answer: roll back if not committed
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -150,6 +154,20 @@ class Stitcher:
             raise
         return summary
 
+    async def forget(self, person_id: int | None = None, identifier: Identifier | None = None) -> Erased:
+        """Erase a person's own hard-linked component (by id or alias, or by one of its
+        identifiers) and everything stored of it; answered once durable. `NotFound` if no such
+        person (or it was erased already)."""
+        if self._closing:
+            raise Unavailable("shutting down")
+        if (person_id is None) == (identifier is None):
+            raise InvalidArgument("selector", "give person_id or identifier")
+        key = None if identifier is None else self._key(identifier, "identifier")
+        job = _Job(quantize(self._clock()), forget=(person_id, key))
+        await self._queue.put(job)
+        erasure: Erasure = await asyncio.shield(job.done)
+        return Erased(erasure.person_id, len(erasure.keys), erasure.customer_records, len(erasure.events))
+
     async def _write_loop(self) -> None:
         stopping = False
         while not stopping:
@@ -159,7 +177,9 @@ class Stitcher:
                 stopping = True
             else:
                 jobs.append(first)
-            while not self._queue.empty():
+            # An erasure ends its group: the store applies it last in the transaction, so a job
+            # after it (the same cookie seen again, now a new person) must not share its commit.
+            while not self._queue.empty() and not (jobs and jobs[-1].forget is not None):
                 job = self._queue.get_nowait()
                 if job is None:
                     stopping = True
@@ -172,7 +192,12 @@ class Stitcher:
         try:
             results: list[Any] = []
             for job in jobs:
-                if job.records is None:
+                if job.forget is not None:
+                    try:
+                        results.append(self._graph.forget(job.received_at, *job.forget))
+                    except LinkageError as refused:  # checked before anything changed
+                        results.append(refused)
+                elif job.records is None:
                     results.append([self._graph.ingest(s, job.received_at) for s in job.signals])
                 else:
                     results.append(await self._apply_records(job, job.records))
@@ -198,8 +223,15 @@ class Stitcher:
         if batch.changes:
             self._last_committed = batch.changes[-1].sequence
             self._wake_watchers()
+        for erasure in batch.erasures:
+            self._graph.forget_events(erasure.events)
+            log.info("person %d erased", erasure.person_id)
         for job, result in zip(jobs, results, strict=True):
-            if not job.done.done():
+            if job.done.done():
+                continue
+            if isinstance(result, LinkageError):
+                job.done.set_exception(result)
+            else:
                 job.done.set_result(result)
 
     async def _apply_records(self, job: _Job, records: list[PreparedCustomerRecord]) -> SyncSummary:

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Protocol
 
-from ._records import CommitBatch, CustomerRecordRow, EventRow, IdentifierRow, PersonRow, SoftLinkRow, StoredState
+from ._namespaces import join_key
+from ._records import (
+    CommitBatch,
+    CustomerRecordRow,
+    Erasure,
+    EventRow,
+    IdentifierRow,
+    PersonRow,
+    SoftLinkRow,
+    StoredState,
+)
 from ._types import Change
 
 
@@ -70,7 +81,29 @@ class MemoryStore:
             self._soft_links[link.component] = link
         for record in batch.customer_records:
             self._customer_records[record.key] = record
+        for erasure in batch.erasures:
+            self._erase(erasure)
         self.commits += 1
+
+    def _erase(self, erasure: Erasure) -> None:
+        ids, keys = set(erasure.person_ids), set(erasure.keys)
+        gone = [e for e in self._event_rows if e.person_id in ids or keys.intersection(e.identifier_keys)]
+        erasure.events = tuple(e.event_id for e in gone)
+        self._event_rows = [e for e in self._event_rows if e not in gone]
+        for event_id in erasure.events:
+            self._events.pop(event_id, None)
+        for key in keys:
+            self._identifiers.pop(key, None)
+            self._customer_records.pop(key, None)
+        for component, link in list(self._soft_links.items()):
+            if component in ids or link.target in ids:
+                del self._soft_links[component]
+        self._changes = [
+            replace(c, namespace="", value="")
+            if c.person_id in ids or (c.namespace and join_key(c.namespace, c.value) in keys)
+            else c
+            for c in self._changes
+        ]
 
     def changes_after(self, sequence: int, limit: int) -> list[Change]:
         return [c for c in self._changes if c.sequence > sequence][:limit]

@@ -105,6 +105,16 @@ class PersonIdentifier:
 
 
 @dataclass(frozen=True, slots=True)
+class Erased:
+    """What `Forget` erased: the person's id and how many of each kind of row went."""
+
+    person_id: int
+    identifiers: int
+    customer_records: int
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
 class PersonView:
     person_id: int
     aliases: tuple[int, ...]
@@ -125,6 +135,7 @@ class ChangeKind(enum.Enum):
     CONFLICT = "conflict"
     SOFT_LINKED = "soft_linked"
     SOFT_UNLINKED = "soft_unlinked"
+    PERSON_ERASED = "person_erased"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from itertools import islice
+from typing import TypeVar
 
 from ._profile_record import ProfileRecord
 from ._profiles import Evidence, ip_prefix
 from ._types import Context
+
+K = TypeVar("K")
 
 
 class VisitorIndex:
@@ -79,6 +82,16 @@ class VisitorIndex:
             self._components_with_ips += 1
         kept.absorb(lost)
 
+    def remove(self, component: int) -> None:
+        """Forget a component's evidence and every blocking entry of it (an erased person).
+
+        Counters are pruned as they grow, so the buckets are searched whole, not by its evidence."""
+        evidence = self._evidence.pop(component, None)
+        if evidence is not None and evidence.ips:
+            self._components_with_ips -= 1
+        _discard_everywhere(self._by_ip, component)
+        _discard_everywhere(self._by_network, component)
+
     def candidates(self, component: int, limit: int) -> list[int]:
         """Other components sharing an address, or a network and city, most used first."""
         evidence = self._evidence.get(component)
@@ -112,3 +125,11 @@ class VisitorIndex:
                 if bucket is not None:
                     buckets.append(bucket)
         return buckets
+
+
+def _discard_everywhere(index: dict[K, set[int]], component: int) -> None:
+    for key in [k for k, bucket in index.items() if component in bucket]:
+        bucket = index[key]
+        bucket.discard(component)
+        if not bucket:
+            del index[key]

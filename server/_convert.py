@@ -28,6 +28,7 @@ _CHANGE_KINDS = {
     linkage.ChangeKind.CONFLICT: pb.CHANGE_KIND_CONFLICT,
     linkage.ChangeKind.SOFT_LINKED: pb.CHANGE_KIND_SOFT_LINKED,
     linkage.ChangeKind.SOFT_UNLINKED: pb.CHANGE_KIND_SOFT_UNLINKED,
+    linkage.ChangeKind.PERSON_ERASED: pb.CHANGE_KIND_PERSON_ERASED,
 }
 _LINK_KINDS = {linkage.LinkKind.HARD: pb.LINK_KIND_HARD, linkage.LinkKind.SOFT: pb.LINK_KIND_SOFT}
 
@@ -232,4 +233,22 @@ def explanation(e: linkage.Explanation) -> pb.ExplainResponse:
             )
             for s in e.steps
         ],
+    )
+
+
+def forget_selector(request: pb.ForgetRequest) -> tuple[int | None, linkage.Identifier | None]:
+    selector = request.WhichOneof("selector")
+    if selector == "person_id":
+        return parse_person_id(request.person_id), None
+    if selector == "identifier":
+        return None, identifier(request.identifier)
+    raise linkage.InvalidArgument("selector", "give person_id or identifier")
+
+
+def forget_response(erased: linkage.Erased) -> pb.ForgetResponse:
+    return pb.ForgetResponse(
+        person_id=format_person_id(erased.person_id),
+        identifiers_erased=erased.identifiers,
+        customer_records_erased=erased.customer_records,
+        events_erased=erased.events,
     )

@@ -72,3 +72,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             records = [convert.customer_record(r) async for request in request_iterator for r in request.records]
             summary = await self._stitcher.sync_customer_records(records)
             return convert.sync_response(summary)
+
+    async def Forget(self, request: pb.ForgetRequest, context: grpc.aio.ServicerContext) -> pb.ForgetResponse:
+        async with status_from_errors(context, "Forget"):
+            person_id, identifier = convert.forget_selector(request)
+            erased = await self._stitcher.forget(person_id, identifier)
+            return convert.forget_response(erased)

@@ -12,6 +12,7 @@ from linkage import (
     Identifier,
     LinkageConfig,
     MemoryStore,
+    NotFound,
     Signal,
     SignalResult,
     Stitcher,
@@ -143,3 +144,59 @@ def test_a_failed_commit_answers_unavailable_and_leaves_no_trace() -> None:
         assert not retried.duplicate and retried.person_id == kept.person_id
 
     _run(check, store)
+
+
+def test_forget_in_the_same_group_as_its_signals_and_after_a_rebuild() -> None:
+    store = MemoryStore()
+    gone: list[int] = []
+
+    async def erase(s: Stitcher) -> None:
+        await _one(s, "f0", ("cookie", "other"))
+        # Queued together: the signals and the erasure share one commit.
+        first, erased = await asyncio.gather(
+            s.ingest([_signal("f1", ("cookie", "c1"), ("login", "eve")), _signal("f2", ("cookie", "c2"))]),
+            s.forget(identifier=Identifier("login", "eve")),
+        )
+        assert erased.person_id == first[0].person_id
+        gone.append(erased.person_id)
+        assert erased.identifiers == 2 and erased.events == 1
+        assert [r.person_id for r in s.resolve([Identifier("cookie", "c1"), Identifier("login", "eve")])] == [
+            None,
+            None,
+        ]
+        with pytest.raises(NotFound):
+            await s.forget(person_id=erased.person_id)
+        kinds = [c.kind async for c in s.changes(0, follow=False)]
+        assert kinds[-1] is ChangeKind.PERSON_ERASED
+        assert not [c for c in store.changes_after(0, 100) if c.value in ("c1", "eve")]
+        # The erased event is unknown again: sent again, it is a new signal (as after a restart).
+        again = await _one(s, "f1", ("cookie", "c9"))
+        assert not again.duplicate and again.person_id not in (erased.person_id, first[1].person_id)
+
+    async def after(s: Stitcher) -> None:
+        assert s.resolve([Identifier("login", "eve")])[0].person_id is None
+        with pytest.raises(NotFound):
+            s.person(gone[0])
+        assert (await _one(s, "f3", ("cookie", "new"))).person_id > 4, "ids are never reused"
+
+    _run(erase, store)
+    _run(after, store)
+
+
+def test_a_signal_queued_right_after_a_forget_is_not_erased_with_it() -> None:
+    store = MemoryStore()
+    kept: list[int] = []
+
+    async def erase_then_see_again(s: Stitcher) -> None:
+        old = await _one(s, "g1", ("cookie", "g"))
+        erased, [again] = await asyncio.gather(
+            s.forget(identifier=Identifier("cookie", "g")), s.ingest([_signal("g2", ("cookie", "g"))])
+        )
+        assert erased.person_id == old.person_id and again.person_created
+        kept.append(again.person_id)
+
+    async def after(s: Stitcher) -> None:
+        assert s.resolve([Identifier("cookie", "g")])[0].person_id == kept[0]
+
+    _run(erase_then_see_again, store)
+    _run(after, store)

@@ -48,3 +48,16 @@ def test_observe_reports_new_addresses_only() -> None:
     assert index.observe(1, T, _ctx("10.0.0.1"))
     assert not index.observe(1, T + 60, _ctx("10.0.0.1"))
     assert index.observe(1, T + 120, _ctx("10.0.0.2"))
+
+
+def test_remove_forgets_evidence_and_every_index_entry() -> None:
+    index = VisitorIndex()
+    index.observe(1, T, _ctx("10.0.0.1"))
+    index.observe(2, T, _ctx("10.0.0.1"))
+    index.observe(2, T, _ctx("10.0.0.7", city="Hamburg"))
+    index.remove(2)
+    assert not index.has(2) and len(index) == 1
+    assert index.users("10.0.0.1") == {1} and index.users("10.0.0.7") == set()
+    assert index.candidates(1, limit=10) == []
+    record = index.record(1)
+    assert record is not None and record.tf_top_ip == 1.0

@@ -34,6 +34,7 @@ class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_KIND_CONFLICT: _ClassVar[ChangeKind]
     CHANGE_KIND_SOFT_LINKED: _ClassVar[ChangeKind]
     CHANGE_KIND_SOFT_UNLINKED: _ClassVar[ChangeKind]
+    CHANGE_KIND_PERSON_ERASED: _ClassVar[ChangeKind]
 
 class LinkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -55,6 +56,7 @@ CHANGE_KIND_IDENTIFIER_EVICTED: ChangeKind
 CHANGE_KIND_CONFLICT: ChangeKind
 CHANGE_KIND_SOFT_LINKED: ChangeKind
 CHANGE_KIND_SOFT_UNLINKED: ChangeKind
+CHANGE_KIND_PERSON_ERASED: ChangeKind
 LINK_KIND_UNSPECIFIED: LinkKind
 LINK_KIND_HARD: LinkKind
 LINK_KIND_SOFT: LinkKind
@@ -384,3 +386,23 @@ class SyncCrmRecordsResponse(_message.Message):
     linked_probabilistically: int
     errors: _containers.RepeatedCompositeFieldContainer[RecordError]
     def __init__(self, received: _Optional[int] = ..., created: _Optional[int] = ..., updated: _Optional[int] = ..., unchanged: _Optional[int] = ..., rejected: _Optional[int] = ..., linked_probabilistically: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[RecordError, _Mapping]]] = ...) -> None: ...
+
+class ForgetRequest(_message.Message):
+    __slots__ = ("person_id", "identifier")
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    person_id: str
+    identifier: Identifier
+    def __init__(self, person_id: _Optional[str] = ..., identifier: _Optional[_Union[Identifier, _Mapping]] = ...) -> None: ...
+
+class ForgetResponse(_message.Message):
+    __slots__ = ("person_id", "identifiers_erased", "customer_records_erased", "events_erased")
+    PERSON_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIERS_ERASED_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_RECORDS_ERASED_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_ERASED_FIELD_NUMBER: _ClassVar[int]
+    person_id: str
+    identifiers_erased: int
+    customer_records_erased: int
+    events_erased: int
+    def __init__(self, person_id: _Optional[str] = ..., identifiers_erased: _Optional[int] = ..., customer_records_erased: _Optional[int] = ..., events_erased: _Optional[int] = ...) -> None: ...

@@ -70,6 +70,11 @@ class IdentityServiceStub:
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsRequest.SerializeToString,
                 response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsResponse.FromString,
                 _registered_method=True)
+        self.Forget = channel.unary_unary(
+                '/idstitch.v1.IdentityService/Forget',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.ForgetRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ForgetResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -134,6 +139,23 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forget(self, request, context):
+        """Erases a person on request (GDPR): the person's own hard-linked component,
+        found by person id (or alias) or by one of its identifiers. Its
+        identifiers, customer records (attributes included), visitor evidence and
+        the stored signals that carry one of its identifiers or resolved to it are
+        deleted; its identifiers are scrubbed from the change log, and one
+        CHANGE_KIND_PERSON_ERASED change is appended so that tools following
+        WatchChanges erase their copies. Soft links from or to it are dropped
+        (CHANGE_KIND_SOFT_UNLINKED), but a component only soft-linked to it is
+        NOT erased: a model linked it, nothing proved it the same person. The id
+        and aliases are never reused and are NOT_FOUND afterwards; a second Forget
+        of the same person is NOT_FOUND. Answered once durable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +193,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.SyncCrmRecords,
                     request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsRequest.FromString,
                     response_serializer=idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsResponse.SerializeToString,
+            ),
+            'Forget': grpc.unary_unary_rpc_method_handler(
+                    servicer.Forget,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ForgetRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ForgetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -362,6 +389,33 @@ class IdentityService:
             '/idstitch.v1.IdentityService/SyncCrmRecords',
             idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsRequest.SerializeToString,
             idstitch_dot_v1_dot_idstitch__pb2.SyncCrmRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/Forget',
+            idstitch_dot_v1_dot_idstitch__pb2.ForgetRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.ForgetResponse.FromString,
             options,
             channel_credentials,
             insecure,
