@@ -84,7 +84,6 @@ COLUMNS: Final[Mapping[str, ColumnType]] = {
     "user_agent": ColumnType.STRING,
     "agent_first_seen": ColumnType.INSTANT,
     "agent_last_seen": ColumnType.INSTANT,
-    "os_version": ColumnType.STRING,
 }
 LIST_WIDTHS: Final[Mapping[str, int]] = {
     "ips": MAX_IPS,

@@ -41,9 +41,6 @@ class ProfileRecord:
     user_agent: str | None = None
     agent_first_seen: int | None = None
     agent_last_seen: int | None = None
-    # The mobile OS version that user agent reports ("ios 18.4"), if it shows one: a phone's
-    # app and browser report the same one.
-    os_version: str | None = None
 
     def as_row(self) -> dict[str, Any]:
         """The record as Splink takes it: a dict of plain values, lists for the tuples."""

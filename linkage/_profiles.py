@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from ._profile_record import MAX_DAYS, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
 from ._types import Context
-from ._user_agents import os_version, parse_user_agent
+from ._user_agents import parse_user_agent
 
 _DAY = 86_400
 _T = TypeVar("_T")
@@ -123,7 +123,6 @@ class Evidence:
             user_agent=agent[0] if agent else None,
             agent_first_seen=agent[1][1] if agent else None,
             agent_last_seen=agent[1][2] if agent else None,
-            os_version=os_version(agent[0]) if agent else None,
         )
 
 

@@ -42,27 +42,3 @@ def parse_user_agent(user_agent: str) -> tuple[str, str]:
     else:
         kind = "desktop"
     return f"{os_name}/{browser}/{kind}", kind
-
-
-# iPhone and iPad apps and browsers: "iPhone OS 18_4", "CPU OS 17_7", "iOS 18.4", "iPadOS 18.4".
-_IOS_VERSION = re.compile(r"(?:iPhone OS|CPU OS|iOS|iPadOS) (\d+)[._](\d+)")
-# Android: "Android 14". Chrome's reduced user agent says "Android 10; K" whatever the phone
-# runs: a frozen placeholder, no version at all.
-_ANDROID_VERSION = re.compile(r"Android (\d+)(?:\.\d+)*(; K\))?")
-
-
-@lru_cache(maxsize=4096)
-def os_version(user_agent: str) -> str | None:
-    """The mobile OS version a user agent reports, such as `ios 18.4` or `android 14`, or None.
-
-    A phone's app and browser report the same version when both show one, and a family's phones
-    often run different ones. Desktop strings are left out: macOS browsers have said 10_15_7
-    and Windows 11 says 10.0 for years, whatever the machine runs.
-    """
-    found = _IOS_VERSION.search(user_agent)
-    if found is not None:
-        return f"ios {found.group(1)}.{found.group(2)}"
-    android = _ANDROID_VERSION.search(user_agent)
-    if android is not None and android.group(2) is None:
-        return f"android {android.group(1)}"
-    return None

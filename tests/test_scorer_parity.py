@@ -47,7 +47,6 @@ CITIES = [
     ("FR", "lyon", 45.764, 4.836),
     ("NL", "amsterdam", 52.370, 4.895),
 ]
-OS_VERSIONS = ("ios 18.4", "ios 18.3", "ios 17.7", "android 14", "android 15")
 FAMILIES = [
     "ios/safari/phone",
     "android/chrome/phone",
@@ -100,7 +99,6 @@ class _World:
             "gps": (home_lat, home_lon),
             "hours": rng.sample(range(24), rng.randint(3, 8)),
             "days": list(range(start, start + rng.randint(10, 60))),
-            "os": rng.choice(OS_VERSIONS),  # the phone's: its app and browser report it
         }
 
     def device(self, person: dict[str, Any]) -> dict[str, Any]:
@@ -119,8 +117,6 @@ class _World:
         country, city = person["place"] if rng.random() < 0.85 else rng.choice(CITIES)[:2]
         family = rng.choice(FAMILIES)
         version = rng.choice((1, 2, 2, 3))
-        roll = rng.random()
-        os = person["os"] if roll < 0.5 else rng.choice(OS_VERSIONS) if roll < 0.7 else None
         lat, lon = person["gps"]
         gps = _destination(lat, lon, rng.expovariate(1 / 1.5), rng.uniform(0, 2 * math.pi))
         hours = sorted(set(rng.sample(person["hours"], min(len(person["hours"]), rng.randint(1, MAX_HOURS)))))
@@ -132,7 +128,6 @@ class _World:
             "gps": gps if rng.random() < 0.55 else None,
             "family": family,
             "version": version,
-            "os": os,
             "hours": hours,
             "days": days,
         }
@@ -173,7 +168,6 @@ def _profile(unique_id: int, device: dict[str, Any], rng: random.Random) -> Prof
         user_agent=maybe(f"{device['family']}/{device['version']}"),
         agent_first_seen=None if span is None else span[0],
         agent_last_seen=None if span is None else span[1],
-        os_version=device["os"],
     )
 
 

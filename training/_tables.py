@@ -38,6 +38,5 @@ PROFILE_SCHEMA = pa.schema(
         ("user_agent", pa.string()),
         ("agent_first_seen", pa.int64()),
         ("agent_last_seen", pa.int64()),
-        ("os_version", pa.string()),
     ]
 )

@@ -49,11 +49,9 @@ def visitor_comparisons() -> list[dict[str, Any]]:
     - `user_agent`: no device kind / the same full user-agent string, one in use after the
       other ended and begun 7+ days after it (a browser's cookies in turn: Safari drops them
       after 7 days) / the same string, one after the other / the same string in use at the
-      same time (two devices alike: a family's phones) / the same mobile OS version (a phone's
-      app and browser both report it; iOS and Android apps and most browsers show it) / same
-      os+browser+kind / same device kind / else. Time and string are one comparison because
-      only together do they tell one browser from two: Fellegi-Sunter multiplies comparisons
-      as if independent.
+      same time (two devices alike: a family's phones) / same os+browser+kind / same device
+      kind / else. Time and string are one comparison because only together do they tell one
+      browser from two: Fellegi-Sunter multiplies comparisons as if independent.
     - `active_days`: none / 3+ shared days / 1+ shared day / else.
 
     Hours of activity are in the profile but not compared: trained on simulated traffic they
@@ -91,7 +89,6 @@ def visitor_comparisons() -> list[dict[str, Any]]:
                     Both(ExactMatch("user_agent"), Successive(*_AGENT_SPAN, 0)), label="same user agent, in turn"
                 ),
                 LevelPlan(ExactMatch("user_agent"), label="same user agent at the same time"),
-                LevelPlan(ExactMatch("os_version"), label="same mobile OS version"),
                 LevelPlan(ExactMatch("user_agent_family")),
                 LevelPlan(ExactMatch("device_kind")),
                 LevelPlan(Else()),

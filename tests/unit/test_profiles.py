@@ -4,7 +4,7 @@ import pytest
 
 from linkage import Context, Geo
 from linkage._profiles import Evidence, ip_prefix, ip_shares
-from linkage._user_agents import os_version, parse_user_agent
+from linkage._user_agents import parse_user_agent
 
 DAY = 86_400.0
 T0 = 1_750_000_000.0 - (1_750_000_000.0 % DAY)  # a midnight, UTC
@@ -57,7 +57,6 @@ def test_record_summarises_the_evidence() -> None:
     assert record.city == "DE/berlin" and record.country == "DE"
     assert record.latitude == pytest.approx(52.5) and record.longitude == pytest.approx(13.4)
     assert record.user_agent_family == "ios/safari/phone" and record.device_kind == "phone"
-    assert record.os_version == os_version(IPHONE) is not None
     assert record.active_hours == (10, 20)
     assert record.active_days == tuple(int(T0 // DAY) + d for d in range(3))
 
@@ -107,44 +106,3 @@ def test_no_user_agent_no_span() -> None:
     evidence.observe(T0, Context(ip="10.0.0.1"))
     record = evidence.record(1)
     assert record.user_agent is None and record.agent_first_seen is None and record.agent_last_seen is None
-
-
-@pytest.mark.parametrize(
-    ("user_agent", "expected"),
-    [
-        ("idstitch-app/5.12.0 (iPhone; iOS 18.4; Scale/3.00) CFNetwork/3826.500.131 Darwin/24.5.0", "ios 18.4"),
-        (
-            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-            "Version/18.4 Mobile/15E148 Safari/604.1",
-            "ios 18.4",
-        ),
-        ("idstitch-app/5.13.1 (iPad; iPadOS 17.7; Scale/2.00) CFNetwork/1498.700.2 Darwin/23.6.0", "ios 17.7"),
-        ("idstitch-app/5.14.0 (Linux; Android 14; SM-S921B; Mobile) okhttp/4.12.0", "android 14"),
-        (
-            "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
-            "SamsungBrowser/27.0 Chrome/125.0.0.0 Mobile Safari/537.36",
-            "android 14",
-        ),
-        ("Mozilla/5.0 (Android 15; Mobile; rv:137.0) Gecko/137.0 Firefox/137.0", "android 15"),
-        # Frozen placeholders carry no version: reduced Chrome on Android, macOS, Windows.
-        (
-            "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
-            "Chrome/136.0.0.0 Mobile Safari/537.36",
-            None,
-        ),
-        (
-            "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-            "Version/18.4 Safari/605.1.15",
-            None,
-        ),
-        (
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-            "Chrome/136.0.0.0 Safari/537.36",
-            None,
-        ),
-    ],
-)
-def test_os_version_reads_the_mobile_os_version_and_ignores_frozen_placeholders(
-    user_agent: str, expected: str | None
-) -> None:
-    assert os_version(user_agent) == expected
