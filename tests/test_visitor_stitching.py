@@ -200,9 +200,8 @@ def test_a_browsers_next_cookie_links_at_a_threshold_of_0_85(tmp_path: Path) -> 
     same user agent in use at the same time (a family's phones) it does not.
 
     Not at the bundled model's own threshold (0.95): on its held-out pairs 0.85 measured
-    precision 0.93 (52 right, 4 wrong — family members' phones with one user agent, one's
-    cookie after the other's), below the training margin of 0.97, so training chose 0.95,
-    where this pair (between 0.9 and 0.95) stays apart."""
+    precision 0.94 (47 right, 3 wrong), below the training margin of 0.97, so training chose
+    0.95, where this pair stays apart."""
     running = ThreadServer(tmp_path / "data", model_threshold=0.85)
     try:
         _background(running)
