@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -24,6 +26,7 @@ from training._simulate import (
     summary,
     write_jsonl,
 )
+from training._simulate._people import build
 
 DAY = 86_400.0
 # Enough office workers in the largest city for a large office of 300+ people.
@@ -245,3 +248,84 @@ def test_summary_counts_everyone_and_realistic_volumes(run: Run) -> None:
 def test_config_refuses_nonsense(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         SimulationConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_two_earners_of_a_household_mostly_work_in_different_offices() -> None:
+    # The default world (this module's CONFIG crowds a few cities into giant offices).
+    people = population(SimulationConfig(persons=20_000, days=30, seed=5))
+    office_of = {p: k for k, o in enumerate(people.offices) for p in o}
+    pairs = [[office_of[p] for p in h if p in office_of] for h in people.households]
+    two = [offices for offices in pairs if len(offices) >= 2]
+    assert len(two) >= 500
+    same = sum(1 for offices in two if len(set(offices)) == 1)
+    # Chance alone puts some together (a large office employs a good part of its city).
+    assert same / len(two) < 0.2
+
+
+def test_an_iphones_app_and_browser_report_the_same_ios_version(run: Run) -> None:
+    versions: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    pattern = re.compile(r"iPhone(?:; iOS | OS )(\d+)[._](\d+)")
+    for item in run.signals:
+        found = pattern.search(item.signal.context.user_agent)
+        if found is not None:
+            versions[item.person][item.signal.channel].add(".".join(found.groups()))
+    both = [v for v in versions.values() if v.get("app") and v.get("web")]
+    assert len(both) >= 50
+    # Family tablets aside, a person has one iPhone: its app and browser agree.
+    assert all(v["app"] == v["web"] for v in both)
+
+
+def test_a_persons_devices_go_where_the_person_goes(run: Run) -> None:
+    """Public wifi: a person's sessions there are at a few regular places, and sessions of
+    one person within an hour of each other on public wifi are at the same hotspot."""
+    hotspots = {s.ip for sites, _ in build(run.config).hotspots.values() for s in sites}
+    counts: dict[int, Counter[str]] = defaultdict(Counter)
+    visits: dict[int, list[tuple[float, str]]] = defaultdict(list)
+    for item in run.signals:
+        ip, t = item.signal.context.ip, item.signal.timestamp
+        if ip in hotspots and t is not None:
+            counts[item.person][ip] += 1
+            visits[item.person].append((t, ip))
+    regular = [sum(c for _, c in found.most_common(2)) / sum(found.values()) for found in counts.values()]
+    assert len(regular) >= 200
+    assert sum(regular) / len(regular) >= 0.8
+    close = same = 0
+    for found in visits.values():
+        found.sort()
+        for (t1, ip1), (t2, ip2) in itertools.pairwise(found):
+            if 0 < t2 - t1 < 3600:
+                close += 1
+                same += ip1 == ip2
+    assert close >= 100 and same / close >= 0.95
+
+
+def test_a_persons_phone_goes_to_their_office_and_their_partners_devices_do_not(run: Run) -> None:
+    office_of = {p: k for k, o in enumerate(run.population.offices) for p in o}
+    workers_by_ip = _persons_by_ip(run.signals)
+    office_ip = {
+        office: ip
+        for ip, persons in workers_by_ip.items()
+        for office, n in Counter(office_of.get(p) for p in persons).most_common(1)
+        if office is not None and n == len(persons) and len(persons) >= 2
+    }
+    seen_at_office: set[int] = set()
+    phone_at_office: set[int] = set()
+    at: dict[str, set[int]] = defaultdict(set)
+    for item in run.signals:
+        at[item.signal.context.ip].add(item.person)
+        person = item.person
+        if person in office_of and office_ip.get(office_of[person]) == item.signal.context.ip:
+            seen_at_office.add(person)
+            if parse_user_agent(item.signal.context.user_agent)[1] == "phone":
+                phone_at_office.add(person)
+    assert len(phone_at_office) >= 0.35 * len(seen_at_office)
+    # A partner with another employer (or none) is never seen on the person's office address.
+    checked = 0
+    for household in run.population.households:
+        for a in household:
+            ip = office_ip.get(office_of.get(a, -1))
+            for b in household:
+                if ip is not None and b != a and office_of.get(b) != office_of[a]:
+                    checked += 1
+                    assert b not in at[ip]
+    assert checked >= 100

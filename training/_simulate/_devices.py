@@ -44,6 +44,16 @@ class Client:
         return self.user_agents[1] if t >= self.updated_at else self.user_agents[0]
 
 
+@dataclass(frozen=True, slots=True)
+class Handset:
+    """One phone: its operating system and model, which its app and its browser both report."""
+
+    ios: bool
+    ios_version: tuple[int, int]  # for an iPhone
+    android: int  # for an Android phone
+    model: str  # for an Android phone
+
+
 class Identities:
     """Draws identifier values that look like the real ones and are never issued twice."""
 
@@ -153,13 +163,13 @@ def _android_chrome(major: int, mobile: bool) -> str:
     return f"Mozilla/5.0 (Linux; Android 10; K) {_BLINK} Chrome/{major}.0.0.0 {kind}Safari/537.36"
 
 
-def _samsung(model: str, chromium: int) -> str:
+def _samsung(model: str, android: int, chromium: int) -> str:
     engine = f"SamsungBrowser/27.0 Chrome/{chromium}.0.0.0"
-    return f"Mozilla/5.0 (Linux; Android 14; {model}) {_BLINK} {engine} Mobile Safari/537.36"
+    return f"Mozilla/5.0 (Linux; Android {android}; {model}) {_BLINK} {engine} Mobile Safari/537.36"
 
 
-def _android_firefox(major: int) -> str:
-    return f"Mozilla/5.0 (Android 14; Mobile; rv:{major}.0) Gecko/{major}.0 Firefox/{major}.0"
+def _android_firefox(android: int, major: int) -> str:
+    return f"Mozilla/5.0 (Android {android}; Mobile; rv:{major}.0) Gecko/{major}.0 Firefox/{major}.0"
 
 
 def _desktop_chrome(platform: str, major: int) -> str:
@@ -183,31 +193,43 @@ class Clients:
         self._span = span
         self._gps_share = gps_share
 
-    def phone_app(self, ios: bool) -> Client:
+    def handset(self, ios: bool) -> Handset:
+        """A phone: an iPhone on one iOS version, or an Android model on one Android version."""
+        rng = self._rng
+        return Handset(ios, self._ios(), rng.choice((13, 14, 15)), rng.choice(_ANDROID_PHONES))
+
+    def phone_app(self, phone: Handset) -> Client:
         rng = self._rng
         version = rng.choice(_APP_VERSIONS)
-        if ios:
-            ua = _ios_app(version, "iPhone", self._ios())
+        if phone.ios:
+            ua = _ios_app(version, "iPhone", phone.ios_version)
         else:
-            ua = _android_app(version, rng.choice((13, 14, 15)), rng.choice(_ANDROID_PHONES), mobile=True)
+            ua = _android_app(version, phone.android, phone.model, mobile=True)
         return self._client(Form.PHONE, (ua, ua), app=True, gps=rng.random() < self._gps_share)
 
-    def phone_browser(self, ios: bool) -> Client:
+    def phone_browser(self, phone: Handset) -> Client:
+        """The phone's browser; its user agent shows the phone's OS version where it shows one.
+
+        Safari and Chrome on an iPhone send the iOS version; Samsung Internet (on Samsung
+        phones only) sends the Android version and model, Firefox the Android version; Android
+        Chrome's reduced user agent hides both.
+        """
         rng = self._rng
-        if ios:
-            ios_version = self._ios()
+        if phone.ios:
+            ios_version = phone.ios_version
             if rng.random() < 0.85:
                 ua = _iphone_safari(ios_version)
                 return self._client(Form.PHONE, (ua, ua), safari=True)
             return self._client(Form.PHONE, self._versions(_CHROME, lambda v: _iphone_chrome(ios_version, v)))
         roll = rng.random()
-        if roll < 0.8:
-            uas = self._versions(_CHROME, lambda v: _android_chrome(v, mobile=True))
-        elif roll < 0.95:
-            model = rng.choice(_ANDROID_PHONES[:2])
-            uas = self._versions((125,), lambda v: _samsung(model, v))
+        samsung = phone.model.startswith("SM-")
+        if roll < 0.05:
+            uas = self._versions(_FIREFOX, lambda v: _android_firefox(phone.android, v))
+        elif samsung and roll < 0.05 + 0.45:  # about 15 % of all Android browsing, as before
+            model, android = phone.model, phone.android
+            uas = self._versions((125,), lambda v: _samsung(model, android, v))
         else:
-            uas = self._versions(_FIREFOX, _android_firefox)
+            uas = self._versions(_CHROME, lambda v: _android_chrome(v, mobile=True))
         return self._client(Form.PHONE, uas)
 
     def computer(self, work: bool = False) -> Client:

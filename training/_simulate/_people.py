@@ -22,6 +22,7 @@ _MAX_SESSIONS_PER_DAY = 8.0
 _ACTIVITY_SPREAD = 1.0  # sigma of the log of a person's session rate
 # Cities whose employers include the large offices, biggest first.
 _LARGE_OFFICE_CITIES = 3
+_HAUNTS = 2  # regular public-wifi places per person (a draw may repeat: then one)
 
 
 class Place(IntEnum):
@@ -68,6 +69,8 @@ class Person:
     weekday_hours: list[float] = field(default_factory=list)  # cumulative weights by local hour
     weekend_hours: list[float] = field(default_factory=list)
     clients: list[Client] = field(default_factory=list)
+    # Public wifi the person goes to again and again (a cafe, the station on the way to work).
+    haunts: tuple[Site, ...] = ()
     # Per place: the clients used there and their cumulative weights; web clients for clicks.
     choices: dict[Place, tuple[list[Client], list[float]]] = field(default_factory=dict)
     web_choices: dict[Place, tuple[list[Client], list[float]]] = field(default_factory=dict)
@@ -102,7 +105,11 @@ def build(config: SimulationConfig) -> Model:
                 person.clients.append(tablet)
     for person in persons:
         _choices(person, rng)
-    return Model(world, households, persons, offices, _hotspots(config, world, persons))
+    hotspots = _hotspots(config, world, persons)
+    for person in persons:
+        sites, weights = hotspots[person.household.city]
+        person.haunts = tuple(rng.choices(sites, cum_weights=weights, k=_HAUNTS))
+    return Model(world, households, persons, offices, hotspots)
 
 
 def _households(config: SimulationConfig, world: World, rng: random.Random) -> tuple[list[Household], list[Person]]:
@@ -152,6 +159,10 @@ def _offices(config: SimulationConfig, world: World, persons: list[Person], rng:
     for person in persons:
         if person.adult and rng.random() < config.office_worker_share:
             workers.setdefault(person.household.city, []).append(person)
+    # Employers hire from the whole city, not household by household: two earners of one
+    # household work at different places unless chance puts them in the same office.
+    for pool in workers.values():
+        rng.shuffle(pool)
     offices: list[Office] = []
 
     def staff(city: int, size: int) -> None:
@@ -240,10 +251,11 @@ def _devices(config: SimulationConfig, person: Person, clients: Clients, rng: ra
     if rng.random() < config.phone_share:
         ios = rng.random() < 0.35
         app = rng.random() < config.app_share
+        phone = clients.handset(ios)  # app and browser run on this one phone
         if app:
-            own.append(clients.phone_app(ios))
+            own.append(clients.phone_app(phone))
         if not app or rng.random() < 0.7:
-            own.append(clients.phone_browser(ios))
+            own.append(clients.phone_browser(phone))
     if not own or rng.random() < config.computer_share:
         own.append(clients.computer())
     if rng.random() < config.tablet_share:

@@ -26,11 +26,18 @@ from linkage import Context, Geo, Identifier, Signal
 from ._config import DAY, SimulationConfig
 from ._devices import Client, Form, Identities
 from ._people import Household, Model, Person, Place, build
+from ._world import Site
 
 _HOURS = range(24)
 _MAX_PAGES = 40
 _WEEKEND_ACTIVITY = 1.15
-_PHONE_ON_CELLULAR = {Place.HOME: 0.2, Place.OFFICE: 0.35}  # otherwise on the place's wifi
+_PHONE_ON_CELLULAR = {Place.HOME: 0.2, Place.OFFICE: 0.35, Place.OUT: 0.25}  # otherwise on the place's wifi
+# A day's outings (errands, a cafe, friends): how many on average, how long, and how often the
+# person goes to one of their regular public-wifi places rather than another one.
+_OUTINGS_PER_DAY = {False: 1.5, True: 2.2}  # weekday, weekend
+_OUTING_HOURS = (0.5, 3.5)
+_OUT_FROM, _OUT_UNTIL = 7.0, 22.0  # local hours: at home outside them
+_HAUNT_SHARE = 0.8
 _GPS_NOISE = 0.0004  # degrees, about 40 m
 _ROAMING = 0.03  # degrees: how far from home a person is when out, about 3 km
 
@@ -48,12 +55,22 @@ class _Day(NamedTuple):
     weekend: bool
 
 
+class _Outing(NamedTuple):
+    """A stretch of a day away from home: the person and whatever devices they carry are there."""
+
+    begin: float  # local hours
+    end: float
+    site: Site | None  # the public wifi there, if any
+    spot: tuple[float, float]  # where the person is
+
+
 class _Plan(NamedTuple):
     t: float
     person: Person
     place: Place
     client: Client
     click: bool  # a newsletter click: the first page carries the email address
+    outing: _Outing | None  # where the person is, when out
 
 
 def simulate(config: SimulationConfig) -> list[SimulatedSignal]:
@@ -95,6 +112,7 @@ class _Traffic:
             k for k, d in enumerate(self._days) if d.midnight >= self._start and d.midnight + DAY <= self._end
         ]
         self._office_days: dict[tuple[int, int], bool] = {}
+        self._outings: dict[tuple[int, int], list[_Outing]] = {}
         self._contexts: dict[tuple[str, str], Context] = {}
         self._times: list[float] = []
         self._persons: list[int] = []
@@ -165,17 +183,19 @@ class _Traffic:
             t = round(self._days[day].midnight + local * 3600, 3)
             if not self._start <= t < self._end:
                 continue
-            place = self._place(person, day, local, weekend)
+            place, outing = self._place(person, day, local, weekend)
             options = (person.web_choices if click else person.choices).get(place)
             if options is None:
-                place = Place.HOME  # nothing to use out there (no phone): the session happens at home
+                place, outing = Place.HOME, None  # nothing to use out there (no phone): the session happens at home
                 options = (person.web_choices if click else person.choices).get(place)
                 if options is None:
                     continue  # an app-only person cannot click a newsletter link in a browser
             client = rng.choices(options[0], cum_weights=options[1])[0]
-            plans.append(_Plan(t, person, place, client, click))
+            plans.append(_Plan(t, person, place, client, click, outing))
 
-    def _place(self, person: Person, day: int, local: float, weekend: bool) -> Place:
+    def _place(self, person: Person, day: int, local: float, weekend: bool) -> tuple[Place, _Outing | None]:
+        """Where the person is at local hour `local` of `day`: one timeline per person and day,
+        so that every session (and every device) of theirs at that hour is at the same place."""
         rng = self._rng
         if person.office is not None and not weekend:
             key = (person.id, day)
@@ -185,18 +205,53 @@ class _Traffic:
             if at_office:
                 begin, end = person.work_hours
                 if begin <= local < end:
-                    return Place.OFFICE
+                    return Place.OFFICE, None
                 if begin - 1 <= local < begin or end <= local < end + 1:
-                    return Place.OUT  # commuting
-        if local < 7 or local >= 22:
-            return Place.HOME
-        return Place.HOME if rng.random() < (0.7 if weekend else 0.8) else Place.OUT
+                    return Place.OUT, None  # commuting
+        for outing in self._day_out(person, day, weekend):
+            if outing.begin <= local < outing.end:
+                return Place.OUT, outing
+        return Place.HOME, None
+
+    def _day_out(self, person: Person, day: int, weekend: bool) -> list[_Outing]:
+        """The person's outings on `day`, drawn once: about a fifth of the waking day out on
+        weekdays, more at weekends, each at one place (with public wifi or without)."""
+        key = (person.id, day)
+        found = self._outings.get(key)
+        if found is not None:
+            return found
+        rng = self._rng
+        # Poisson-distributed count, by inversion.
+        count, threshold, product = 0, math.exp(-_OUTINGS_PER_DAY[weekend]), rng.random()
+        while product > threshold:
+            count += 1
+            product *= rng.random()
+        # At a place with wifi often enough that public_wifi_share of sessions out use it.
+        with_wifi = min(1.0, self._config.public_wifi_share / (1.0 - _PHONE_ON_CELLULAR[Place.OUT]))
+        home = person.household
+        found = []
+        for _ in range(count):
+            hours = rng.uniform(*_OUTING_HOURS)
+            begin = rng.uniform(_OUT_FROM, _OUT_UNTIL - hours)
+            site: Site | None = None
+            if rng.random() < with_wifi:
+                if rng.random() < _HAUNT_SHARE and person.haunts:
+                    site = rng.choice(person.haunts)
+                else:
+                    sites, weights = self._model.hotspots[home.city]
+                    site = rng.choices(sites, cum_weights=weights)[0]
+                spot = (site.latitude, site.longitude)
+            else:
+                spot = (home.latitude + rng.gauss(0, _ROAMING), home.longitude + rng.gauss(0, _ROAMING))
+            found.append(_Outing(begin, begin + hours, site, spot))
+        self._outings[key] = found
+        return found
 
     def _session(self, plan: _Plan, force_login: bool) -> None:
         rng = self._rng
         person, client, t = plan.person, plan.client, plan.t
         identifier = self._identifier(client, t)
-        ip, geo, spot = self._network(person, client, plan.place, t)
+        ip, geo, spot = self._network(person, client, plan.place, plan.outing, t)
         user_agent = client.user_agent(t)
         if client.gps:
             latitude = round(spot[0] + rng.gauss(0, _GPS_NOISE), 6)
@@ -253,19 +308,27 @@ class _Traffic:
             client.logged_in.clear()
         return found
 
-    def _network(self, person: Person, client: Client, place: Place, t: float) -> tuple[str, Geo, tuple[float, float]]:
+    def _network(
+        self, person: Person, client: Client, place: Place, outing: _Outing | None, t: float
+    ) -> tuple[str, Geo, tuple[float, float]]:
         """Address, its geo-IP reading, and where the person really is."""
         rng = self._rng
         world = self._model.world
         home = person.household
         if place is Place.OUT:
-            spot = (home.latitude + rng.gauss(0, _ROAMING), home.longitude + rng.gauss(0, _ROAMING))
-            if client.portable and rng.random() < self._config.public_wifi_share:
-                sites, weights = self._model.hotspots[home.city]
-                site = rng.choices(sites, cum_weights=weights)[0]
-                return site.ip, world.geo[site.ip], (site.latitude, site.longitude)
+            if outing is None:  # on the way to or from work: cellular, now and then the station's wifi
+                if client.portable and person.haunts and rng.random() < self._config.public_wifi_share:
+                    station = person.haunts[0]
+                    return station.ip, world.geo[station.ip], (station.latitude, station.longitude)
+                spot = (home.latitude + rng.gauss(0, _ROAMING), home.longitude + rng.gauss(0, _ROAMING))
+                ip, geo = self._cellular(person)
+                return ip, geo, spot
+            venue = outing.site
+            on_wifi = client.form is not Form.PHONE or rng.random() >= _PHONE_ON_CELLULAR[Place.OUT]
+            if venue is not None and client.portable and on_wifi:
+                return venue.ip, world.geo[venue.ip], outing.spot
             ip, geo = self._cellular(person)
-            return ip, geo, spot
+            return ip, geo, outing.spot
         if place is Place.OFFICE and person.office is not None:
             site = person.office.site
             ip, geo = site.ip, world.geo[site.ip]
