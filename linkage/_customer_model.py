@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._comparisons import ModelError
 from ._customer_scorer import CustomerScorer
+from ._model_file import link_settings
 
 # Written by training (`idstitch train --model customer`); shipped with the package.
 BUNDLED_CUSTOMER_MODEL = Path(__file__).parent / "models" / "customer-model.json"
@@ -36,19 +35,5 @@ class CustomerModel:
         DEFAULT_TF_POPULATION) is the term-frequency population. Raises ModelError for an
         unusable model or metrics file."""
         scorer = CustomerScorer.from_model(path)
-        population = DEFAULT_TF_POPULATION
-        metrics = path.with_name(path.name.removesuffix(".json") + ".metrics.json")
-        if metrics.exists():
-            try:
-                written = json.loads(metrics.read_text(encoding="utf-8"))
-                population = int(written.get("tf_population", population))
-                if threshold is None:
-                    threshold = float(written["threshold"])
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise ModelError(f"{metrics}: no usable threshold ({exc})") from exc
-        threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-        if not 0.0 < threshold < 1.0:
-            raise ModelError(f"threshold must be in (0, 1), got {threshold}")
-        if population < 1:
-            raise ModelError(f"tf_population must be positive, got {population}")
+        threshold, population = link_settings(path, threshold, DEFAULT_THRESHOLD, DEFAULT_TF_POPULATION)
         return cls(scorer, threshold, population)

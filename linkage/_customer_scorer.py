@@ -11,14 +11,12 @@ Splink's `linker.inference.score_pairs` on the same records and term frequencies
 
 from __future__ import annotations
 
-import json
 import math
 import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -28,6 +26,7 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler, Levenshtein
 
 from ._comparisons import ModelError
 from ._customer_catalogue import ATTRIBUTE_COLUMNS, CustomerAttributes, CustomerLevel
+from ._model_file import check_names, read_model
 from ._scorer import _COMPARISON_KEYS, _LEVEL_KEYS, _M_U_FLOOR, _default_m_u, _flag, _probability, model_version
 
 FloatArray = NDArray[np.float64]
@@ -168,30 +167,10 @@ class CustomerScorer:
         """Compile a Splink customer model: the dict `save_model_to_json` returns, or the path
         of the file it wrote. Raises ModelError on anything the customer catalogue does not
         know or Splink would not load."""
-        if isinstance(model, str | os.PathLike):
-            try:
-                loaded = json.loads(Path(model).read_text(encoding="utf-8"))
-            except (OSError, ValueError) as e:
-                raise ModelError(f"cannot read model {os.fspath(model)!r}: {e}") from e
-        else:
-            loaded = model
-        if not isinstance(loaded, Mapping):
-            raise ModelError(f"a model is a JSON object, got {type(loaded).__name__}")
-        version = model_version(loaded)
-        dialect = loaded.get("sql_dialect", "duckdb")
-        if dialect != "duckdb":
-            raise ModelError(f"sql_dialect {dialect!r}: the customer catalogue's SQL is DuckDB's")
-        prior = loaded.get("probability_two_random_records_match")
-        if isinstance(prior, bool) or not isinstance(prior, int | float) or not 0.0 < prior < 1.0:
-            raise ModelError(f"probability_two_random_records_match must be in (0, 1), got {prior!r}")
-        raw = loaded.get("comparisons")
-        if not isinstance(raw, list) or not raw:
-            raise ModelError("the model has no comparisons")
-        comparisons = tuple(_compile_comparison(c, i) for i, c in enumerate(raw))
-        names = [c.name for c in comparisons]
-        if len(set(names)) != len(names):
-            raise ModelError(f"comparison names repeat: {names}")
-        return cls(comparisons, float(prior), version)
+        file = read_model(model, "customer catalogue")
+        comparisons = tuple(_compile_comparison(c, i) for i, c in enumerate(file.comparisons))
+        check_names([c.name for c in comparisons])
+        return cls(comparisons, file.prior, model_version(file.model))
 
     @property
     def comparison_names(self) -> tuple[str, ...]:

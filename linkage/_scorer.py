@@ -17,7 +17,6 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -37,6 +36,7 @@ from ._comparisons import (
     encode_profiles,
     recognise_level,
 )
+from ._model_file import check_names, read_model
 from ._profile_record import ProfileRecord
 
 # Splink's floor for m and u (splink.internals.comparison_level.M_U_CLAMP_MIN): it refuses a
@@ -263,35 +263,13 @@ class VisitorScorer:
         """Compile a Splink model: the dict `save_model_to_json` returns, or the path of the
         file it wrote. Raises ModelError (naming the comparison and level) on anything the
         catalogue does not know or Splink would not load."""
-        if isinstance(model, str | os.PathLike):
-            try:
-                loaded = json.loads(Path(model).read_text(encoding="utf-8"))
-            except (OSError, ValueError) as e:
-                raise ModelError(f"cannot read model {os.fspath(model)!r}: {e}") from e
-        else:
-            loaded = model
-        if not isinstance(loaded, Mapping):
-            raise ModelError(f"a model is a JSON object, got {type(loaded).__name__}")
-        version = model_version(loaded)
-
-        dialect = loaded.get("sql_dialect", "duckdb")
-        if dialect != "duckdb":
-            raise ModelError(f"sql_dialect {dialect!r}: the catalogue's SQL is DuckDB's")
-        tf_prefix = loaded.get("term_frequency_adjustment_column_prefix", "tf_")
+        file = read_model(model, "catalogue")
+        tf_prefix = file.model.get("term_frequency_adjustment_column_prefix", "tf_")
         if tf_prefix != "tf_":
             raise ModelError(f"term_frequency_adjustment_column_prefix {tf_prefix!r}: ProfileRecord has tf_<column>")
-        prior = loaded.get("probability_two_random_records_match")
-        if isinstance(prior, bool) or not isinstance(prior, int | float) or not 0.0 < prior < 1.0:
-            raise ModelError(f"probability_two_random_records_match must be in (0, 1), got {prior!r}")
-
-        raw = loaded.get("comparisons")
-        if not isinstance(raw, list) or not raw:
-            raise ModelError("the model has no comparisons")
-        comparisons = tuple(_compile_comparison(c, i) for i, c in enumerate(raw))
-        names = [c.name for c in comparisons]
-        if len(set(names)) != len(names):
-            raise ModelError(f"comparison names repeat: {names}")
-        return cls(comparisons, float(prior), version)
+        comparisons = tuple(_compile_comparison(c, i) for i, c in enumerate(file.comparisons))
+        check_names([c.name for c in comparisons])
+        return cls(comparisons, file.prior, model_version(file.model))
 
     # -- scoring ----------------------------------------------------------------------------
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._comparisons import ModelError
+from ._model_file import link_settings
 from ._scorer import VisitorScorer
 
 BUNDLED_MODEL = Path(__file__).parent / "models" / "visitor-model.json"
@@ -33,19 +32,5 @@ class VisitorModel:
         metrics file training wrote beside it (`<name>.metrics.json`), else DEFAULT_THRESHOLD.
         The metrics file also gives the term-frequency population."""
         scorer = VisitorScorer.from_model(path)
-        population = DEFAULT_TF_POPULATION
-        metrics = path.with_name(path.name.removesuffix(".json") + ".metrics.json")
-        if metrics.exists():
-            try:
-                written = json.loads(metrics.read_text())
-                population = int(written.get("tf_population", population))
-                if threshold is None:
-                    threshold = float(written["threshold"])
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise ModelError(f"{metrics}: no usable threshold ({exc})") from exc
-        threshold = DEFAULT_THRESHOLD if threshold is None else threshold
-        if not 0.0 < threshold < 1.0:
-            raise ModelError(f"threshold must be in (0, 1), got {threshold}")
-        if population < 1:
-            raise ModelError(f"tf_population must be positive, got {population}")
+        threshold, population = link_settings(path, threshold, DEFAULT_THRESHOLD, DEFAULT_TF_POPULATION)
         return cls(scorer, threshold, population)
