@@ -26,8 +26,8 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler, Levenshtein
 
 from ._comparisons import ModelError
 from ._customer_catalogue import ATTRIBUTE_COLUMNS, CustomerAttributes, CustomerLevel
-from ._model_file import check_names, read_model
-from ._scorer import _COMPARISON_KEYS, _LEVEL_KEYS, _M_U_FLOOR, _default_m_u, _flag, _probability, model_version
+from ._model_file import check_names, comparison_shape, read_model
+from ._scorer import _M_U_FLOOR, _default_m_u, _flag, _probability, model_version
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -467,25 +467,9 @@ def _adjust(
 
 
 def _compile_comparison(raw: object, index: int) -> _Comparison:
-    if not isinstance(raw, Mapping):
-        raise ModelError(f"comparison {index}: expected an object, got {raw!r}")
-    name = raw.get("output_column_name")
-    if not isinstance(name, str) or not name:
-        raise ModelError(f"comparison {index}: output_column_name must be a non-empty string")
-    unknown = set(raw) - _COMPARISON_KEYS
-    if unknown:
-        raise ModelError(f"comparison {name!r}: unknown keys {sorted(unknown)}")
-    raw_levels = raw.get("comparison_levels")
-    if not isinstance(raw_levels, list) or not raw_levels:
-        raise ModelError(f"comparison {name!r}: comparison_levels must be a non-empty list")
-
+    name, raw_levels = comparison_shape(raw, index)
     levels: list[CustomerLevel] = []
     for position, raw_level in enumerate(raw_levels):
-        if not isinstance(raw_level, Mapping):
-            raise ModelError(f"comparison {name!r}, level {position}: expected an object, got {raw_level!r}")
-        unknown = set(raw_level) - _LEVEL_KEYS
-        if unknown:
-            raise ModelError(f"comparison {name!r}, level {position}: unknown keys {sorted(unknown)}")
         sql = raw_level.get("sql_condition")
         level = CustomerLevel.parse(sql)
         if level is None:

@@ -8,9 +8,26 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ._comparisons import ModelError
+
+_LEVEL_KEYS: Final = frozenset(
+    {
+        "sql_condition",
+        "label_for_charts",
+        "is_null_level",
+        "m_probability",
+        "u_probability",
+        "fix_m_probability",
+        "fix_u_probability",
+        "tf_adjustment_column",
+        "tf_adjustment_weight",
+        "tf_minimum_u_value",
+        "disable_tf_exact_match_detection",
+    }
+)
+_COMPARISON_KEYS: Final = frozenset({"output_column_name", "comparison_levels", "comparison_description"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +59,28 @@ def read_model(model: Mapping[str, Any] | str | os.PathLike[str], catalogue: str
     if not isinstance(raw, list) or not raw:
         raise ModelError("the model has no comparisons")
     return ModelFile(loaded, float(prior), raw)
+
+
+def comparison_shape(raw: object, index: int) -> tuple[str, list[Mapping[str, Any]]]:
+    """A comparison's name and its levels, checked for the keys and types Splink writes."""
+    if not isinstance(raw, Mapping):
+        raise ModelError(f"comparison {index}: expected an object, got {raw!r}")
+    name = raw.get("output_column_name")
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"comparison {index}: output_column_name must be a non-empty string")
+    unknown = set(raw) - _COMPARISON_KEYS
+    if unknown:
+        raise ModelError(f"comparison {name!r}: unknown keys {sorted(unknown)}")
+    raw_levels = raw.get("comparison_levels")
+    if not isinstance(raw_levels, list) or not raw_levels:
+        raise ModelError(f"comparison {name!r}: comparison_levels must be a non-empty list")
+    for position, raw_level in enumerate(raw_levels):
+        if not isinstance(raw_level, Mapping):
+            raise ModelError(f"comparison {name!r}, level {position}: expected an object, got {raw_level!r}")
+        unknown = set(raw_level) - _LEVEL_KEYS
+        if unknown:
+            raise ModelError(f"comparison {name!r}, level {position}: unknown keys {sorted(unknown)}")
+    return name, raw_levels
 
 
 def check_names(names: list[str]) -> None:

@@ -36,7 +36,7 @@ from ._comparisons import (
     encode_profiles,
     recognise_level,
 )
-from ._model_file import check_names, read_model
+from ._model_file import check_names, comparison_shape, read_model
 from ._profile_record import ProfileRecord
 
 # Splink's floor for m and u (splink.internals.comparison_level.M_U_CLAMP_MIN): it refuses a
@@ -46,24 +46,9 @@ _M_U_FLOOR: Final = 1e-300
 # probability it reads that as.
 _LEVEL_NOT_OBSERVED: Final = "level not observed in training dataset"
 _NOT_OBSERVED_PROBABILITY: Final = 1e-6
-_LEVEL_KEYS: Final = frozenset(
-    {
-        "sql_condition",
-        "label_for_charts",
-        "is_null_level",
-        "m_probability",
-        "u_probability",
-        "fix_m_probability",
-        "fix_u_probability",
-        "tf_adjustment_column",
-        "tf_adjustment_weight",
-        "tf_minimum_u_value",
-        "disable_tf_exact_match_detection",
-    }
-)
+
 # More slots per comparison make the (comparison, pattern) tables too large to be worth it.
 _MAX_SLOTS: Final = 10
-_COMPARISON_KEYS: Final = frozenset({"output_column_name", "comparison_levels", "comparison_description"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,25 +379,9 @@ def _tf_adjustment(
 
 
 def _compile_comparison(raw: object, index: int) -> ModelComparison:
-    if not isinstance(raw, Mapping):
-        raise ModelError(f"comparison {index}: expected an object, got {raw!r}")
-    name = raw.get("output_column_name")
-    if not isinstance(name, str) or not name:
-        raise ModelError(f"comparison {index}: output_column_name must be a non-empty string")
-    unknown = set(raw) - _COMPARISON_KEYS
-    if unknown:
-        raise ModelError(f"comparison {name!r}: unknown keys {sorted(unknown)}")
-    raw_levels = raw.get("comparison_levels")
-    if not isinstance(raw_levels, list) or not raw_levels:
-        raise ModelError(f"comparison {name!r}: comparison_levels must be a non-empty list")
-
+    name, raw_levels = comparison_shape(raw, index)
     levels: list[Level] = []
     for position, raw_level in enumerate(raw_levels):
-        if not isinstance(raw_level, Mapping):
-            raise ModelError(f"comparison {name!r}, level {position}: expected an object, got {raw_level!r}")
-        unknown = set(raw_level) - _LEVEL_KEYS
-        if unknown:
-            raise ModelError(f"comparison {name!r}, level {position}: unknown keys {sorted(unknown)}")
         levels.append(recognise_level(raw_level.get("sql_condition"), comparison=name, position=position))
     # Without a final ELSE Splink's CASE leaves some pairs NULL and their match weight NULL.
     if not isinstance(levels[-1], Else) or any(isinstance(level, Else) for level in levels[:-1]):
