@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._comparisons import EncodedProfiles, encode_profiles
+from ._comparisons import EncodedProfiles, FloatArray, encode_profiles
 from ._encoded_table import EncodedTable
 from ._records import SoftLinkRow
 from ._types import Context
@@ -32,8 +32,8 @@ Record = Callable[[int, int, "SoftLink | None", str], None]
 class SoftLink:
     component: int
     target: int  # the root component
-    probability: float
-    match_weight: float
+    probability: float  # of this person among the candidates (`person_probabilities`)
+    match_weight: float  # pairwise, against the target's best-scoring component
     model_version: str
     # The waterfall at link time: ("prior", w) then (comparison, weight incl. tf adjustment).
     weights: tuple[tuple[str, float], ...]
@@ -51,6 +51,21 @@ class SoftLink:
             row.component, row.target, row.probability, row.match_weight, row.model_version,
             tuple(zip(row.weight_names, row.weights, strict=True)), row.linked_at,
         )  # fmt: skip
+
+
+def person_probabilities(match_weights: FloatArray) -> FloatArray:
+    """The probability that the component belongs to each of several candidate persons, given
+    each person's best pairwise match weight: a component belongs to one person at most, so the
+    hypotheses "person i" and "none of them" share one unit of probability. With pairwise odds
+    o_i = 2^w_i that is o_i / (1 + sum of o_j); alone, it is the pairwise probability.
+
+    Two persons that explain a visitor equally well (a couple's phones of one model on one home
+    address) each get under one half, so neither is linked: the evidence is real but does not
+    say whose it is."""
+    top = float(match_weights.max(initial=0.0))
+    odds = np.exp2(match_weights - top)  # scaled by 2^-top so that nothing overflows
+    probabilities: FloatArray = odds / (np.exp2(-top) + odds.sum())
+    return probabilities
 
 
 def _clash(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
@@ -247,19 +262,29 @@ class SoftLinks:
             return current
         candidates = self._table.take(rows)
         scores = model.scorer.score(left, candidates)
-        order = np.argsort(-scores.match_probability, kind="stable")
-        for row in order:
-            probability = float(scores.match_probability[row])
+        mine = uniques_of(component)
+        best: dict[int, int] = {}  # person (root) -> the row of its best-scoring component
+        weights = scores.match_weight
+        for row, candidate in enumerate(scores.candidate_ids.tolist()):
+            root = roots[candidate]
+            held = best.get(root)
+            if held is None or weights[row] > weights[held]:
+                best[root] = row
+        rows_by_person = np.fromiter(best.values(), dtype=np.intp, count=len(best))
+        probabilities = person_probabilities(weights.take(rows_by_person))
+        for at in np.argsort(-probabilities, kind="stable"):
+            probability = float(probabilities[at])
             if probability < model.threshold:
                 break
+            row = int(rows_by_person[at])
             root = roots[int(scores.candidate_ids[row])]
-            if _clash(uniques_of(component), self._group_uniques(root, uniques_of)):
+            if _clash(mine, self._group_uniques(root, uniques_of)):
                 continue
             if current is not None and current.target == root:
                 return current
             if current is not None and current.probability >= probability:
                 return current
-            waterfall = model.scorer.waterfall(scores, int(row))
+            waterfall = model.scorer.waterfall(scores, row)
             link = SoftLink(
                 component=component,
                 target=root,

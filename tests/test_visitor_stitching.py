@@ -194,32 +194,52 @@ def test_soft_links_and_their_evidence_survive_a_restart(tmp_path: Path) -> None
         second.stop()
 
 
-def test_a_browsers_next_cookie_links_at_a_threshold_of_0_85(tmp_path: Path) -> None:
-    """Safari drops a script-set cookie after 7 days: the same browser on the same home address
-    returns with a new one. The bundled model links that at 0.85; a second browser with the
-    same user agent in use at the same time (a family's phones) it does not.
+def _safari_cookies(running: ThreadServer, *concurrent: str) -> None:
+    """Browsers with one user agent used every evening of a week on one home address, then one
+    new cookie with that user agent on days 8 and 9: Safari dropped a 7-day cookie."""
+    home = "81.20.30.44"
+    evenings = [START + day * DAY + 19 * 3600 for day in range(7)]
+    running.stub.Ingest(
+        batch(
+            *[
+                _visit(("cookie", cookie), t + 900 * k, home, "Berlin", IPHONE)
+                for k, cookie in enumerate(concurrent)
+                for t in evenings
+            ]
+        )
+    )
+    later = [START + day * DAY + 20 * 3600 for day in (8, 9)]
+    running.stub.Ingest(batch(*[_visit(("cookie", "safari-2"), t, home, "Berlin", IPHONE) for t in later]))
 
-    Not at the bundled model's own threshold (0.95): on its held-out pairs 0.85 measured
-    precision 0.94 (47 right, 3 wrong), below the training margin of 0.97, so training chose
-    0.95, where this pair stays apart."""
+
+def test_a_browsers_next_cookie_links_to_it_at_a_threshold_of_0_85(tmp_path: Path) -> None:
+    """The same browser on the same home address returns with a new cookie: the bundled model
+    links the two at 0.85 (not at its own 0.95, chosen for precision on simulated households)."""
     running = ThreadServer(tmp_path / "data", model_threshold=0.85)
     try:
         _background(running)
-        home = "81.20.30.44"
-        evenings = [START + day * DAY + 19 * 3600 for day in range(7)]
-        running.stub.Ingest(
-            batch(
-                *[_visit(("cookie", "safari-1"), t, home, "Berlin", IPHONE) for t in evenings],
-                *[_visit(("cookie", "sister-1"), t + 900, home, "Berlin", IPHONE) for t in evenings],
-            )
-        )
-        later = [START + day * DAY + 20 * 3600 for day in (8, 9)]
-        running.stub.Ingest(batch(*[_visit(("cookie", "safari-2"), t, home, "Berlin", IPHONE) for t in later]))
-
-        cookies = (("cookie", "safari-1"), ("cookie", "sister-1"), ("cookie", "safari-2"))
-        first, sister, second = _resolve(running, *cookies)
+        _safari_cookies(running, "safari-1")
+        first, second = _resolve(running, ("cookie", "safari-1"), ("cookie", "safari-2"))
         assert second.decision == pb.DECISION_PROBABILISTIC
-        assert second.person_id in (first.person_id, sister.person_id)
+        assert second.person_id == first.person_id
+        assert second.probability >= 0.85
+    finally:
+        running.stop()
+
+
+def test_a_cookie_two_persons_explain_equally_well_links_to_neither(tmp_path: Path) -> None:
+    """Two browsers with the same user agent in use at the same time (a family's phones), then
+    a new cookie with it: each is as likely its predecessor as the other, so each person gets
+    under one half of the probability and the new cookie stays a person of its own."""
+    running = ThreadServer(tmp_path / "data", model_threshold=0.85)
+    try:
+        _background(running)
+        _safari_cookies(running, "safari-1", "sister-1")
+        first, sister, second = _resolve(
+            running, ("cookie", "safari-1"), ("cookie", "sister-1"), ("cookie", "safari-2")
+        )
         assert first.person_id != sister.person_id  # in use at the same time: two browsers
+        assert second.decision != pb.DECISION_PROBABILISTIC
+        assert second.person_id not in (first.person_id, sister.person_id)
     finally:
         running.stop()
