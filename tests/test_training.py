@@ -32,7 +32,7 @@ def test_training_on_simulated_traffic_gives_a_model_splink_and_the_scorer_both_
         progress=lines.append,
     )
 
-    assert any("device profiles" in line for line in lines) and any("held-out pairs" in line for line in lines)
+    assert any("device profiles" in line for line in lines) and any("held-out links" in line for line in lines)
     metrics = json.loads(trained.metrics_path.read_text())
     assert 0 < metrics["threshold"] < 1 and metrics["tf_population"] > 0
     assert metrics["evaluation"]["positives"] > 0

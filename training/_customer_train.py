@@ -314,7 +314,4 @@ def _metrics_at(probabilities: np.ndarray, same: np.ndarray, positives: int, thr
     predicted = probabilities >= threshold
     tp = int(np.sum(predicted & same))
     fp = int(np.sum(predicted & ~same))
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / positives if positives else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return ThresholdMetrics(threshold, precision, recall, f1, tp, fp)
+    return ThresholdMetrics.from_counts(threshold, tp, fp, positives)

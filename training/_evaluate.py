@@ -18,6 +18,17 @@ class ThresholdMetrics:
     true_positives: int
     false_positives: int
 
+    @classmethod
+    def from_counts(
+        cls, threshold: float, true_positives: int, false_positives: int, positives: int
+    ) -> ThresholdMetrics:
+        """Precision over what was predicted (1.0 when nothing was), recall over `positives`."""
+        predicted = true_positives + false_positives
+        precision = true_positives / predicted if predicted else 1.0
+        recall = true_positives / positives if positives else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return cls(threshold, precision, recall, f1, true_positives, false_positives)
+
 
 @dataclass(frozen=True, slots=True)
 class Evaluation:
@@ -47,19 +58,27 @@ def evaluate(
 ) -> Evaluation:
     """Metrics of scored pairs whose both sides are labelled.
 
-    Pairs that blocking never produced count as missed: recall is over all `positives`.
-    The chosen threshold has the best F1 among those with precision ≥ `min_precision`
-    (the best F1 overall when none reaches it).
+    Pairs that blocking never produced count as missed: recall is over all `positives`;
+    `choose` picks the threshold.
     """
     rows = []
     for t in THRESHOLDS:
         predicted = probabilities >= t
         tp = int(np.sum(predicted & same_label))
         fp = int(np.sum(predicted & ~same_label))
-        precision = tp / (tp + fp) if tp + fp else 1.0
-        recall = tp / positives if positives else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append(ThresholdMetrics(t, precision, recall, f1, tp, fp))
-    eligible = [r for r in rows if r.precision >= min_precision and r.true_positives] or rows
-    chosen = max(eligible, key=lambda r: (r.f1, -r.threshold))
-    return Evaluation(positives, len(probabilities), rows, chosen, min_precision)
+        rows.append(ThresholdMetrics.from_counts(t, tp, fp, positives))
+    return Evaluation(positives, len(probabilities), rows, choose(rows, min_precision), min_precision)
+
+
+def choose(rows: Sequence[ThresholdMetrics], min_precision: float, min_true_positives: int = 20) -> ThresholdMetrics:
+    """The threshold to serve at: the best F1 among thresholds whose precision reaches
+    `min_precision` on at least `min_true_positives` right predictions; when none does, the most
+    precise of those with that many (a precision of 1.0 over a handful of pairs measures little);
+    when none has that many, the best F1 overall. Ties go to the lower threshold."""
+    measured = [r for r in rows if r.true_positives >= min_true_positives]
+    eligible = [r for r in measured if r.precision >= min_precision]
+    if eligible:
+        return max(eligible, key=lambda r: (r.f1, -r.threshold))
+    if measured:
+        return max(measured, key=lambda r: (r.precision, -r.threshold))
+    return max(rows, key=lambda r: (r.f1, -r.threshold))

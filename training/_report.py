@@ -34,6 +34,43 @@ def write_report(out: Path, trained: Linker, held_out: Linker, metrics: dict[str
 
 def _index(metrics: dict[str, Any], include_waterfalls: bool) -> str:
     evaluation = metrics["evaluation"]
+    links = "".join(
+        f'<li><a href="{name}">{html.escape(title)}</a></li>'
+        for name, title in _CHARTS
+        if include_waterfalls or name != "waterfalls.html"
+    )
+    chosen = evaluation["chosen"]
+    pairwise = metrics.get("pairwise_evaluation")
+    pairwise_section = (
+        f"""<h2>Pairs among the held-out devices alone (Splink predict)</h2>
+<p>{pairwise["positives"]:,} true pairs, {pairwise["scored_pairs"]:,} pairs scored after blocking; flattering, since
+a held-out device meets none of the household members and neighbours it must be told from online.</p>
+{_table(pairwise)}"""
+        if pairwise
+        else ""
+    )
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>idstitch visitor model {metrics["model_version"]}</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}</style></head>
+<body>
+<h1>Visitor model {metrics["model_version"]}</h1>
+<p>Trained {metrics["trained_at"]} on {metrics["train_profiles"]:,} device profiles;
+evaluated on {metrics["held_out_profiles"]:,} devices of {metrics["held_out_logins"]:,} held-out logins, each linked
+as the service links an anonymous visitor: against all {metrics["profiles"]:,} profiles, to its best candidate person
+({evaluation["positives"]:,} held-out devices have another device of their login to find;
+{evaluation["scored_pairs"]:,} pairs scored after blocking; links to unlabelled devices are not counted).</p>
+<p><b>Chosen threshold: probability ≥ {chosen["threshold"]}</b> — precision {chosen["precision"]:.4f},
+recall {chosen["recall"]:.4f}, F1 {chosen["f1"]:.4f} (best F1 with precision ≥ {evaluation["min_precision"]}
+over at least 20 right links, else the most precise threshold with 20).</p>
+<h2>Links by threshold (held-out devices)</h2>
+{_table(evaluation)}
+{pairwise_section}
+<h2>Splink charts</h2><ul>{links}</ul>
+</body></html>
+"""
+
+
+def _table(evaluation: dict[str, Any]) -> str:
     rows = "".join(
         "<tr>"
         + "".join(
@@ -50,24 +87,5 @@ def _index(metrics: dict[str, Any], include_waterfalls: bool) -> str:
         + "</tr>"
         for row in evaluation["by_threshold"]
     )
-    links = "".join(
-        f'<li><a href="{name}">{html.escape(title)}</a></li>'
-        for name, title in _CHARTS
-        if include_waterfalls or name != "waterfalls.html"
-    )
-    chosen = evaluation["chosen"]
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>idstitch visitor model {metrics["model_version"]}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 10px;text-align:right}}</style></head>
-<body>
-<h1>Visitor model {metrics["model_version"]}</h1>
-<p>Trained {metrics["trained_at"]} on {metrics["train_profiles"]:,} device profiles;
-evaluated on {metrics["held_out_profiles"]:,} devices of {metrics["held_out_logins"]:,} held-out logins
-({evaluation["positives"]:,} true pairs, {evaluation["scored_pairs"]:,} pairs scored after blocking).</p>
-<p><b>Chosen threshold: match probability ≥ {chosen["threshold"]}</b> — precision {chosen["precision"]:.4f},
-recall {chosen["recall"]:.4f}, F1 {chosen["f1"]:.4f} (best F1 with precision ≥ {evaluation["min_precision"]}).</p>
-<h2>Precision and recall by threshold (held-out pairs)</h2>
-<table><tr><th>threshold</th><th>precision</th><th>recall</th><th>F1</th><th>TP</th><th>FP</th></tr>{rows}</table>
-<h2>Splink charts</h2><ul>{links}</ul>
-</body></html>
-"""
+    head = "".join(f"<th>{name}</th>" for name in ("threshold", "precision", "recall", "F1", "TP", "FP"))
+    return f"<table><tr>{head}</tr>{rows}</table>"

@@ -15,10 +15,11 @@ import numpy as np
 from splink import DuckDBAPI, Linker
 
 from linkage._profile_record import ProfileRecord
-from linkage._scorer import model_version
+from linkage._scorer import VisitorScorer, model_version
 
 from ._evaluate import Evaluation, count_positive_pairs, evaluate
 from ._history import DeviceProfiles
+from ._link_evaluation import evaluate_links
 from ._tables import LABEL_COLUMN, profile_table
 from ._visitor_settings import training_blocking_rules, visitor_settings
 
@@ -97,11 +98,15 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
     progress(f"scoring the {len(test_idx):,} held-out devices ...")
     test_records = [profiles.records[i] for i in test_idx]
     test_labels = [profiles.labels[i] for i in test_idx]
-    evaluation, test_linker = _evaluate_held_out(model_path, test_records, test_labels, config)
+    pairwise, test_linker = _evaluate_held_out(model_path, test_records, test_labels, config)
+    progress(f"linking the {len(test_idx):,} held-out devices against all {len(profiles.records):,} as online ...")
+    evaluation = evaluate_links(
+        VisitorScorer.from_model(model_path), profiles.records, profiles.labels, held_out, config.min_precision
+    )
     chosen = evaluation.chosen
     progress(
-        f"held-out pairs: precision {chosen.precision:.3f}, recall {chosen.recall:.3f}, F1 {chosen.f1:.3f} "
-        f"at match probability ≥ {chosen.threshold}"
+        f"held-out links: precision {chosen.precision:.3f}, recall {chosen.recall:.3f}, F1 {chosen.f1:.3f} "
+        f"at probability ≥ {chosen.threshold}"
     )
     metrics = {
         "model_version": version,
@@ -116,6 +121,7 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
         "probability_two_random_records_match": settings["probability_two_random_records_match"],
         "m_estimation": config.m_estimation,
         "evaluation": evaluation.as_dict(),
+        "pairwise_evaluation": pairwise.as_dict(),
     }
     metrics_path = config.out_dir / METRICS_FILE
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
