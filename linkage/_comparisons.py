@@ -211,105 +211,168 @@ def _number(value: object, where: str) -> float:
     return float(value)
 
 
+@dataclass(slots=True)
+class EncodedRow:
+    """One profile record validated and encoded as Python values, ready to be written as a row
+    of `EncodedProfiles` (`write_row`); NULLs are already the sentinels of the encoding."""
+
+    unique_id: int
+    null_bits: int
+    keys: list[int]  # STRING columns in order
+    log2_tf: dict[str, float]
+    points: dict[tuple[str, str], tuple[float, float, float]]
+    lists: dict[str, list[int]]  # STRING_LIST columns, padded to their stride
+    masks: dict[str, int]
+    words: dict[str, list[int]]  # INT_LIST columns: value >> 6, ascending
+    word_masks: dict[str, list[int]]
+    lengths: dict[str, int]
+    instants: dict[str, int]
+
+
+def encode_row(record: ProfileRecord, i: int = 0) -> EncodedRow:
+    """Validate and encode one record (`i` names it in errors as records[i]); see `encode_profiles`."""
+    bits = 0
+    keys = [_NULL_KEY] * len(_STRINGS)
+    row = EncodedRow(record.unique_id, 0, keys, {}, {}, {}, {}, {}, {}, {}, {})
+    for column, kind in COLUMNS.items():
+        value = getattr(record, column)
+        where = f"records[{i}].{column}"
+        if value is None:
+            bits |= _NULL_BIT[column]
+            if kind is ColumnType.TERM_FREQUENCY:
+                row.log2_tf[column] = math.nan
+            elif kind is ColumnType.STRING_LIST:
+                row.lists[column] = [_PAD_KEY] * _STRIDES[column]
+                row.lengths[column] = _NULL_LENGTH
+            elif kind is ColumnType.SMALL_INT_LIST:
+                row.masks[column] = 0
+                row.lengths[column] = _NULL_LENGTH
+            elif kind is ColumnType.INT_LIST:
+                row.words[column], row.word_masks[column] = [], []
+                row.lengths[column] = _NULL_LENGTH
+        elif kind is ColumnType.STRING:
+            if not isinstance(value, str):
+                raise ValueError(f"{where}: expected a string or None, got {value!r}")
+            keys[_STRING_ROWS[column]] = _string_key(value)
+        elif kind is ColumnType.DEGREES:
+            _number(value, where)
+        elif kind is ColumnType.INSTANT:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_INSTANT:
+                raise ValueError(f"{where}: expected whole seconds in [0, 2**52) or None, got {value!r}")
+            row.instants[column] = value
+        elif kind is ColumnType.TERM_FREQUENCY:
+            share = _number(value, where)
+            if share <= 0.0:
+                raise ValueError(f"{where}: a term frequency must be above 0, got {share!r}")
+            row.log2_tf[column] = math.log2(share)
+        else:
+            encoded, row.lengths[column] = _list(column, kind, value, where)
+            if kind is ColumnType.STRING_LIST:
+                row.lists[column] = encoded + [_PAD_KEY] * (_STRIDES[column] - len(encoded))
+            elif kind is ColumnType.SMALL_INT_LIST:
+                row.masks[column] = sum(1 << v for v in encoded)
+            else:
+                grouped: dict[int, int] = {}
+                for v in encoded:
+                    grouped[v >> 6] = grouped.get(v >> 6, 0) | 1 << (v & 63)
+                row.words[column] = sorted(grouped)
+                row.word_masks[column] = [grouped[w] for w in row.words[column]]
+    for latitude, longitude in POINTS:
+        if bits & (_NULL_BIT[latitude] | _NULL_BIT[longitude]):
+            row.points[(latitude, longitude)] = (math.nan, math.nan, math.nan)
+        else:
+            # math.radians is x * (pi / 180), as DuckDB's radians(); sin and cos are libm's.
+            phi = math.radians(getattr(record, latitude))
+            lam = math.radians(getattr(record, longitude))
+            row.points[(latitude, longitude)] = (
+                math.cos(phi) * math.cos(lam),
+                math.cos(phi) * math.sin(lam),
+                math.sin(phi),
+            )
+    for first, last in SPANS:
+        # A span is whole or absent, and ordered: then "one ended before the other began"
+        # reads the same in SQL's three-valued logic and in the sentinels of _NULL_SPAN.
+        nulls_here = (bits & _NULL_BIT[first] != 0, bits & _NULL_BIT[last] != 0)
+        if nulls_here[0] != nulls_here[1]:
+            raise ValueError(f"records[{i}]: {first} and {last} must both be set or both be None")
+        if nulls_here[0]:
+            row.instants[first], row.instants[last] = _NULL_SPAN
+        elif getattr(record, first) > getattr(record, last):
+            raise ValueError(f"records[{i}]: {first} is after {last}")
+    row.null_bits = bits
+    return row
+
+
+def word_width(row: EncodedRow, column: str) -> int:
+    """The words an INT_LIST column of the row needs (see `write_row`)."""
+    return len(row.words[column])
+
+
+def write_row(target: EncodedProfiles, i: int, row: EncodedRow) -> None:
+    """Write every field of row `i` of `target` (in place). INT_LIST rows must be at least as
+    wide as the row's words; the rest of them is padded."""
+    target.unique_ids[i] = row.unique_id
+    target.null_bits[i] = row.null_bits
+    target.nulls[:, i] = [(row.null_bits >> k) & 1 for k in range(len(COLUMNS))]
+    target.keys[:, i] = row.keys
+    for column, value in row.log2_tf.items():
+        target.log2_tf[column][i] = value
+    for point, vector in row.points.items():
+        target.points[point][:, i] = vector
+    for column, keys in row.lists.items():
+        target.lists[column][i] = keys
+    for column, mask in row.masks.items():
+        target.masks[column][i] = mask
+    for column, words in row.words.items():
+        width = target.words[column].shape[1]
+        target.words[column][i] = words + [_PAD_KEY] * (width - len(words))
+        target.word_masks[column][i] = row.word_masks[column] + [0] * (width - len(words))
+    for column, length in row.lengths.items():
+        target.lengths[column][i] = length
+    for column, instant in row.instants.items():
+        target.instants[column][i] = instant
+
+
+def empty_profiles(n: int, word_width: int = 2) -> EncodedProfiles:
+    """`n` rows to be written by `write_row` (their contents until then are not meaningful)."""
+    return EncodedProfiles(
+        unique_ids=np.zeros(n, dtype=np.int64),
+        null_bits=np.zeros(n, dtype=np.int64),
+        nulls=np.zeros((len(COLUMNS), n), dtype=np.bool_),
+        keys=np.full((len(_STRINGS), n), _NULL_KEY, dtype=np.int64),
+        log2_tf={c: np.full(n, np.nan) for c, t in COLUMNS.items() if t is ColumnType.TERM_FREQUENCY},
+        points={p: np.full((3, n), np.nan) for p in POINTS},
+        lists={c: np.full((n, w), _PAD_KEY, dtype=np.int64) for c, w in _STRIDES.items()},
+        masks={c: np.zeros(n, dtype=np.uint64) for c, t in COLUMNS.items() if t is ColumnType.SMALL_INT_LIST},
+        # At least two words: a 30-day window spans at most two 64-day blocks, so encodings of
+        # single profiles share one width and concatenate without padding.
+        words={
+            c: np.full((n, max(2, word_width)), _PAD_KEY, dtype=np.int64)
+            for c, t in COLUMNS.items()
+            if t is ColumnType.INT_LIST
+        },
+        word_masks={
+            c: np.zeros((n, max(2, word_width)), dtype=np.uint64)
+            for c, t in COLUMNS.items()
+            if t is ColumnType.INT_LIST
+        },
+        lengths={c: np.full(n, _NULL_LENGTH, dtype=np.int64) for c in LIST_WIDTHS},
+        instants={c: np.full(n, _NULL_SPAN[j], dtype=np.int64) for p in SPANS for j, c in enumerate(p)},
+    )
+
+
 def encode_profiles(records: Iterable[ProfileRecord]) -> EncodedProfiles:
     """Encode profile records for scoring.
 
     Raises ValueError on a record Splink would read differently from the scorer: duplicate or
     too many list elements, NaN or infinite numbers, a term frequency not above zero, an hour
     outside 0..63."""
-    rows = list(records)
-    n = len(rows)
-    ids = np.empty(n, dtype=np.int64)
-    null_bits = np.zeros(n, dtype=np.int64)
-    keys = np.full((len(_STRINGS), n), _NULL_KEY, dtype=np.int64)
-    log2_tf = {c: np.full(n, np.nan) for c, t in COLUMNS.items() if t is ColumnType.TERM_FREQUENCY}
-    points = {p: np.full((3, n), np.nan) for p in POINTS}
-    lists = {c: np.full((n, w), _PAD_KEY, dtype=np.int64) for c, w in _STRIDES.items()}
-    masks = {c: np.zeros(n, dtype=np.uint64) for c, t in COLUMNS.items() if t is ColumnType.SMALL_INT_LIST}
-    word_lists: dict[str, list[dict[int, int]]] = {c: [] for c, t in COLUMNS.items() if t is ColumnType.INT_LIST}
-    lengths = {c: np.full(n, _NULL_LENGTH, dtype=np.int64) for c in LIST_WIDTHS}
-    instants = {c: np.full(n, _NULL_SPAN[j], dtype=np.int64) for p in SPANS for j, c in enumerate(p)}
-
-    for i, record in enumerate(rows):
-        ids[i] = record.unique_id
-        bits = 0
-        for column, kind in COLUMNS.items():
-            value = getattr(record, column)
-            where = f"records[{i}].{column}"
-            if value is None:
-                bits |= _NULL_BIT[column]
-                if kind is ColumnType.INT_LIST:
-                    word_lists[column].append({})
-            elif kind is ColumnType.STRING:
-                if not isinstance(value, str):
-                    raise ValueError(f"{where}: expected a string or None, got {value!r}")
-                keys[_STRING_ROWS[column], i] = _string_key(value)
-            elif kind is ColumnType.DEGREES:
-                _number(value, where)
-            elif kind is ColumnType.INSTANT:
-                if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_INSTANT:
-                    raise ValueError(f"{where}: expected whole seconds in [0, 2**52) or None, got {value!r}")
-                instants[column][i] = value
-            elif kind is ColumnType.TERM_FREQUENCY:
-                share = _number(value, where)
-                if share <= 0.0:
-                    raise ValueError(f"{where}: a term frequency must be above 0, got {share!r}")
-                log2_tf[column][i] = math.log2(share)
-            else:
-                encoded, lengths[column][i] = _list(column, kind, value, where)
-                if kind is ColumnType.STRING_LIST:
-                    lists[column][i, : len(encoded)] = encoded
-                elif kind is ColumnType.SMALL_INT_LIST:
-                    masks[column][i] = sum(1 << v for v in encoded)
-                else:
-                    grouped: dict[int, int] = {}
-                    for v in encoded:
-                        grouped[v >> 6] = grouped.get(v >> 6, 0) | 1 << (v & 63)
-                    word_lists[column].append(grouped)
-        for latitude, longitude in POINTS:
-            if not bits & (_NULL_BIT[latitude] | _NULL_BIT[longitude]):
-                # math.radians is x * (pi / 180), as DuckDB's radians(); sin and cos are libm's.
-                phi = math.radians(getattr(record, latitude))
-                lam = math.radians(getattr(record, longitude))
-                vector = points[(latitude, longitude)]
-                vector[0, i] = math.cos(phi) * math.cos(lam)
-                vector[1, i] = math.cos(phi) * math.sin(lam)
-                vector[2, i] = math.sin(phi)
-        for first, last in SPANS:
-            # A span is whole or absent, and ordered: then "one ended before the other began"
-            # reads the same in SQL's three-valued logic and in the sentinels of _NULL_SPAN.
-            nulls_here = (bits & _NULL_BIT[first] != 0, bits & _NULL_BIT[last] != 0)
-            if nulls_here[0] != nulls_here[1]:
-                raise ValueError(f"records[{i}]: {first} and {last} must both be set or both be None")
-            if not nulls_here[0] and getattr(record, first) > getattr(record, last):
-                raise ValueError(f"records[{i}]: {first} is after {last}")
-        null_bits[i] = bits
-
-    nulls = (null_bits >> _COLUMN_SHIFTS) & 1 != 0
-    words, word_masks = {}, {}
-    for column, grouped_rows in word_lists.items():
-        # At least two words: a 30-day window spans at most two 64-day blocks, so encodings of
-        # single profiles share one width and concatenate without padding.
-        width = max(2, max((len(g) for g in grouped_rows), default=0))
-        words[column] = np.full((n, width), _PAD_KEY, dtype=np.int64)
-        word_masks[column] = np.zeros((n, width), dtype=np.uint64)
-        for i, grouped in enumerate(grouped_rows):
-            words[column][i, : len(grouped)] = sorted(grouped)
-            word_masks[column][i, : len(grouped)] = [grouped[w] for w in sorted(grouped)]
-    return EncodedProfiles(
-        unique_ids=ids,
-        null_bits=null_bits,
-        nulls=nulls,
-        keys=keys,
-        log2_tf=log2_tf,
-        points=points,
-        lists=lists,
-        masks=masks,
-        words=words,
-        word_masks=word_masks,
-        lengths=lengths,
-        instants=instants,
-    )
+    rows = [encode_row(record, i) for i, record in enumerate(records)]
+    width = max((word_width(row, c) for row in rows for c in row.words), default=0)
+    encoded = empty_profiles(len(rows), width)
+    for i, row in enumerate(rows):
+        write_row(encoded, i, row)
+    return encoded
 
 
 def _list(column: str, kind: ColumnType, value: object, where: str) -> tuple[list[int], int]:
