@@ -115,7 +115,6 @@ _STRING_NULL_BITS: Final = sum(_NULL_BIT[c] for c in _STRINGS)
 # Integer-list intersections are counted in uint8 (_WordLookup.counts).
 if any(LIST_WIDTHS[c] > 255 for c, t in COLUMNS.items() if t is ColumnType.INT_LIST):
     raise RuntimeError("an integer list wider than 255 elements overflows _WordLookup.counts")
-_COLUMN_SHIFTS: Final = np.arange(len(COLUMNS), dtype=np.int64).reshape(-1, 1)
 # Key lists are padded to whole uint64 words of match flags (see _ListTests.evaluate).
 _STRIDES: Final[Mapping[str, int]] = {
     c: -(-w // 8) * 8 for c, w in LIST_WIDTHS.items() if COLUMNS[c] is ColumnType.STRING_LIST
