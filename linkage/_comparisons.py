@@ -115,8 +115,7 @@ _STRING_NULL_BITS: Final = sum(_NULL_BIT[c] for c in _STRINGS)
 # Integer-list intersections are counted in uint8 (_WordLookup.counts).
 if any(LIST_WIDTHS[c] > 255 for c, t in COLUMNS.items() if t is ColumnType.INT_LIST):
     raise RuntimeError("an integer list wider than 255 elements overflows _WordLookup.counts")
-_COLUMN_SHIFTS: Final = np.arange(len(COLUMNS), dtype=np.int64).reshape(-1, 1)
-# Key lists are padded to whole uint64 words of match flags (see _count_flags).
+# Key lists are padded to whole uint64 words of match flags (see _ListTests.evaluate).
 _STRIDES: Final[Mapping[str, int]] = {
     c: -(-w // 8) * 8 for c, w in LIST_WIDTHS.items() if COLUMNS[c] is ColumnType.STRING_LIST
 }
@@ -130,8 +129,6 @@ _NULL_LENGTH: Final = 1 << 40
 # A NULL span as (first, last): it began before and ended after every real instant, so neither
 # "it ended before the other began" nor "the other ended before it began" holds for it.
 _NULL_SPAN: Final = (-(2**62), 2**62)
-_BYTES_TO_TOP: Final = np.uint64(0x0101010101010101)
-_TOP_BYTE: Final = np.uint64(56)
 
 
 def _require(column: str, *allowed: ColumnType) -> None:
@@ -213,105 +210,168 @@ def _number(value: object, where: str) -> float:
     return float(value)
 
 
+@dataclass(slots=True)
+class EncodedRow:
+    """One profile record validated and encoded as Python values, ready to be written as a row
+    of `EncodedProfiles` (`write_row`); NULLs are already the sentinels of the encoding."""
+
+    unique_id: int
+    null_bits: int
+    keys: list[int]  # STRING columns in order
+    log2_tf: dict[str, float]
+    points: dict[tuple[str, str], tuple[float, float, float]]
+    lists: dict[str, list[int]]  # STRING_LIST columns, padded to their stride
+    masks: dict[str, int]
+    words: dict[str, list[int]]  # INT_LIST columns: value >> 6, ascending
+    word_masks: dict[str, list[int]]
+    lengths: dict[str, int]
+    instants: dict[str, int]
+
+
+def encode_row(record: ProfileRecord, i: int = 0) -> EncodedRow:
+    """Validate and encode one record (`i` names it in errors as records[i]); see `encode_profiles`."""
+    bits = 0
+    keys = [_NULL_KEY] * len(_STRINGS)
+    row = EncodedRow(record.unique_id, 0, keys, {}, {}, {}, {}, {}, {}, {}, {})
+    for column, kind in COLUMNS.items():
+        value = getattr(record, column)
+        where = f"records[{i}].{column}"
+        if value is None:
+            bits |= _NULL_BIT[column]
+            if kind is ColumnType.TERM_FREQUENCY:
+                row.log2_tf[column] = math.nan
+            elif kind is ColumnType.STRING_LIST:
+                row.lists[column] = [_PAD_KEY] * _STRIDES[column]
+                row.lengths[column] = _NULL_LENGTH
+            elif kind is ColumnType.SMALL_INT_LIST:
+                row.masks[column] = 0
+                row.lengths[column] = _NULL_LENGTH
+            elif kind is ColumnType.INT_LIST:
+                row.words[column], row.word_masks[column] = [], []
+                row.lengths[column] = _NULL_LENGTH
+        elif kind is ColumnType.STRING:
+            if not isinstance(value, str):
+                raise ValueError(f"{where}: expected a string or None, got {value!r}")
+            keys[_STRING_ROWS[column]] = _string_key(value)
+        elif kind is ColumnType.DEGREES:
+            _number(value, where)
+        elif kind is ColumnType.INSTANT:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_INSTANT:
+                raise ValueError(f"{where}: expected whole seconds in [0, 2**52) or None, got {value!r}")
+            row.instants[column] = value
+        elif kind is ColumnType.TERM_FREQUENCY:
+            share = _number(value, where)
+            if share <= 0.0:
+                raise ValueError(f"{where}: a term frequency must be above 0, got {share!r}")
+            row.log2_tf[column] = math.log2(share)
+        else:
+            encoded, row.lengths[column] = _list(column, kind, value, where)
+            if kind is ColumnType.STRING_LIST:
+                row.lists[column] = encoded + [_PAD_KEY] * (_STRIDES[column] - len(encoded))
+            elif kind is ColumnType.SMALL_INT_LIST:
+                row.masks[column] = sum(1 << v for v in encoded)
+            else:
+                grouped: dict[int, int] = {}
+                for v in encoded:
+                    grouped[v >> 6] = grouped.get(v >> 6, 0) | 1 << (v & 63)
+                row.words[column] = sorted(grouped)
+                row.word_masks[column] = [grouped[w] for w in row.words[column]]
+    for latitude, longitude in POINTS:
+        if bits & (_NULL_BIT[latitude] | _NULL_BIT[longitude]):
+            row.points[(latitude, longitude)] = (math.nan, math.nan, math.nan)
+        else:
+            # math.radians is x * (pi / 180), as DuckDB's radians(); sin and cos are libm's.
+            phi = math.radians(getattr(record, latitude))
+            lam = math.radians(getattr(record, longitude))
+            row.points[(latitude, longitude)] = (
+                math.cos(phi) * math.cos(lam),
+                math.cos(phi) * math.sin(lam),
+                math.sin(phi),
+            )
+    for first, last in SPANS:
+        # A span is whole or absent, and ordered: then "one ended before the other began"
+        # reads the same in SQL's three-valued logic and in the sentinels of _NULL_SPAN.
+        nulls_here = (bits & _NULL_BIT[first] != 0, bits & _NULL_BIT[last] != 0)
+        if nulls_here[0] != nulls_here[1]:
+            raise ValueError(f"records[{i}]: {first} and {last} must both be set or both be None")
+        if nulls_here[0]:
+            row.instants[first], row.instants[last] = _NULL_SPAN
+        elif getattr(record, first) > getattr(record, last):
+            raise ValueError(f"records[{i}]: {first} is after {last}")
+    row.null_bits = bits
+    return row
+
+
+def word_width(row: EncodedRow, column: str) -> int:
+    """The words an INT_LIST column of the row needs (see `write_row`)."""
+    return len(row.words[column])
+
+
+def write_row(target: EncodedProfiles, i: int, row: EncodedRow) -> None:
+    """Write every field of row `i` of `target` (in place). INT_LIST rows must be at least as
+    wide as the row's words; the rest of them is padded."""
+    target.unique_ids[i] = row.unique_id
+    target.null_bits[i] = row.null_bits
+    target.nulls[:, i] = [(row.null_bits >> k) & 1 for k in range(len(COLUMNS))]
+    target.keys[:, i] = row.keys
+    for column, value in row.log2_tf.items():
+        target.log2_tf[column][i] = value
+    for point, vector in row.points.items():
+        target.points[point][:, i] = vector
+    for column, keys in row.lists.items():
+        target.lists[column][i] = keys
+    for column, mask in row.masks.items():
+        target.masks[column][i] = mask
+    for column, words in row.words.items():
+        width = target.words[column].shape[1]
+        target.words[column][i] = words + [_PAD_KEY] * (width - len(words))
+        target.word_masks[column][i] = row.word_masks[column] + [0] * (width - len(words))
+    for column, length in row.lengths.items():
+        target.lengths[column][i] = length
+    for column, instant in row.instants.items():
+        target.instants[column][i] = instant
+
+
+def empty_profiles(n: int, word_width: int = 2) -> EncodedProfiles:
+    """`n` rows to be written by `write_row` (their contents until then are not meaningful)."""
+    return EncodedProfiles(
+        unique_ids=np.zeros(n, dtype=np.int64),
+        null_bits=np.zeros(n, dtype=np.int64),
+        nulls=np.zeros((len(COLUMNS), n), dtype=np.bool_),
+        keys=np.full((len(_STRINGS), n), _NULL_KEY, dtype=np.int64),
+        log2_tf={c: np.full(n, np.nan) for c, t in COLUMNS.items() if t is ColumnType.TERM_FREQUENCY},
+        points={p: np.full((3, n), np.nan) for p in POINTS},
+        lists={c: np.full((n, w), _PAD_KEY, dtype=np.int64) for c, w in _STRIDES.items()},
+        masks={c: np.zeros(n, dtype=np.uint64) for c, t in COLUMNS.items() if t is ColumnType.SMALL_INT_LIST},
+        # At least two words: a 30-day window spans at most two 64-day blocks, so encodings of
+        # single profiles share one width and concatenate without padding.
+        words={
+            c: np.full((n, max(2, word_width)), _PAD_KEY, dtype=np.int64)
+            for c, t in COLUMNS.items()
+            if t is ColumnType.INT_LIST
+        },
+        word_masks={
+            c: np.zeros((n, max(2, word_width)), dtype=np.uint64)
+            for c, t in COLUMNS.items()
+            if t is ColumnType.INT_LIST
+        },
+        lengths={c: np.full(n, _NULL_LENGTH, dtype=np.int64) for c in LIST_WIDTHS},
+        instants={c: np.full(n, _NULL_SPAN[j], dtype=np.int64) for p in SPANS for j, c in enumerate(p)},
+    )
+
+
 def encode_profiles(records: Iterable[ProfileRecord]) -> EncodedProfiles:
     """Encode profile records for scoring.
 
     Raises ValueError on a record Splink would read differently from the scorer: duplicate or
     too many list elements, NaN or infinite numbers, a term frequency not above zero, an hour
     outside 0..63."""
-    rows = list(records)
-    n = len(rows)
-    ids = np.empty(n, dtype=np.int64)
-    null_bits = np.zeros(n, dtype=np.int64)
-    keys = np.full((len(_STRINGS), n), _NULL_KEY, dtype=np.int64)
-    log2_tf = {c: np.full(n, np.nan) for c, t in COLUMNS.items() if t is ColumnType.TERM_FREQUENCY}
-    points = {p: np.full((3, n), np.nan) for p in POINTS}
-    lists = {c: np.full((n, w), _PAD_KEY, dtype=np.int64) for c, w in _STRIDES.items()}
-    masks = {c: np.zeros(n, dtype=np.uint64) for c, t in COLUMNS.items() if t is ColumnType.SMALL_INT_LIST}
-    word_lists: dict[str, list[dict[int, int]]] = {c: [] for c, t in COLUMNS.items() if t is ColumnType.INT_LIST}
-    lengths = {c: np.full(n, _NULL_LENGTH, dtype=np.int64) for c in LIST_WIDTHS}
-    instants = {c: np.full(n, _NULL_SPAN[j], dtype=np.int64) for p in SPANS for j, c in enumerate(p)}
-
-    for i, record in enumerate(rows):
-        ids[i] = record.unique_id
-        bits = 0
-        for column, kind in COLUMNS.items():
-            value = getattr(record, column)
-            where = f"records[{i}].{column}"
-            if value is None:
-                bits |= _NULL_BIT[column]
-                if kind is ColumnType.INT_LIST:
-                    word_lists[column].append({})
-            elif kind is ColumnType.STRING:
-                if not isinstance(value, str):
-                    raise ValueError(f"{where}: expected a string or None, got {value!r}")
-                keys[_STRING_ROWS[column], i] = _string_key(value)
-            elif kind is ColumnType.DEGREES:
-                _number(value, where)
-            elif kind is ColumnType.INSTANT:
-                if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _MAX_INSTANT:
-                    raise ValueError(f"{where}: expected whole seconds in [0, 2**52) or None, got {value!r}")
-                instants[column][i] = value
-            elif kind is ColumnType.TERM_FREQUENCY:
-                share = _number(value, where)
-                if share <= 0.0:
-                    raise ValueError(f"{where}: a term frequency must be above 0, got {share!r}")
-                log2_tf[column][i] = math.log2(share)
-            else:
-                encoded, lengths[column][i] = _list(column, kind, value, where)
-                if kind is ColumnType.STRING_LIST:
-                    lists[column][i, : len(encoded)] = encoded
-                elif kind is ColumnType.SMALL_INT_LIST:
-                    masks[column][i] = sum(1 << v for v in encoded)
-                else:
-                    grouped: dict[int, int] = {}
-                    for v in encoded:
-                        grouped[v >> 6] = grouped.get(v >> 6, 0) | 1 << (v & 63)
-                    word_lists[column].append(grouped)
-        for latitude, longitude in POINTS:
-            if not bits & (_NULL_BIT[latitude] | _NULL_BIT[longitude]):
-                # math.radians is x * (pi / 180), as DuckDB's radians(); sin and cos are libm's.
-                phi = math.radians(getattr(record, latitude))
-                lam = math.radians(getattr(record, longitude))
-                vector = points[(latitude, longitude)]
-                vector[0, i] = math.cos(phi) * math.cos(lam)
-                vector[1, i] = math.cos(phi) * math.sin(lam)
-                vector[2, i] = math.sin(phi)
-        for first, last in SPANS:
-            # A span is whole or absent, and ordered: then "one ended before the other began"
-            # reads the same in SQL's three-valued logic and in the sentinels of _NULL_SPAN.
-            nulls_here = (bits & _NULL_BIT[first] != 0, bits & _NULL_BIT[last] != 0)
-            if nulls_here[0] != nulls_here[1]:
-                raise ValueError(f"records[{i}]: {first} and {last} must both be set or both be None")
-            if not nulls_here[0] and getattr(record, first) > getattr(record, last):
-                raise ValueError(f"records[{i}]: {first} is after {last}")
-        null_bits[i] = bits
-
-    nulls = (null_bits >> _COLUMN_SHIFTS) & 1 != 0
-    words, word_masks = {}, {}
-    for column, grouped_rows in word_lists.items():
-        # At least two words: a 30-day window spans at most two 64-day blocks, so encodings of
-        # single profiles share one width and concatenate without padding.
-        width = max(2, max((len(g) for g in grouped_rows), default=0))
-        words[column] = np.full((n, width), _PAD_KEY, dtype=np.int64)
-        word_masks[column] = np.zeros((n, width), dtype=np.uint64)
-        for i, grouped in enumerate(grouped_rows):
-            words[column][i, : len(grouped)] = sorted(grouped)
-            word_masks[column][i, : len(grouped)] = [grouped[w] for w in sorted(grouped)]
-    return EncodedProfiles(
-        unique_ids=ids,
-        null_bits=null_bits,
-        nulls=nulls,
-        keys=keys,
-        log2_tf=log2_tf,
-        points=points,
-        lists=lists,
-        masks=masks,
-        words=words,
-        word_masks=word_masks,
-        lengths=lengths,
-        instants=instants,
-    )
+    rows = [encode_row(record, i) for i, record in enumerate(records)]
+    width = max((word_width(row, c) for row in rows for c in row.words), default=0)
+    encoded = empty_profiles(len(rows), width)
+    for i, row in enumerate(rows):
+        write_row(encoded, i, row)
+    return encoded
 
 
 def _list(column: str, kind: ColumnType, value: object, where: str) -> tuple[list[int], int]:
@@ -447,13 +507,16 @@ class _WordLookup:
 
     __slots__ = ("low", "span", "table")
 
-    def __init__(self, words: list[int], masks: MaskArray) -> None:
+    def __init__(self, words: list[int], masks: list[int]) -> None:
         # Slot 0 and the slot past the span stay empty: a clipped take sends every word
-        # outside the span (pads included, far below) to one of them.
+        # outside the span (pads included, far below) to one of them. Built as a Python list:
+        # for the few words of a profile that is cheaper than numpy's scatter.
         self.low = words[0] - 1 if words else 0
         self.span = words[-1] - words[0] + 1 if words else 0
-        self.table: MaskArray = np.zeros(self.span + 2, dtype=np.uint64)
-        self.table[[w - self.low for w in words]] = masks[: len(words)]
+        table = [0] * (self.span + 2)
+        for word, mask in zip(words, masks, strict=False):
+            table[word - self.low] = mask
+        self.table: MaskArray = np.array(table, dtype=np.uint64)
 
     def counts(self, words: IntArray, masks: MaskArray) -> NDArray[Any]:
         """|profile ∩ candidate| per candidate row of (words, masks)."""
@@ -480,32 +543,19 @@ class Probe:
     nothing reads is a good part of the cost of scoring one profile against a hundred.
     """
 
-    __slots__ = (
-        "instants",
-        "keys",
-        "lengths",
-        "log2_tf",
-        "lookups",
-        "masks",
-        "null_bits",
-        "nulls",
-        "points",
-        "unique_id",
-        "words",
-    )
+    __slots__ = ("encoded", "keys", "lookups", "masks", "null_bits", "nulls", "row", "unique_id", "words")
 
     def __init__(self, encoded: EncodedProfiles, row: int = 0, lists: Iterable[str] | None = None) -> None:
-        self.unique_id = int(encoded.unique_ids[row])
-        self.null_bits = null_bits = int(encoded.null_bits[row])
+        # `.item` reads a Python scalar without making a numpy scalar first.
+        self.unique_id = encoded.unique_ids.item(row)
+        self.null_bits = null_bits = encoded.null_bits.item(row)
         # Views (columns, 1) that broadcast over candidates. A NULL key equals a NULL candidate
         # key here; TestPlan.evaluate clears those rows, as SQL's NULL = NULL is not true.
         self.nulls = encoded.nulls[:, row : row + 1]
         self.keys = encoded.keys[:, row : row + 1]
-        self.log2_tf = {c: float(v[row]) for c, v in encoded.log2_tf.items()}
-        self.points = {p: (float(v[0, row]), float(v[1, row]), float(v[2, row])) for p, v in encoded.points.items()}
-        self.instants = {c: int(v[row]) for c, v in encoded.instants.items()}
+        # Scalars are read when a test asks (`instant`, `point`, ...): most tests read none.
+        self.encoded, self.row = encoded, row
         columns = LIST_WIDTHS if lists is None else lists
-        self.lengths = {c: int(encoded.lengths[c][row]) for c in columns}
         # A NULL list is never looked up (tests on it are false at once), so it gets no lookup.
         self.lookups: dict[str, _KeyLookup] = {}
         self.masks: dict[str, np.uint64] = {}
@@ -515,12 +565,34 @@ class Probe:
                 continue
             kind = COLUMNS[c]
             if kind is ColumnType.STRING_LIST:
-                self.lookups[c] = _KeyLookup(encoded.lists[c][row, : self.lengths[c]].tolist())
+                self.lookups[c] = _KeyLookup(encoded.lists[c][row, : self.length(c)].tolist())
             elif kind is ColumnType.SMALL_INT_LIST:
                 self.masks[c] = encoded.masks[c][row]
             else:
+                # Words ascend and pads (far below every word) follow them: the count is the
+                # number of words.
                 words = encoded.words[c][row].tolist()
-                self.words[c] = _WordLookup([w for w in words if w != _PAD_KEY], encoded.word_masks[c][row])
+                used = len(words) - words.count(_PAD_KEY)
+                self.words[c] = _WordLookup(words[:used], encoded.word_masks[c][row, :used].tolist())
+
+    def length(self, column: str) -> int:
+        """The length of a list column (huge where NULL, see _NULL_LENGTH)."""
+        length: int = self.encoded.lengths[column].item(self.row)
+        return length
+
+    def log2_tf(self, column: str) -> float:
+        """The log2 of a term-frequency column, NaN where NULL."""
+        value: float = self.encoded.log2_tf[column].item(self.row)
+        return value
+
+    def instant(self, column: str) -> int:
+        value: int = self.encoded.instants[column].item(self.row)
+        return value
+
+    def point(self, point: tuple[str, str]) -> tuple[float, float, float]:
+        """A point's unit vector (x, y, z); NaN where NULL."""
+        vector = self.encoded.points[point]
+        return vector.item(0, self.row), vector.item(1, self.row), vector.item(2, self.row)
 
 
 class _ListTests:
@@ -555,23 +627,16 @@ class _ListTests:
             np.not_equal(flags.view("<u8")[:, 0], 0, out=out[self.rows.start])
             return
         else:
-            counts = _count_flags(left.lookups[column].flags(right.lists[column]))
+            # Each flag is a byte 0 or 1, so the set bits of a row's uint64 words are its matches.
+            per_word = np.bitwise_count(left.lookups[column].flags(right.lists[column]).view("<u8"))
+            counts = per_word[:, 0] if per_word.shape[1] == 1 else np.add.reduce(per_word, axis=1)
         if self.shares is not None:
             np.greater_equal(counts, self.shares, out=out[self.rows.start : self.jaccards.start])
         if self.numerators is not None and self.sums is not None:
             # q·i >= p·(s - i)  <=>  (p + q)·i >= p·s, with s = |l| + |r|: exact integers. A NULL
             # candidate has i = 0 and s >= 2**40, so the test fails there as SQL's NULL does.
-            total = right.lengths[column] + left.lengths[column]
+            total = right.lengths[column] + left.length(column)
             np.greater_equal(counts * self.sums, total * self.numerators, out=out[self.jaccards])
-
-
-def _count_flags(flags: BoolArray) -> IntArray:
-    """True flags per row of an (n, 8·w) bool array: each 8 flags are the bytes of a uint64,
-    and multiplying by 0x0101...01 sums a word's bytes into its top byte (no carry below 256)."""
-    words = flags.view("<u8")
-    total = words[:, 0] * _BYTES_TO_TOP if words.shape[1] == 1 else words.sum(axis=1) * _BYTES_TO_TOP
-    total >>= _TOP_BYTE
-    return total.view(np.int64)
 
 
 class TestPlan:
@@ -622,12 +687,16 @@ class TestPlan:
             for threshold in thresholds:
                 rows[ArcCosineAtLeast(point, threshold)] = height
                 height += 1
-        self._spans: list[tuple[int, EndsBefore]] = []
-        spans = sorted({t for t in distinct if isinstance(t, EndsBefore)}, key=lambda t: (t.span, t.gap))
-        for span in spans:
-            self._spans.append((height, span))
-            rows[span] = height
-            height += 1
+        self._spans: list[tuple[tuple[str, str], slice, IntArray, IntArray]] = []
+        for span in SPANS:
+            gaps = sorted({t.gap for t in distinct if isinstance(t, EndsBefore) and t.span == span})
+            if not gaps:
+                continue
+            gap_column = np.array(gaps, dtype=np.int64).reshape(-1, 1)
+            self._spans.append((span, slice(height, height + len(gaps)), gap_column - 1, -gap_column))
+            for gap in gaps:
+                rows[EndsBefore(span, gap)] = height
+                height += 1
         self._conjunctions: list[tuple[int, tuple[int, ...]]] = []
         for conjunction in distinct:
             if isinstance(conjunction, AllOf):
@@ -669,7 +738,7 @@ class TestPlan:
             if left_nulls & bits:
                 out[block] = False
                 continue
-            x, y, z = left.points[point]
+            x, y, z = left.point(point)
             theirs = right.points[point]
             # x_l·x_r + y_l·y_r + z_l·z_r in the order WithinKm.sql spells it, so every IEEE
             # product and sum is the one DuckDB computes. NaN (a NULL side) compares false.
@@ -677,24 +746,22 @@ class TestPlan:
             cosine += theirs[1] * y
             cosine += theirs[2] * z
             np.greater_equal(cosine, thresholds, out=out[block])
-        for row, test in self._spans:
-            first, last = test.span
+        for (first, last), block, gaps_less_one, negative_gaps in self._spans:
             if left_nulls & _NULL_BIT[first]:  # a span is whole or absent (encode_profiles)
-                out[row] = False
+                out[block] = False
                 continue
-            my_first, my_last = left.instants[first], left.instants[last]
+            my_first = left.instant(first)
             their_first, their_last = right.instants[first], right.instants[last]
-            # Whole seconds, so "> a and >= b" is "> max(a, b - 1)"; a NULL candidate span
-            # (_NULL_SPAN) fails both sides.
-            held = out[row]
-            np.greater(their_first, max(my_last, my_first + test.gap - 1), out=held)
-            if test.gap <= 0:
-                # first <= last on both sides: the other ended before mine began is enough.
-                held |= their_last < my_first
-            else:
-                before = their_last < my_first
-                before &= their_first <= my_first - test.gap
-                held |= before
+            # Per gap (a column each): the other began after mine ended and at least gap after
+            # mine began, or it ended before mine began and began at least gap before mine.
+            # Measured from my start, in whole seconds ("> a and >= b" is "> max(a, b - 1)").
+            # A NULL candidate span (_NULL_SPAN) fails both; the sentinels stay far from
+            # overflow (instants are below 2**52).
+            since = their_first - my_first
+            held = np.greater(since, np.maximum(gaps_less_one, left.instant(last) - my_first), out=out[block])
+            earlier = np.less_equal(since, negative_gaps)
+            earlier &= their_last < my_first
+            held |= earlier
         for row, parts in self._conjunctions:
             np.logical_and(out[parts[0]], out[parts[1]], out=out[row])
             for part in parts[2:]:

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ._comparisons import _PAD_KEY, EncodedProfiles
+from ._comparisons import _PAD_KEY, EncodedProfiles, EncodedRow, empty_profiles, encode_row, word_width, write_row
+from ._profile_record import ProfileRecord
 
 # Fields stored column-major, (columns, n); every other array is (n, ...).
 _ROW_AXIS_1 = frozenset({"nulls", "keys", "points"})
@@ -32,13 +33,37 @@ class EncodedTable:
         """Store a one-row encoding as the component's row (replacing any earlier one)."""
         if self._backing is None:
             self._backing = _grow(encoded, self._capacity)
+        row = self._row_of(component)  # may grow the backing
+        self._backing = _write(self._backing, row, encoded)
+
+    def _row_of(self, component: int) -> int:
+        """The component's row, given one (and room for it) if it has none."""
+        assert self._backing is not None
         row = self._rows.get(component)
         if row is None:
             row = self._free.pop() if self._free else len(self._rows)
             if row >= len(self._backing.unique_ids):
                 self._backing = _grow(self._backing, 2 * len(self._backing.unique_ids))
             self._rows[component] = row
-        self._backing = _write(self._backing, row, encoded)
+        return row
+
+    def put_row(self, component: int, row: EncodedRow) -> None:
+        """Store an encoded record as the component's row (replacing any earlier one), written
+        in place: no one-row encoding is built on the way."""
+        if self._backing is None:
+            self._backing = empty_profiles(self._capacity)
+        index = self._row_of(component)
+        backing = self._backing
+        for column, words in backing.words.items():
+            if word_width(row, column) > words.shape[1]:
+                # A row wider than any before (a long run of active days): widen the columns.
+                backing = _widen(backing, column, word_width(row, column))
+        self._backing = backing
+        write_row(backing, index, row)
+
+    def put_record(self, component: int, record: ProfileRecord) -> None:
+        """`put_row` of the record's encoding."""
+        self.put_row(component, encode_row(record))
 
     def drop(self, component: int) -> None:
         row = self._rows.pop(component, None)
@@ -73,6 +98,17 @@ def _grow(profiles: EncodedProfiles, capacity: int) -> EncodedProfiles:
         else:
             changes[name] = {k: grow(name, v) for k, v in value.items()}
     return replace(profiles, **changes)
+
+
+def _widen(backing: EncodedProfiles, column: str, width: int) -> EncodedProfiles:
+    """The backing with an INT_LIST column's word rows padded to `width`."""
+    changes: dict[str, Any] = {}
+    for name in ("words", "word_masks"):
+        target = getattr(backing, name)
+        array = target[column]
+        pad = np.full((array.shape[0], width - array.shape[1]), _FILL[name], dtype=array.dtype)
+        changes[name] = {**target, column: np.concatenate([array, pad], axis=1)}
+    return replace(backing, **changes)
 
 
 def _write(backing: EncodedProfiles, row: int, encoded: EncodedProfiles) -> EncodedProfiles:

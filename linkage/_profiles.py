@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -99,9 +99,17 @@ class Evidence:
     def empty(self) -> bool:
         return not self.days
 
-    def record(self, unique_id: int, ip_share: dict[str, float] | None = None) -> ProfileRecord:
-        """The profile as the model compares it; `ip_share` gives each address's term frequency."""
+    def record(
+        self,
+        unique_id: int,
+        ip_share: dict[str, float] | None = None,
+        share_of: Callable[[str], float] | None = None,
+    ) -> ProfileRecord:
+        """The profile as the model compares it; `ip_share` gives each address's term frequency,
+        or else `share_of` gives the top address's."""
         top_ip = _most_common(self.ips)
+        if share_of is not None and top_ip is not None:
+            ip_share = {top_ip: share_of(top_ip)}
         place = _most_common(self.places)
         device = _most_common(self.devices)
         agent = min(self.agents.items(), key=lambda item: (-item[1][0], item[0])) if self.agents else None

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._comparisons import (
+    AllOf,
     BoolArray,
     Else,
     EncodedProfiles,
@@ -32,6 +33,7 @@ from ._comparisons import (
     ModelError,
     Probe,
     TermFrequency,
+    Test,
     TestPlan,
     encode_profiles,
     recognise_level,
@@ -47,7 +49,7 @@ _M_U_FLOOR: Final = 1e-300
 _LEVEL_NOT_OBSERVED: Final = "level not observed in training dataset"
 _NOT_OBSERVED_PROBABILITY: Final = 1e-6
 
-# More slots per comparison make the (comparison, pattern) tables too large to be worth it.
+# More tests per comparison make the (comparison, pattern) tables too large to be worth it.
 _MAX_SLOTS: Final = 10
 
 
@@ -87,23 +89,32 @@ class Scores:
     `match_weight` = prior + the sum of row i of `comparison_weights` (n x comparisons, in
     `VisitorScorer.comparison_names` order); each entry is the level's weight plus its
     term-frequency adjustment, the latter also alone in `tf_adjustments` (Splink's `mw_<c>` is
-    the difference, `mw_tf_adj_<c>` the adjustment). `gammas` are Splink's comparison vector
-    values, `levels` the position of the level in its comparison's model list; both are
-    derived when asked (serving reads them only for the pair it links). Read-only by convention
-    (not frozen: building a frozen dataclass costs more than some scoring calls)."""
+    the difference, `mw_tf_adj_<c>` the adjustment). `tf_adjustments`, `gammas` (Splink's
+    comparison vector values) and `levels` (the position of the level in its comparison's model
+    list) are derived when asked: serving reads them only for the pair it links. Read-only by
+    convention (not frozen: building a frozen dataclass costs more than some scoring calls)."""
 
     left_id: int
     candidate_ids: IntArray
     match_weight: FloatArray
     match_probability: FloatArray
     comparison_weights: FloatArray
-    tf_adjustments: FloatArray
     patterns: IntArray  # (comparisons, n): each pair's row of the scorer's level table
     level_table: IntArray  # the scorer's: pattern row -> level
     level_gammas: NDArray[np.int8]  # (comparisons, most levels): the gamma of each level
+    # Per adjusted level: (comparison, adjustment per pair, the pairs it applies to).
+    tf_parts: tuple[tuple[int, FloatArray, BoolArray], ...]
 
     def __len__(self) -> int:
         return len(self.candidate_ids)
+
+    @property
+    def tf_adjustments(self) -> FloatArray:
+        """The term-frequency part of each entry of `comparison_weights`, (n, comparisons)."""
+        adjustments = np.zeros(self.comparison_weights.shape)
+        for c, adjustment, applies in self.tf_parts:
+            np.copyto(adjustments[:, c], adjustment, where=applies)
+        return adjustments
 
     @property
     def levels(self) -> IntArray:
@@ -182,41 +193,48 @@ class VisitorScorer:
         p = probability_two_random_records_match
         self.prior_match_weight = math.log2(p / (1.0 - p))
 
-        # A level holds where any of its tests holds, so a comparison is a sequence of slots
-        # (test, level) ending in its else level, and Splink's CASE picks the level of the
-        # first slot that holds. With slot i worth 2**i, one matrix product of the test rows
-        # gives each pair's pattern of slots that hold, per comparison (exact in float64);
-        # tables built here map (comparison, pattern) to the level of the lowest set bit.
-        slots = [
-            [
-                (test, i)
-                for i, level in enumerate(c.levels)
-                if not isinstance(level.level, Else)
-                for test in level.level.tests()
-            ]
+        # A level holds where any of its tests holds (a test being one atomic test or a
+        # conjunction of them), and Splink's CASE picks the first level that holds. So each
+        # comparison reads a few atomic tests; with its i-th atom worth 2**i, one matrix product
+        # of the test rows gives each pair's pattern of atoms that hold, per comparison (exact in
+        # float64), and tables built here map (comparison, pattern) to the level it decides.
+        # Conjunctions cost nothing at scoring time: they are in the tables.
+        level_tests = [
+            [level.level.tests() if not isinstance(level.level, Else) else () for level in c.levels]
             for c in comparisons
         ]
-        for comparison, sequence in zip(comparisons, slots, strict=True):
-            if len(sequence) > _MAX_SLOTS:
+        atoms = [
+            list(dict.fromkeys(atom for tests in levels for test in tests for atom in _atoms(test)))
+            for levels in level_tests
+        ]
+        for comparison, used in zip(comparisons, atoms, strict=True):
+            if len(used) > _MAX_SLOTS:
                 raise ModelError(
-                    f"comparison {comparison.name!r}: {len(sequence)} tests before ELSE, the scorer takes {_MAX_SLOTS}"
+                    f"comparison {comparison.name!r}: {len(used)} tests before ELSE, the scorer takes {_MAX_SLOTS}"
                 )
-        self._plan = TestPlan(test for sequence in slots for test, _ in sequence)
-        patterns = 1 << max(len(sequence) for sequence in slots)
+        self._plan = TestPlan(atom for used in atoms for atom in used)
+        patterns = 1 << max(len(used) for used in atoms)
         # float32: sums of at most _MAX_SLOTS powers of two plus the table offsets are exact
         # integers far below 2**24, and sgemm on this size is about twice as fast as dgemm.
         combine = np.zeros((len(comparisons), self._plan.height), dtype=np.float32)
         level_table = np.zeros((len(comparisons), patterns), dtype=np.int64)
-        for c, sequence in enumerate(slots):
-            for bit, (test, _) in enumerate(sequence):
-                row = self._plan.row(test)
-                if row is None:  # only ELSE always holds, and it is not a slot
+        for c, used in enumerate(atoms):
+            for bit, atom in enumerate(used):
+                row = self._plan.row(atom)
+                if row is None:  # only ELSE always holds, and it is not read
                     raise ModelError(f"comparison {comparisons[c].name!r}: a level before ELSE always holds")
                 combine[c, row] += float(1 << bit)
+            bits = {atom: 1 << bit for bit, atom in enumerate(used)}
             else_level = len(comparisons[c].levels) - 1
             for pattern in range(patterns):
-                first = (pattern & -pattern).bit_length() - 1
-                level_table[c, pattern] = sequence[first][1] if 0 <= first < len(sequence) else else_level
+                level_table[c, pattern] = next(
+                    (
+                        i
+                        for i, tests in enumerate(level_tests[c])
+                        if any(all(pattern & bits[atom] for atom in _atoms(test)) for test in tests)
+                    ),
+                    else_level,
+                )
         weights = [[level.match_weight for level in c.levels] for c in comparisons]
         level_gammas = np.zeros((len(comparisons), max(len(c.levels) for c in comparisons)), dtype=np.int8)
         for c, comparison in enumerate(comparisons):
@@ -282,9 +300,10 @@ class VisitorScorer:
         patterns += self._offsets
         index = patterns.astype(np.intp)  # faster than an add that casts to intp
         weights = self._weight_table.take(index)
-        adjustments = np.zeros(weights.shape)
-        for step, at_level in zip(self._tf_steps, self._tf_at_level, strict=True):
-            _tf_adjustment(step, left, candidates, at_level.take(index[step[0]]), weights, adjustments)
+        tf_parts = tuple(
+            _tf_adjustment(step, left, candidates, at_level.take(index[step[0]]), weights)
+            for step, at_level in zip(self._tf_steps, self._tf_at_level, strict=True)
+        )
         total = np.add.reduce(weights, axis=0)  # what .sum() does, without its Python wrapper
         total += self.prior_match_weight
         # 1 / (1 + 2^-w), with -w capped so that 2^-w never overflows: Splink's own value for
@@ -301,10 +320,10 @@ class VisitorScorer:
             match_weight=total,
             match_probability=probability,
             comparison_weights=weights.T,
-            tf_adjustments=adjustments.T,
             patterns=index,
             level_table=self._level_table,
             level_gammas=self._level_gammas,
+            tf_parts=tf_parts,
         )
 
     def waterfall(self, scores: Scores, row: int) -> Waterfall:
@@ -336,6 +355,11 @@ class VisitorScorer:
         return f"<VisitorScorer {self.version} {', '.join(self.comparison_names)}>"
 
 
+def _atoms(test: Test) -> tuple[Test, ...]:
+    """The atomic tests a level's test is made of: the parts of a conjunction, else itself."""
+    return test.tests if isinstance(test, AllOf) else (test,)
+
+
 def model_version(model: Mapping[str, Any]) -> str:
     """A model's version: the first 12 hex digits of the SHA-256 of its canonical JSON (sorted
     keys, no whitespace), so the same model has the same version however it was written."""
@@ -352,15 +376,14 @@ def _tf_adjustment(
     right: EncodedProfiles,
     at_level: BoolArray,
     weights: FloatArray,
-    adjustments: FloatArray,
-) -> None:
+) -> tuple[int, FloatArray, BoolArray]:
     """Splink's adjustment where the level was chosen and a tf value exists on either side:
     weight · (log2 u_exact - log2 greatest(coalesce(l, r), coalesce(r, l), minimum_u)).
     log2 of the greatest is the greatest of the log2s (log2 is monotonic), so the encoding's
-    per-record log2 serves."""
+    per-record log2 serves. Adds it to `weights`; returns it for `Scores.tf_parts`."""
     c, _, column, weight, log2_u_exact, log2_minimum = step
     theirs = right.log2_tf[column]
-    mine = left.log2_tf[column]
+    mine = left.log2_tf(column)
     if math.isnan(mine):
         # Only the candidate's value, where it has one; elsewhere no adjustment.
         log2_tf = np.maximum(theirs, log2_minimum)
@@ -371,8 +394,8 @@ def _tf_adjustment(
     adjustment = np.subtract(log2_u_exact, log2_tf, out=log2_tf)
     if weight != 1.0:
         adjustment *= weight
-    np.copyto(adjustments[c], adjustment, where=at_level)
     np.add(weights[c], adjustment, out=weights[c], where=at_level)
+    return c, adjustment, at_level
 
 
 # -- compiling the model ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._comparisons import EncodedProfiles, FloatArray, encode_profiles
+from ._comparisons import EncodedProfiles, FloatArray
 from ._encoded_table import EncodedTable
 from ._records import SoftLinkRow
 from ._types import Context
@@ -333,7 +333,7 @@ class SoftLinks:
         record = self.index.record(component)
         if record is None:
             return False
-        self._table.put(component, encode_profiles([record]))
+        self._table.put_record(component, record)
         self._fresh.add(component)
         return True
 

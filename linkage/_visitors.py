@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from itertools import islice
 from typing import TypeVar
 
@@ -110,12 +109,13 @@ class VisitorIndex:
         evidence = self._evidence.get(component)
         if evidence is None or evidence.empty:
             return None
-        record = evidence.record(component)
-        if record.top_ip is None:
-            return record
-        users = len(self._by_ip.get(record.top_ip, ()))
+        return evidence.record(component, share_of=self._share)
+
+    def _share(self, ip: str) -> float:
+        """An address's term frequency: the share of components that used it."""
+        users = len(self._by_ip.get(ip, ()))
         population = self._tf_population or self._components_with_ips
-        return replace(record, tf_top_ip=min(users / max(population, 1), 1.0))
+        return min(users / max(population, 1), 1.0)
 
     def _buckets_of(self, evidence: Evidence) -> list[set[int]]:
         buckets = [self._by_ip[ip] for ip, _ in evidence.ips.most_common() if ip in self._by_ip]

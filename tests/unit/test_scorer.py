@@ -500,6 +500,19 @@ def test_encodings_in_a_table_score_like_records(scorer: VisitorScorer) -> None:
     again = scorer.score(left, table.take([0, 1, 2, 3]))
     np.testing.assert_array_equal(whole.match_weight, again.match_weight)
     np.testing.assert_array_equal(whole.gammas, again.gammas)
+    # The same with records written in place, over rows of other records put before.
+    for i in (3, 0, 1, 2):
+        table.put_record(i, records[(i + 1) % 4])
+    for i in (2, 3, 1, 0):
+        table.put_record(i, records[i])
+    table.put_record(4, records[1])
+    written = scorer.score(left, table.take([0, 1, 2, 3]))
+    np.testing.assert_array_equal(whole.match_weight, written.match_weight)
+    np.testing.assert_array_equal(whole.gammas, written.gammas)
+    fresh = EncodedTable(capacity=1)
+    for i in (2, 0, 3, 1):
+        fresh.put_record(i, records[i])
+    np.testing.assert_array_equal(whole.match_weight, scorer.score(left, fresh.take([0, 1, 2, 3])).match_weight)
     empty = scorer.score(left, encode_profiles([]))
     assert len(empty) == 0
     assert empty.comparison_weights.shape == (0, len(scorer.comparison_names))
