@@ -59,7 +59,7 @@ from splink import DuckDBAPI, Linker
 from linkage import BUNDLED_MODEL, Signal
 from linkage._comparisons import EncodedProfiles, encode_profiles
 from linkage._profile_record import ProfileRecord
-from linkage._profiles import Evidence, ip_shares
+from linkage._profiles import Evidence, history_records
 from linkage._scorer import VisitorScorer
 from linkage._visitor_model import VisitorModel
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
@@ -558,9 +558,7 @@ def device_profiles(signals: Iterable[SimulatedSignal]) -> list[ProfileRecord]:
                 if found is None:
                     found = evidence[key] = Evidence()
                 found.observe(signal.timestamp or 0.0, signal.context)
-    shares = ip_shares(evidence.values())
-    kept = [e for e in evidence.values() if not e.empty]
-    return [e.record(uid, shares) for uid, e in enumerate(kept, 1)]
+    return [record for _, record in history_records(list(evidence.values()))]
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._errors import LinkageError
-from ._profile_record import MAX_DAYS, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
+from ._profile_record import MAX_DAYS, MAX_HOMES, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
 
 # Splink's own mean Earth radius (splink.internals.comparison_level_sql).
 EARTH_RADIUS_KM: Final = 6371.0
@@ -84,12 +84,14 @@ COLUMNS: Final[Mapping[str, ColumnType]] = {
     "user_agent": ColumnType.STRING,
     "agent_first_seen": ColumnType.INSTANT,
     "agent_last_seen": ColumnType.INSTANT,
+    "homes": ColumnType.STRING_LIST,
 }
 LIST_WIDTHS: Final[Mapping[str, int]] = {
     "ips": MAX_IPS,
     "ip_prefixes": MAX_PREFIXES,
     "active_hours": MAX_HOURS,
     "active_days": MAX_DAYS,
+    "homes": MAX_HOMES,
 }
 # (latitude, longitude) pairs: distances are measured between points, not single columns.
 POINTS: Final[tuple[tuple[str, str], ...]] = (("latitude", "longitude"),)

@@ -15,6 +15,7 @@ MAX_IPS = 8
 MAX_PREFIXES = 8
 MAX_HOURS = 6
 MAX_DAYS = 30
+MAX_HOMES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,10 @@ class ProfileRecord:
     user_agent: str | None = None
     agent_first_seen: int | None = None
     agent_last_seen: int | None = None
+    # Opaque ids of the homes of the addresses this component settled on (`linkage._homes`):
+    # one household's addresses over time, so a browser back on a reassigned home address
+    # still shares something with its old cookie.
+    homes: tuple[str, ...] | None = None
 
     def as_row(self) -> dict[str, Any]:
         """The record as Splink takes it: a dict of plain values, lists for the tuples."""

@@ -10,15 +10,17 @@ from __future__ import annotations
 import heapq
 import ipaddress
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from ._profile_record import MAX_DAYS, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
+from ._homes import HOME_MAX_VISITORS, homes_of_history
+from ._profile_record import MAX_DAYS, MAX_HOMES, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
 from ._types import Context
 from ._user_agents import parse_user_agent
 
 _DAY = 86_400
+SETTLED = -1  # in Evidence.ip_days: the address was used on two or more days
 _T = TypeVar("_T")
 # Counters are pruned to this many entries so a component that roams stays small.
 _KEEP = 16
@@ -27,7 +29,7 @@ _KEEP = 16
 class Evidence:
     """What one component has shown: addresses, places, devices and times."""
 
-    __slots__ = ("agents", "days", "devices", "gps", "hours", "ips", "places", "prefixes")
+    __slots__ = ("agents", "days", "devices", "gps", "hours", "ip_days", "ips", "places", "prefixes")
 
     def __init__(self) -> None:
         self.ips: Counter[str] = Counter()
@@ -39,12 +41,23 @@ class Evidence:
         self.gps: list[float] = [0.0, 0.0, 0.0]  # sum of latitudes, sum of longitudes, count
         # Per full user-agent string: [signals, first seen, last seen] (whole epoch seconds).
         self.agents: dict[str, list[int]] = {}
+        # Per address kept in `ips`: the day it was first used, or SETTLED once used on another.
+        self.ip_days: dict[str, int] = {}
 
-    def observe(self, timestamp: float, ctx: Context) -> None:
+    def observe(self, timestamp: float, ctx: Context) -> bool:
+        """Add one signal's evidence; True when it settled this visitor on its address (the
+        address's first use on a second day)."""
+        settled = False
+        day = int(timestamp // _DAY)
         if ctx.ip:
             self.ips[ctx.ip] += 1
             self.prefixes[ip_prefix(ctx.ip)] += 1
-            _prune(self.ips)
+            first = self.ip_days.setdefault(ctx.ip, day)
+            if first != day and first != SETTLED:
+                self.ip_days[ctx.ip] = SETTLED
+                settled = True
+            if _prune(self.ips):
+                self.ip_days = {ip: d for ip, d in self.ip_days.items() if ip in self.ips}
             _prune(self.prefixes)
         if ctx.geo.country or ctx.geo.city:
             self.places[(ctx.geo.country.upper(), ctx.geo.city.strip().lower())] += 1
@@ -66,10 +79,10 @@ class Evidence:
                 agent[1] = min(agent[1], second)
                 agent[2] = max(agent[2], second)
         self.hours[int(timestamp // 3600) % 24] += 1
-        day = int(timestamp // _DAY)
         self.days.add(day)
         if len(self.days) > MAX_DAYS:
             self.days.discard(min(self.days))
+        return settled
 
     def absorb(self, other: Evidence) -> None:
         """Add another component's evidence (a hard merge)."""
@@ -82,6 +95,11 @@ class Evidence:
         for mine, theirs in pairs:
             mine.update(theirs)
             _prune(mine)
+        for ip, day in other.ip_days.items():
+            first = self.ip_days.setdefault(ip, day)
+            if first != day:
+                self.ip_days[ip] = SETTLED
+        self.ip_days = {ip: d for ip, d in self.ip_days.items() if ip in self.ips}
         self.hours = [a + b for a, b in zip(self.hours, other.hours, strict=True)]
         self.days |= other.days
         while len(self.days) > MAX_DAYS:
@@ -99,14 +117,20 @@ class Evidence:
     def empty(self) -> bool:
         return not self.days
 
+    def settled(self) -> list[str]:
+        """The addresses this visitor used on two or more days, most used first."""
+        return [ip for ip, _ in self.ips.most_common() if self.ip_days.get(ip) == SETTLED]
+
     def record(
         self,
         unique_id: int,
         ip_share: dict[str, float] | None = None,
         share_of: Callable[[str], float] | None = None,
+        home_of: Callable[[str], str | None] | None = None,
     ) -> ProfileRecord:
         """The profile as the model compares it; `ip_share` gives each address's term frequency,
-        or else `share_of` gives the top address's."""
+        or else `share_of` gives the top address's; `home_of` the home of a settled address
+        (None: not a home, see `linkage._homes`)."""
         top_ip = _most_common(self.ips)
         if share_of is not None and top_ip is not None:
             ip_share = {top_ip: share_of(top_ip)}
@@ -131,7 +155,12 @@ class Evidence:
             user_agent=agent[0] if agent else None,
             agent_first_seen=agent[1][1] if agent else None,
             agent_last_seen=agent[1][2] if agent else None,
+            homes=self._homes(home_of) if home_of is not None else None,
         )
+
+    def _homes(self, home_of: Callable[[str], str | None]) -> tuple[str, ...] | None:
+        homes = {home for ip in self.settled() if (home := home_of(ip)) is not None}
+        return tuple(sorted(homes)[:MAX_HOMES]) or None
 
 
 @lru_cache(maxsize=1 << 16)
@@ -142,10 +171,13 @@ def ip_prefix(ip: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
 
 
-def _prune(counter: Counter[Any]) -> None:
-    if len(counter) > _KEEP:
-        for key, _ in counter.most_common()[_KEEP:]:
-            del counter[key]
+def _prune(counter: Counter[Any]) -> bool:
+    """Keep the _KEEP most common entries; True if any went."""
+    if len(counter) <= _KEEP:
+        return False
+    for key, _ in counter.most_common()[_KEEP:]:
+        del counter[key]
+    return True
 
 
 def _prune_agents(agents: dict[str, list[int]]) -> None:
@@ -178,3 +210,20 @@ def ip_shares(evidence: Iterable[Evidence]) -> dict[str, float]:
             total += 1
             users.update(e.ips.keys())
     return {ip: n / total for ip, n in users.items()} if total else {}
+
+
+def history_records(evidence: Sequence[Evidence]) -> list[tuple[int, ProfileRecord]]:
+    """The records of a whole history at once (training, benchmarks): term frequencies and
+    homes from all of it, as the online index has them by the end. One (position in
+    `evidence`, record) per non-empty evidence; unique ids count from 1 in that order."""
+    users: Counter[str] = Counter()
+    for e in evidence:
+        users.update(e.ips.keys())
+    shares = ip_shares(evidence)
+    homes = homes_of_history((e.settled() for e in evidence), users)
+
+    def home_of(ip: str) -> str | None:
+        return homes.home(ip) if users[ip] <= HOME_MAX_VISITORS else None
+
+    kept = [i for i, e in enumerate(evidence) if not e.empty]
+    return [(i, evidence[i].record(uid, shares, home_of=home_of)) for uid, i in enumerate(kept, 1)]

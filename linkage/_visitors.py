@@ -5,6 +5,7 @@ from __future__ import annotations
 from itertools import islice
 from typing import TypeVar
 
+from ._homes import HOME_MAX_VISITORS, Homes
 from ._profile_record import ProfileRecord
 from ._profiles import Evidence, ip_prefix
 from ._types import Context
@@ -15,9 +16,10 @@ K = TypeVar("K")
 class VisitorIndex:
     """Keeps each component's `Evidence` and two blocking indexes over it.
 
-    Candidates for a component are the components that used one of its addresses, or one of
-    its networks in the same city. An address shared by thousands (a carrier's CGNAT pool)
-    yields at most `bucket_limit` candidates; its term frequency makes it weak evidence anyway.
+    Candidates for a component are the components that used one of its addresses, an address
+    of one of its homes (`linkage._homes`), or one of its networks in the same city. An address
+    shared by thousands (a carrier's CGNAT pool) yields at most `bucket_limit` candidates; its
+    term frequency makes it weak evidence anyway.
     """
 
     def __init__(self, bucket_limit: int = 200, tf_population: int | None = None) -> None:
@@ -28,6 +30,7 @@ class VisitorIndex:
         self._by_ip: dict[str, set[int]] = {}
         self._by_network: dict[tuple[str, str], set[int]] = {}
         self._components_with_ips = 0
+        self.homes = Homes()
 
     def __len__(self) -> int:
         return len(self._evidence)
@@ -51,11 +54,13 @@ class VisitorIndex:
             evidence = self._evidence[component] = Evidence()
         had_ips = bool(evidence.ips)
         new_ip = bool(context.ip) and context.ip not in evidence.ips
-        evidence.observe(timestamp, context)
+        settled = evidence.observe(timestamp, context)
         if context.ip:
             if not had_ips:
                 self._components_with_ips += 1
             self._by_ip.setdefault(context.ip, set()).add(component)
+            if settled and self._rare(context.ip):
+                self.homes.join([ip for ip in evidence.settled() if self._rare(ip)])
             if context.geo.city:
                 network = (ip_prefix(context.ip), context.geo.city.strip().lower())
                 self._by_network.setdefault(network, set()).add(component)
@@ -88,16 +93,18 @@ class VisitorIndex:
         evidence = self._evidence.pop(component, None)
         if evidence is not None and evidence.ips:
             self._components_with_ips -= 1
-        _discard_everywhere(self._by_ip, component)
+        for ip in _discard_everywhere(self._by_ip, component):
+            self.homes.discard(ip)  # nobody left who used it: no trace of it stays
         _discard_everywhere(self._by_network, component)
 
     def candidates(self, component: int, limit: int) -> list[int]:
-        """Other components sharing an address, or a network and city, most used first."""
+        """Other components sharing an address, a home, or a network and city, most used first."""
         evidence = self._evidence.get(component)
         if evidence is None:
             return []
         found: dict[int, None] = {}
-        for bucket in self._buckets_of(evidence):
+        buckets = self._ip_buckets(evidence) + self._home_buckets(evidence) + self._network_buckets(evidence)
+        for bucket in buckets:
             for other in islice(bucket, self._bucket_limit):
                 if other != component:
                     found[other] = None
@@ -109,7 +116,13 @@ class VisitorIndex:
         evidence = self._evidence.get(component)
         if evidence is None or evidence.empty:
             return None
-        return evidence.record(component, share_of=self._share)
+        return evidence.record(component, share_of=self._share, home_of=self._home)
+
+    def _rare(self, ip: str) -> bool:
+        return len(self._by_ip.get(ip, ())) <= HOME_MAX_VISITORS
+
+    def _home(self, ip: str) -> str | None:
+        return self.homes.home(ip) if self._rare(ip) else None
 
     def _share(self, ip: str) -> float:
         """An address's term frequency: the share of components that used it."""
@@ -117,8 +130,26 @@ class VisitorIndex:
         population = self._tf_population or self._components_with_ips
         return min(users / max(population, 1), 1.0)
 
+    def _home_buckets(self, evidence: Evidence) -> list[set[int]]:
+        """The users of the other addresses of this component's homes."""
+        buckets = []
+        own = evidence.ips.keys()
+        for home in dict.fromkeys(h for ip in evidence.settled() if (h := self._home(ip)) is not None):
+            for ip in sorted(self.homes.addresses(home) - own):
+                bucket = self._by_ip.get(ip)
+                if bucket is not None:
+                    buckets.append(bucket)
+        return buckets
+
     def _buckets_of(self, evidence: Evidence) -> list[set[int]]:
-        buckets = [self._by_ip[ip] for ip, _ in evidence.ips.most_common() if ip in self._by_ip]
+        """The buckets this component's own evidence puts it in."""
+        return self._ip_buckets(evidence) + self._network_buckets(evidence)
+
+    def _ip_buckets(self, evidence: Evidence) -> list[set[int]]:
+        return [self._by_ip[ip] for ip, _ in evidence.ips.most_common() if ip in self._by_ip]
+
+    def _network_buckets(self, evidence: Evidence) -> list[set[int]]:
+        buckets = []
         for (_, city), _ in evidence.places.most_common(3):
             for prefix, _ in evidence.prefixes.most_common(3):
                 bucket = self._by_network.get((prefix, city))
@@ -127,9 +158,13 @@ class VisitorIndex:
         return buckets
 
 
-def _discard_everywhere(index: dict[K, set[int]], component: int) -> None:
+def _discard_everywhere(index: dict[K, set[int]], component: int) -> list[K]:
+    """Take `component` out of every bucket; the keys whose buckets it leaves empty (deleted)."""
+    emptied = []
     for key in [k for k, bucket in index.items() if component in bucket]:
         bucket = index[key]
         bucket.discard(component)
         if not bucket:
             del index[key]
+            emptied.append(key)
+    return emptied

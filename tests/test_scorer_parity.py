@@ -94,6 +94,7 @@ class _World:
         start = rng.randint(20000, 20060)
         return {
             "home": f"{rng.choice(self.networks)}.{rng.randint(1, 254)}",
+            "home_id": f"h{rng.randint(0, 10**6)}",
             "office": rng.choice(self.offices) if rng.random() < 0.4 else None,
             "place": (country, city),
             "gps": (home_lat, home_lon),
@@ -104,6 +105,13 @@ class _World:
     def device(self, person: dict[str, Any]) -> dict[str, Any]:
         rng = self.rng
         ips = [person["home"]] if rng.random() < 0.85 else []
+        # A home the device settled on: with or without the home's current address (the ISP
+        # may have reassigned it), sometimes also a home of its own (a second flat).
+        homes = [person["home_id"]] if rng.random() < 0.6 else []
+        if homes and ips and rng.random() < 0.3:
+            ips.remove(person["home"])
+        if rng.random() < 0.1:
+            homes.append(f"h{rng.randint(0, 10**6)}")
         if person["office"] and rng.random() < 0.6:
             ips.append(person["office"])
         while rng.random() < 0.5 and len(ips) < MAX_IPS:
@@ -130,6 +138,7 @@ class _World:
             "version": version,
             "hours": hours,
             "days": days,
+            "homes": homes,
         }
 
 
@@ -168,6 +177,7 @@ def _profile(unique_id: int, device: dict[str, Any], rng: random.Random) -> Prof
         user_agent=maybe(f"{device['family']}/{device['version']}"),
         agent_first_seen=None if span is None else span[0],
         agent_last_seen=None if span is None else span[1],
+        homes=tuple(sorted(device["homes"])) or None,
     )
 
 
@@ -415,7 +425,7 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
     _, records, owners = trained
     lefts, candidates = _pairs(records, owners)
     odd = [
-        replace(lefts[0], unique_id=-1, ips=(), ip_prefixes=(), active_hours=(), active_days=()),
+        replace(lefts[0], unique_id=-1, ips=(), ip_prefixes=(), active_hours=(), active_days=(), homes=()),
         replace(lefts[1], unique_id=-2, latitude=None),
         replace(lefts[2], unique_id=-3, top_ip=None, city=None, country=None, user_agent_family=None),
         replace(lefts[3], unique_id=-4, active_days=(-70, -5, 0, 63, 64, 20000)),

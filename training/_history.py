@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import linkage
 from linkage._namespaces import split_key
 from linkage._profile_record import ProfileRecord
-from linkage._profiles import Evidence, ip_shares
+from linkage._profiles import Evidence, history_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +47,14 @@ def device_profiles(store: linkage.Store, policy: linkage.IdentifierPolicy) -> D
         for key in event.identifier_keys:
             if is_device(key):
                 evidence.setdefault(key, Evidence()).observe(event.timestamp, context)
-    shares = ip_shares(evidence.values())
+    keys = list(evidence)
     records: list[ProfileRecord] = []
-    keys: list[str] = []
     labels: list[str | None] = []
-    for key, found in evidence.items():
-        if found.empty:
-            continue
-        records.append(found.record(len(records) + 1, shares))
-        keys.append(key)
+    kept: list[str] = []
+    for position, record in history_records(list(evidence.values())):
+        key = keys[position]
+        records.append(record)
+        kept.append(key)
         person = person_of.get(key)
         labels.append(None if person is None else login_of.get(person))
-    return DeviceProfiles(records, keys, labels)
+    return DeviceProfiles(records, kept, labels)

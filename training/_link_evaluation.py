@@ -92,15 +92,18 @@ def _metrics(links: list[_Link], positives: int, threshold: float) -> ThresholdM
 
 
 class _Blocks:
-    """The service's two blocking indexes over profile records: address, and network + city."""
+    """The service's blocking indexes over profile records: address, home, network + city."""
 
     def __init__(self, records: Sequence[ProfileRecord]) -> None:
         self._records = records
         self._by_ip: dict[str, list[int]] = defaultdict(list)
         self._by_network: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self._by_home: dict[str, list[int]] = defaultdict(list)
         for i, record in enumerate(records):
             for ip in record.ips or ():
                 self._by_ip[ip].append(i)
+            for home in record.homes or ():
+                self._by_home[home].append(i)
             if record.city is not None:
                 for prefix in record.ip_prefixes or ():
                     self._by_network[(prefix, record.city)].append(i)
@@ -108,6 +111,7 @@ class _Blocks:
     def candidates(self, i: int) -> list[int]:
         record = self._records[i]
         buckets = [self._by_ip[ip] for ip in record.ips or ()]
+        buckets += [self._by_home[home] for home in record.homes or ()]
         if record.city is not None:
             buckets += [self._by_network[(prefix, record.city)] for prefix in record.ip_prefixes or ()]
         found: dict[int, None] = {}

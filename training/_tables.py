@@ -38,5 +38,6 @@ PROFILE_SCHEMA = pa.schema(
         ("user_agent", pa.string()),
         ("agent_first_seen", pa.int64()),
         ("agent_last_seen", pa.int64()),
+        ("homes", pa.list_(pa.string())),
     ]
 )

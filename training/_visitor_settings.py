@@ -41,7 +41,9 @@ def visitor_comparisons() -> list[dict[str, Any]]:
 
     - `place`: no IPs / two or more shared IPs (home and office, or an old and a new home) /
       same top IP (term-frequency adjusted: a home IP is strong evidence, an office NAT or
-      carrier CGNAT address almost none) / any shared IP / GPS centroids within 0.5 km / a
+      carrier CGNAT address almost none) / the same home (`linkage._homes`: a rarely shared
+      address both settled on, or another address of that household: its ISP reassigned it) /
+      any shared IP / GPS centroids within 0.5 km / a
       shared /24 (/48) / within 5 km / same city / same country / else. One comparison, not
       three: a shared home address, a GPS centroid at that home and its city are the same
       evidence (one household) seen three ways, and Fellegi-Sunter would add their weights as
@@ -67,6 +69,7 @@ def visitor_comparisons() -> list[dict[str, Any]]:
                     ExactMatch("top_ip"),
                     term_frequency=TermFrequency("top_ip", weight=1.0, minimum_u=TOP_IP_TF_MINIMUM_U),
                 ),
+                LevelPlan(ListOverlap("homes", 1), label="same home"),
                 LevelPlan(ListOverlap("ips", 1), label="shared IP"),
                 LevelPlan(WithinKm("latitude", "longitude", 0.5)),
                 LevelPlan(ListOverlap("ip_prefixes", 1), label="shared IP prefix"),
@@ -112,10 +115,11 @@ _AGENT_SPAN = ("agent_first_seen", "agent_last_seen")
 
 
 def prediction_blocking_rules() -> list[dict[str, Any]]:
-    """Candidate pairs for `predict` (batch relink): any shared IP, or a shared IP prefix in
-    the same city. The online path blocks the same way from its own indexes."""
+    """Candidate pairs for `predict` (batch relink): any shared IP, a shared home, or a shared
+    IP prefix in the same city. The online path blocks the same way from its own indexes."""
     return [
         {"blocking_rule": "l.ips = r.ips", "arrays_to_explode": ["ips"]},
+        {"blocking_rule": "l.homes = r.homes", "arrays_to_explode": ["homes"]},
         {"blocking_rule": "l.ip_prefixes = r.ip_prefixes AND l.city = r.city", "arrays_to_explode": ["ip_prefixes"]},
     ]
 
