@@ -12,6 +12,8 @@ from typing import Any
 
 from splink import Linker
 
+from ._report import threshold_table
+
 _CHARTS = (
     ("match-weights.html", "Match weights of each comparison level"),
     ("m-u-parameters.html", "m and u probabilities"),
@@ -44,27 +46,11 @@ def _index(metrics: dict[str, Any], include_waterfalls: bool) -> str:
         scored = "<p>The records had no <code>true_id</code> column, so precision and recall are unknown.</p>"
     else:
         at = evaluation["at_threshold"]
-        rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{v}</td>"
-                for v in (
-                    row["threshold"],
-                    f"{row['precision']:.4f}",
-                    f"{row['recall']:.4f}",
-                    f"{row['f1']:.4f}",
-                    row["true_positives"],
-                    row["false_positives"],
-                )
-            )
-            + "</tr>"
-            for row in evaluation["by_threshold"]
-        )
         scored = f"""<p><b>At match probability ≥ {at["threshold"]}</b>: precision {at["precision"]:.4f},
 recall {at["recall"]:.4f}, F1 {at["f1"]:.4f} against <code>true_id</code>
 ({evaluation["positives"]:,} true cross-system pairs; labels not used in training).</p>
 <h2>Precision and recall by threshold</h2>
-<table><tr><th>threshold</th><th>precision</th><th>recall</th><th>F1</th><th>TP</th><th>FP</th></tr>{rows}</table>"""
+{threshold_table(evaluation)}"""
     links = "".join(
         f'<li><a href="{name}">{html.escape(title)}</a></li>'
         for name, title in _CHARTS

@@ -45,7 +45,7 @@ def _index(metrics: dict[str, Any], include_waterfalls: bool) -> str:
         f"""<h2>Pairs among the held-out devices alone (Splink predict)</h2>
 <p>{pairwise["positives"]:,} true pairs, {pairwise["scored_pairs"]:,} pairs scored after blocking; flattering, since
 a held-out device meets none of the household members and neighbours it must be told from online.</p>
-{_table(pairwise)}"""
+{threshold_table(pairwise)}"""
         if pairwise
         else ""
     )
@@ -63,14 +63,15 @@ as the service links an anonymous visitor: against all {metrics["profiles"]:,} p
 recall {chosen["recall"]:.4f}, F1 {chosen["f1"]:.4f} (best F1 with precision ≥ {evaluation["min_precision"]}
 over at least 20 right links, else the most precise threshold with 20).</p>
 <h2>Links by threshold (held-out devices)</h2>
-{_table(evaluation)}
+{threshold_table(evaluation)}
 {pairwise_section}
 <h2>Splink charts</h2><ul>{links}</ul>
 </body></html>
 """
 
 
-def _table(evaluation: dict[str, Any]) -> str:
+def threshold_table(evaluation: dict[str, Any]) -> str:
+    """An evaluation's `by_threshold` rows as an HTML table (the customer report uses it too)."""
     rows = "".join(
         "<tr>"
         + "".join(
