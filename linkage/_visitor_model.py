@@ -16,7 +16,7 @@ DEFAULT_TF_POPULATION = 10_000
 @dataclass(frozen=True, slots=True)
 class VisitorModel:
     scorer: VisitorScorer
-    threshold: float  # minimum match probability for a soft link
+    threshold: float  # minimum probability for a soft link (shared among candidate persons)
     # Term frequencies are "visitors on this address / tf_population", the population the
     # model was trained on, so an address shared by 2 visitors weighs the same online as in
     # training however many components the service holds.

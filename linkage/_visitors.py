@@ -14,7 +14,7 @@ K = TypeVar("K")
 
 
 class VisitorIndex:
-    """Keeps each component's `Evidence` and two blocking indexes over it.
+    """Keeps each component's `Evidence`, its homes, and the blocking indexes over them.
 
     Candidates for a component are the components that used one of its addresses, an address
     of one of its homes (`linkage._homes`), or one of its networks in the same city. An address
