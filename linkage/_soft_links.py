@@ -8,12 +8,12 @@ later contradicts is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._comparisons import EncodedProfiles, FloatArray
+from ._comparisons import EncodedProfiles, FloatArray, IntArray
 from ._encoded_table import EncodedTable
 from ._records import SoftLinkRow
 from ._types import Context
@@ -66,6 +66,18 @@ def person_probabilities(match_weights: FloatArray) -> FloatArray:
     odds = np.exp2(match_weights - top)  # scaled by 2^-top so that nothing overflows
     probabilities: FloatArray = odds / (np.exp2(-top) + odds.sum())
     return probabilities
+
+
+def person_shares(match_weights: FloatArray, persons: Sequence[Hashable]) -> tuple[IntArray, FloatArray]:
+    """For candidates scored against one visitor, `persons[i]` the person of candidate i: each
+    person's best-scoring row (in order of first appearance) and its `person_probabilities`."""
+    best: dict[Hashable, int] = {}
+    for row, person in enumerate(persons):
+        held = best.get(person)
+        if held is None or match_weights[row] > match_weights[held]:
+            best[person] = row
+    rows: IntArray = np.fromiter(best.values(), dtype=np.intp, count=len(best))
+    return rows, person_probabilities(match_weights.take(rows))
 
 
 def _clash(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
@@ -263,15 +275,8 @@ class SoftLinks:
         candidates = self._table.take(rows)
         scores = model.scorer.score(left, candidates)
         mine = uniques_of(component)
-        best: dict[int, int] = {}  # person (root) -> the row of its best-scoring component
-        weights = scores.match_weight
-        for row, candidate in enumerate(scores.candidate_ids.tolist()):
-            root = roots[candidate]
-            held = best.get(root)
-            if held is None or weights[row] > weights[held]:
-                best[root] = row
-        rows_by_person = np.fromiter(best.values(), dtype=np.intp, count=len(best))
-        probabilities = person_probabilities(weights.take(rows_by_person))
+        persons = [roots[candidate] for candidate in scores.candidate_ids.tolist()]
+        rows_by_person, probabilities = person_shares(scores.match_weight, persons)
         for at in np.argsort(-probabilities, kind="stable"):
             probability = float(probabilities[at])
             if probability < model.threshold:

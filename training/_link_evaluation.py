@@ -5,7 +5,7 @@ meets the household members, neighbours and office mates it must be told from on
 each held-out device is the anonymous visitor: blocked like the service blocks (a shared
 address; a shared network in the same city) against every profile, scored with the online
 scorer, and linked to its best candidate person when that person's share of the probability
-(`linkage._soft_links.person_probabilities`, as online) reaches the threshold.
+(`linkage._soft_links.person_shares`, as online) reaches the threshold.
 
 Candidate persons: training devices grouped by their login (hard-linked online), every other
 device on its own (held-out devices have their labels hidden; unlabelled ones have none). A link
@@ -24,7 +24,7 @@ import numpy as np
 from linkage._comparisons import encode_profiles
 from linkage._profile_record import ProfileRecord
 from linkage._scorer import VisitorScorer
-from linkage._soft_links import person_probabilities
+from linkage._soft_links import person_shares
 
 from ._evaluate import THRESHOLDS, Evaluation, ThresholdMetrics, choose
 
@@ -68,16 +68,9 @@ def evaluate_links(
             continue
         scored += len(candidates)
         scores = scorer.score(encoded.probe(i), encoded.take(candidates))
-        best: dict[str, int] = {}  # person -> row of its best device
-        weights = scores.match_weight
-        for row, candidate in enumerate(candidates):
-            held = best.get(person_of[candidate])
-            if held is None or weights[row] > weights[held]:
-                best[person_of[candidate]] = row
-        rows = list(best.values())
-        probabilities = person_probabilities(weights.take(rows))
+        rows, probabilities = person_shares(scores.match_weight, [person_of[c] for c in candidates])
         top = int(np.argmax(probabilities))
-        label = labels[candidates[rows[top]]]
+        label = labels[candidates[int(rows[top])]]
         right = None if label is None else label == labels[i]
         links.append(_Link(float(probabilities[top]), right))
     by_threshold = [_metrics(links, positives, t) for t in THRESHOLDS]
