@@ -3,6 +3,7 @@
 Knows nothing of gRPC or Splink. The server drives a `Stitcher`; a `Store` keeps the truth.
 """
 
+from ._compaction import Compaction, compact_store
 from ._comparisons import ModelError
 from ._config import DEFAULT_BLOCKED_VALUES, DEFAULT_NAMESPACES, LinkageConfig, NamespaceConfig
 from ._customer_model import BUNDLED_CUSTOMER_MODEL, CustomerModel
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_NAMESPACES",
     "Change",
     "ChangeKind",
+    "Compaction",
     "Conflict",
     "Context",
     "CustomerModel",
@@ -79,4 +81,5 @@ __all__ = [
     "Unavailable",
     "VisitorModel",
     "VisitorScorer",
+    "compact_store",
 ]

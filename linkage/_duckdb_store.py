@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS changes (
     probability DOUBLE
 );
 """
+_TABLES = ("meta", "persons", "identifiers", "events", "soft_links", "customer_records", "changes")
 
 # Each commit hands DuckDB one Arrow table per table it writes (columns built from Python lists
 # in C): one statement per table per commit, whatever the batch size. "ts" columns are whole
@@ -262,9 +263,44 @@ class DuckDBStore:
         finally:
             cursor.close()
 
+    def copy_to(self, target: Path) -> dict[str, int]:
+        """Write every row into a new store file at `target` (rows per table): what is left of
+        deleted rows stays behind. Fails if the copy's counts differ from the original's."""
+        con = self._con
+        con.execute("CHECKPOINT")
+        (source,) = con.execute("SELECT current_database()").fetchone() or ("",)
+        con.execute(f"ATTACH '{_quoted(str(target))}' AS idstitch_compacted")
+        try:
+            con.execute("USE idstitch_compacted")
+            con.execute(_SCHEMA)
+            con.execute(f'USE "{source}"')
+            con.execute("BEGIN TRANSACTION")
+            # The fresh schema wrote its own version row; the original's meta replaces it.
+            con.execute("DELETE FROM idstitch_compacted.main.meta")
+            for table in _TABLES:
+                target_table, source_table = f"idstitch_compacted.main.{table}", f'"{source}".main.{table}'
+                con.execute(f"INSERT INTO {target_table} BY NAME SELECT * FROM {source_table}")
+            con.execute("COMMIT")
+            rows: dict[str, int] = {}
+            for table in _TABLES:
+                (copied,) = con.execute(f"SELECT count(*) FROM idstitch_compacted.main.{table}").fetchone() or (0,)
+                (original,) = con.execute(f'SELECT count(*) FROM "{source}".main.{table}').fetchone() or (0,)
+                if copied != original:
+                    raise RuntimeError(f"compaction copied {copied} of {original} rows of {table}")
+                rows[table] = int(copied)
+            con.execute("CHECKPOINT idstitch_compacted")
+        finally:
+            con.execute(f'USE "{source}"')
+            con.execute("DETACH idstitch_compacted")
+        return rows
+
     def close(self) -> None:
         self._con.execute("CHECKPOINT")
         self._con.close()
+
+
+def _quoted(literal: str) -> str:
+    return literal.replace("'", "''")
 
 
 def _erase(con: duckdb.DuckDBPyConnection, erasure: Erasure) -> None:

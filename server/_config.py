@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +67,8 @@ def load_settings(path: Path | None = None, **server_overrides: Any) -> Settings
     The secret comes from $IDSTITCH_HASH_SECRET, else from `identity.hash_secret_file`,
     else from `<data_dir>/hash-secret`, which is created (random, mode 0600) on first start.
     """
-    raw: dict[str, Any] = {}
-    if path is not None:
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
-    server = _server_config(raw.get("server", {}))
-    server = replace(server, **{k: v for k, v in server_overrides.items() if v is not None})
+    raw = _read(path)
+    server = _server_config(raw.get("server", {}), server_overrides)
     identity = raw.get("identity", {})
     unknown = set(identity) - _LINKAGE_KEYS - {"hash_secret_file", "blocked_values"}
     if unknown:
@@ -94,7 +88,21 @@ def load_settings(path: Path | None = None, **server_overrides: Any) -> Settings
     return Settings(server=server, linkage=config)
 
 
-def _server_config(table: dict[str, Any]) -> ServerConfig:
+def load_server_config(path: Path | None = None, **server_overrides: Any) -> ServerConfig:
+    """The `[server]` part of the configuration alone: no hash secret is read or created."""
+    return _server_config(_read(path).get("server", {}), server_overrides)
+
+
+def _read(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _server_config(table: dict[str, Any], overrides: dict[str, Any]) -> ServerConfig:
     known = {f.name for f in fields(ServerConfig)}
     unknown = set(table) - known
     if unknown:
@@ -105,6 +113,7 @@ def _server_config(table: dict[str, Any]) -> ServerConfig:
     for key in ("model_path", "customer_model_path"):
         if key in values:
             values[key] = Path(values[key]) if values[key] else None
+    values.update({k: v for k, v in overrides.items() if v is not None})
     return ServerConfig(**values)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from linkage import ModelError
 
-from ._config import ConfigError, load_settings
+from ._config import ConfigError, load_server_config, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--no-customer-model", action="store_true", help="match customer records by exact keys only")
     serve.add_argument("--bench-noop", action="store_true", default=None, help=argparse.SUPPRESS)
     serve.add_argument("--log-level", default="INFO")
+
+    compact = sub.add_parser(
+        "compact",
+        help="rewrite a stopped server's DuckDB file so that erased persons leave no bytes behind",
+        description="DuckDB frees the blocks of deleted rows without overwriting them: after Forget, run this "
+        "with the server stopped to rewrite the file (the original is replaced only once the copy is complete).",
+    )
+    compact.add_argument("--config", type=Path, help="the server's TOML configuration (for its data_dir)")
+    compact.add_argument("--data-dir", type=Path, help="the data directory (default ./var)")
 
     demo = sub.add_parser("demo", help="send a small story of signals to a running server and print the result")
     demo.add_argument("--target", default="127.0.0.1:50051")
@@ -116,11 +125,33 @@ def main(argv: list[str] | None = None) -> int:
         from ._import import run as run_import
 
         return run_import(args)
+    if args.command == "compact":
+        return _compact(args)
     if args.command == "demo":
         from ._demo import run_demo
 
         return run_demo(args.target)
     return 2
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from linkage import StoreLocked, compact_store
+
+    try:
+        database = load_server_config(args.config, data_dir=args.data_dir).database
+        done = compact_store(database)
+    except ConfigError as exc:
+        print(f"idstitch: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StoreLocked as exc:
+        print(f"idstitch: {exc}\nidstitch: stop the server that owns {database.parent} first", file=sys.stderr)
+        return 1
+    except (OSError, RuntimeError) as exc:
+        print(f"idstitch: {exc}", file=sys.stderr)
+        return 1
+    kept = ", ".join(f"{rows:,} {table}" for table, rows in done.rows.items() if table != "meta")
+    print(f"compacted {done.path}: {done.bytes_before / 2**20:.1f} MiB -> {done.bytes_after / 2**20:.1f} MiB ({kept})")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -10,7 +12,7 @@ import grpc
 import pytest
 
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
-from tests._servers import ThreadServer
+from tests._servers import REPO, ThreadServer
 from tests._signals import batch, ident, resolve, signal
 from tests.test_customer_sync import KATHARINE, KATHERINE, changes, record, sync
 
@@ -110,6 +112,62 @@ def test_a_forgotten_person_is_gone_from_memory_the_feed_and_the_file(
     logged = caplog.text.lower()
     for secret in (COOKIE[1], EMAIL[1], CRM[1], "smithson"):
         assert secret.lower() not in logged
+
+
+def _compact(data: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", "compact", "--data-dir", str(data)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_compaction_leaves_no_bytes_of_a_forgotten_person_and_keeps_everyone_else(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = ThreadServer(data)
+    try:
+        stub = server.stub
+        stub.Ingest(batch(_seen(COOKIE, EMAIL), _seen(COOKIE)))
+        stub.Ingest(batch(_seen(KEPT, ip="198.51.100.9", agent="Other/1.0")))
+        sync(stub, [record("hotel", CRM[1], email=EMAIL[1], **KATHERINE)])
+        [kept] = resolve(stub, KEPT)
+        forget(stub, identifier=ident(*COOKIE))
+        log_before = changes(stub)
+
+        refused = _compact(data)
+        assert refused.returncode == 1, "the running server owns the file"
+        assert "stop the server" in refused.stderr and "Traceback" not in refused.stderr
+    finally:
+        server.stop()
+
+    done = _compact(data)
+    assert done.returncode == 0, done.stderr
+    assert "compacted" in done.stdout and "1 identifiers" in done.stdout
+    assert not list(data.glob("*.compacting*"))
+    raw = (data / "idstitch.duckdb").read_bytes().lower()
+    for secret in (COOKIE[1], EMAIL[1], CRM[1], "smithson", "harbour", "1984-03-12", IP):
+        assert secret.lower().encode() not in raw, f"{secret} still in the file's bytes"
+
+    again = ThreadServer(data)
+    try:
+        stub = again.stub
+        assert resolve(stub, KEPT, COOKIE) == [kept, ""]
+        assert [(c.sequence, c.kind) for c in changes(stub)] == [(c.sequence, c.kind) for c in log_before]
+        # Keys and constraints came through: replacing rows and erasing still work.
+        stub.Ingest(batch(_seen(KEPT, ("cookie", "c-after-compaction"), ip="198.51.100.9", agent="Other/1.0")))
+        assert resolve(stub, ("cookie", "c-after-compaction")) == [kept]
+        assert forget(stub, person_id=kept).identifiers_erased == 2
+    finally:
+        again.stop()
+
+
+def test_compaction_of_a_missing_store_says_so(tmp_path: Path) -> None:
+    missing = _compact(tmp_path / "nowhere")
+    assert missing.returncode == 1
+    assert "no store at" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_a_soft_linked_component_is_unlinked_but_kept(server: ThreadServer) -> None:
