@@ -38,6 +38,13 @@ def forget(stub: object, **selector: object) -> pb.ForgetResponse:
     return response
 
 
+def _tell_the_story(stub: object) -> None:
+    """The person to forget (cookie, email, hotel record) and someone else to keep."""
+    stub.Ingest(batch(_seen(COOKIE, EMAIL), _seen(COOKIE)))  # type: ignore[attr-defined]
+    stub.Ingest(batch(_seen(KEPT, ip="198.51.100.9", agent="Other/1.0")))  # type: ignore[attr-defined]
+    sync(stub, [record("hotel", CRM[1], email=EMAIL[1], **KATHERINE)])
+
+
 def code_of(call: object) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as raised:
         call()  # type: ignore[operator]
@@ -62,9 +69,7 @@ def test_a_forgotten_person_is_gone_from_memory_the_feed_and_the_file(
     first = ThreadServer(data)
     try:
         stub = first.stub
-        stub.Ingest(batch(_seen(COOKIE, EMAIL), _seen(COOKIE)))
-        stub.Ingest(batch(_seen(KEPT, ip="198.51.100.9", agent="Other/1.0")))
-        sync(stub, [record("hotel", CRM[1], email=EMAIL[1], **KATHERINE)])
+        _tell_the_story(stub)
         person = stub.GetPerson(pb.GetPersonRequest(identifier=ident(*COOKIE))).person
         email_hash = next(i.value for i in person.identifiers if i.namespace == "email")
         assert {i.namespace for i in person.identifiers} == {"cookie", "email", "crm:hotel"}
@@ -129,9 +134,7 @@ def test_compaction_leaves_no_bytes_of_a_forgotten_person_and_keeps_everyone_els
     server = ThreadServer(data)
     try:
         stub = server.stub
-        stub.Ingest(batch(_seen(COOKIE, EMAIL), _seen(COOKIE)))
-        stub.Ingest(batch(_seen(KEPT, ip="198.51.100.9", agent="Other/1.0")))
-        sync(stub, [record("hotel", CRM[1], email=EMAIL[1], **KATHERINE)])
+        _tell_the_story(stub)
         [kept] = resolve(stub, KEPT)
         forget(stub, identifier=ident(*COOKIE))
         log_before = changes(stub)
