@@ -57,7 +57,10 @@ def test_training_on_febrl3_gives_a_model_splink_loads_with_every_catalogue_leve
     evaluation = metrics["evaluation"]
     assert evaluation["positives"] == 6538  # FEBRL3's true pairs, all across systems
     assert evaluation["at_threshold"]["precision"] > 0.99 and evaluation["at_threshold"]["f1"] > 0.95
-    assert (out / "customer-report" / "index.html").read_text().count("<tr>") > 5
+    index = (out / "customer-report" / "index.html").read_text()
+    assert index.count("<tr>") > 5
+    for chart in ("match-weights.html", "m-u-parameters.html", "waterfalls.html"):
+        assert f'href="{chart}"' in index and (out / "customer-report" / chart).is_file(), chart
 
     # Splink loads the very file and scores with it.
     table = read_customer_records(files).table

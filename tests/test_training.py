@@ -36,8 +36,10 @@ def test_training_on_simulated_traffic_gives_a_model_splink_and_the_scorer_both_
     metrics = json.loads(trained.metrics_path.read_text())
     assert 0 < metrics["threshold"] < 1 and metrics["tf_population"] > 0
     assert metrics["evaluation"]["positives"] > 0
-    assert (out / "report" / "index.html").read_text().count("<tr>") > 5
-    assert (out / "report" / "match-weights.html").stat().st_size > 10_000
+    index = (out / "report" / "index.html").read_text()
+    assert index.count("<tr>") > 5
+    for chart in ("match-weights.html", "m-u-parameters.html", "waterfalls.html"):
+        assert f'href="{chart}"' in index and (out / "report" / chart).stat().st_size > 10_000, chart
 
     model = VisitorModel.load(trained.model_path)
     assert model.threshold == metrics["threshold"] and model.version
