@@ -646,8 +646,9 @@ class TestPlan:
     in about one numpy call per group: nulls, string equality, each list, each point.
 
     `evaluate` returns a (rows, n) bool array (bool, not float: numpy's comparisons write
-    bool without a cast, about twice as fast at this size); `row(test)` says which row holds a test. `Always`
-    has no row: it holds everywhere. Immutable once built; safe to share between threads.
+    bool without a cast, about twice as fast at this size); `row(test)` says which row holds a test. The
+    last row is `Always`, all true: a constant term for whoever combines the rows (the scorer's table
+    offsets). Immutable once built; safe to share between threads.
     """
 
     __slots__ = ("_conjunctions", "_equal", "_list_columns", "_lists", "_points", "_rows", "_spans", "height")
@@ -710,6 +711,8 @@ class TestPlan:
         unknown = [t for t in distinct if t not in rows]
         if unknown:
             raise ValueError(f"tests on columns the encoding does not hold: {unknown}")
+        rows[Always()] = height
+        height += 1
         self._rows = rows
         self._list_columns = tuple(tests.column for tests in self._lists)
         self.height = height
@@ -718,13 +721,14 @@ class TestPlan:
         """Profile `row` of `encoded` as a left side for this plan: only its lists the tests read."""
         return Probe(encoded, row, self._list_columns)
 
-    def row(self, test: Test) -> int | None:
-        """The row of `evaluate`'s result that holds `test`; None for `Always`."""
-        return None if isinstance(test, Always) else self._rows[test]
+    def row(self, test: Test) -> int:
+        """The row of `evaluate`'s result that holds `test`."""
+        return self._rows[test]
 
     def evaluate(self, left: Probe, right: EncodedProfiles) -> BoolArray:
         """Every test for the `left` profile against each profile in `right`: (rows, n)."""
         out = np.empty((self.height, len(right)), dtype=np.bool_)
+        out[-1] = True  # Always
         left_nulls = left.null_bits
         np.logical_or(right.nulls, left.nulls, out=out[: len(COLUMNS)])
         if self._equal >= 0:
@@ -807,9 +811,7 @@ class Level(ABC):
             raise ValueError(f"the left side is one profile, got {len(left)}")
         tests = self.tests()
         plan = TestPlan(tests)
-        rows = [row for row in map(plan.row, tests) if row is not None]
-        if len(rows) < len(tests):  # Always
-            return np.ones(len(right), dtype=np.bool_)
+        rows = [plan.row(test) for test in tests]
         held: BoolArray = np.logical_or.reduce(plan.evaluate(left.probe(), right)[rows], axis=0)
         return held
 
