@@ -462,6 +462,10 @@ class AllOf:
 Test = IsNull | Always | Equal | Shares | JaccardAtLeast | ArcCosineAtLeast | EndsBefore | AllOf
 
 
+# Key-list match flags (bytes 0 or 1) read eight at a time, as the words of _STRIDES.
+_FLAG_WORDS: Final = np.dtype("<u8")
+
+
 class _KeyLookup:
     """Which elements of candidate key rows are among one profile's keys (a STRING_LIST)."""
 
@@ -600,13 +604,26 @@ class Probe:
 class _ListTests:
     """The Shares and Jaccard tests on one list column: one count, then one comparison per kind."""
 
-    __slots__ = ("any_only", "column", "jaccards", "kind", "null_bit", "numerators", "rows", "shares", "sums")
+    __slots__ = (
+        "any_only",
+        "column",
+        "jaccards",
+        "kind",
+        "null_bit",
+        "numerators",
+        "rows",
+        "share_rows",
+        "shares",
+        "sums",
+    )
 
     def __init__(self, column: str, row: int, shares: list[int], jaccards: list[tuple[int, int]]) -> None:
         self.column = column
         self.kind = COLUMNS[column]
         self.null_bit = _NULL_BIT[column]
-        self.shares = np.array(shares, dtype=np.int64).reshape(-1, 1) if shares else None
+        # uint8 like the counts (list widths are far below 256): a comparison without a cast.
+        self.shares = np.array(shares, dtype=np.uint8).reshape(-1, 1) if shares else None
+        self.share_rows = slice(row, row + len(shares))
         self.numerators = np.array([p for p, _ in jaccards], dtype=np.int64).reshape(-1, 1) if jaccards else None
         self.sums = np.array([p + q for p, q in jaccards], dtype=np.int64).reshape(-1, 1) if jaccards else None
         self.rows = slice(row, row + len(shares) + len(jaccards))
@@ -626,14 +643,14 @@ class _ListTests:
             counts = left.words[column].counts(right.words[column], right.word_masks[column])
         elif self.any_only:
             flags = left.lookups[column].flags(right.lists[column])
-            np.not_equal(flags.view("<u8")[:, 0], 0, out=out[self.rows.start])
+            np.not_equal(flags.view(_FLAG_WORDS)[:, 0], 0, out=out[self.rows.start])
             return
         else:
             # Each flag is a byte 0 or 1, so the set bits of a row's uint64 words are its matches.
-            per_word = np.bitwise_count(left.lookups[column].flags(right.lists[column]).view("<u8"))
+            per_word = np.bitwise_count(left.lookups[column].flags(right.lists[column]).view(_FLAG_WORDS))
             counts = per_word[:, 0] if per_word.shape[1] == 1 else np.add.reduce(per_word, axis=1)
         if self.shares is not None:
-            np.greater_equal(counts, self.shares, out=out[self.rows.start : self.jaccards.start])
+            np.greater_equal(counts, self.shares, out=out[self.share_rows])
         if self.numerators is not None and self.sums is not None:
             # q·i >= p·(s - i)  <=>  (p + q)·i >= p·s, with s = |l| + |r|: exact integers. A NULL
             # candidate has i = 0 and s >= 2**40, so the test fails there as SQL's NULL does.
