@@ -707,13 +707,13 @@ class TestPlan:
             for threshold in thresholds:
                 rows[ArcCosineAtLeast(point, threshold)] = height
                 height += 1
-        self._spans: list[tuple[tuple[str, str], slice, IntArray, IntArray]] = []
+        self._spans: list[tuple[tuple[str, str], slice, IntArray]] = []
         for span in SPANS:
             gaps = sorted({t.gap for t in distinct if isinstance(t, EndsBefore) and t.span == span})
             if not gaps:
                 continue
             gap_column = np.array(gaps, dtype=np.int64).reshape(-1, 1)
-            self._spans.append((span, slice(height, height + len(gaps)), gap_column - 1, -gap_column))
+            self._spans.append((span, slice(height, height + len(gaps)), gap_column))
             for gap in gaps:
                 rows[EndsBefore(span, gap)] = height
                 height += 1
@@ -769,22 +769,23 @@ class TestPlan:
             cosine += theirs[1] * y
             cosine += theirs[2] * z
             np.greater_equal(cosine, thresholds, out=out[block])
-        for (first, last), block, gaps_less_one, negative_gaps in self._spans:
+        for (first, last), block, gaps in self._spans:
             if left_nulls & _NULL_BIT[first]:  # a span is whole or absent (encode_profiles)
                 out[block] = False
                 continue
-            my_first = left.instant(first)
+            my_first, my_last = left.instant(first), left.instant(last)
             their_first, their_last = right.instants[first], right.instants[last]
-            # Per gap (a column each): the other began after mine ended and at least gap after
-            # mine began, or it ended before mine began and began at least gap before mine.
-            # Measured from my start, in whole seconds ("> a and >= b" is "> max(a, b - 1)").
-            # A NULL candidate span (_NULL_SPAN) fails both; the sentinels stay far from
-            # overflow (instants are below 2**52).
-            since = their_first - my_first
-            held = np.greater(since, np.maximum(gaps_less_one, left.instant(last) - my_first), out=out[block])
-            earlier = np.less_equal(since, negative_gaps)
-            earlier &= their_last < my_first
-            held |= earlier
+            # "Theirs ended before mine began and began at least gap before mine, or the other
+            # way round" is: the spans are disjoint, and their starts are at least gap apart
+            # (the later one began after the earlier ended, so after it began). A NULL candidate
+            # span (_NULL_SPAN) is disjoint from none; the sentinels stay far from overflow
+            # (instants are below 2**52).
+            disjoint = their_first > my_last
+            disjoint |= their_last < my_first
+            apart = np.subtract(their_first, my_first)
+            np.absolute(apart, out=apart)
+            held = np.greater_equal(apart, gaps, out=out[block])
+            held &= disjoint
         for row, parts in self._conjunctions:
             np.logical_and(out[parts[0]], out[parts[1]], out=out[row])
             for part in parts[2:]:
