@@ -595,10 +595,10 @@ class Probe:
         value: int = self.encoded.instants[column].item(self.row)
         return value
 
-    def point(self, point: tuple[str, str]) -> tuple[float, float, float]:
-        """A point's unit vector (x, y, z); NaN where NULL."""
-        vector = self.encoded.points[point]
-        return vector.item(0, self.row), vector.item(1, self.row), vector.item(2, self.row)
+    def vector(self, point: tuple[str, str]) -> FloatArray:
+        """A point's unit vector as a (3, 1) column (x, y, z) that broadcasts; NaN where NULL."""
+        vector: FloatArray = self.encoded.points[point][:, self.row : self.row + 1]
+        return vector
 
 
 class _ListTests:
@@ -761,13 +761,12 @@ class TestPlan:
             if left_nulls & bits:
                 out[block] = False
                 continue
-            x, y, z = left.point(point)
-            theirs = right.points[point]
             # x_l·x_r + y_l·y_r + z_l·z_r in the order WithinKm.sql spells it, so every IEEE
-            # product and sum is the one DuckDB computes. NaN (a NULL side) compares false.
-            cosine = theirs[0] * x
-            cosine += theirs[1] * y
-            cosine += theirs[2] * z
+            # product and sum is the one DuckDB computes: the three products in one call, then
+            # the two sums. NaN (a NULL side) compares false.
+            products = right.points[point] * left.vector(point)
+            cosine = np.add(products[0], products[1])
+            cosine += products[2]
             np.greater_equal(cosine, thresholds, out=out[block])
         for (first, last), block, gaps in self._spans:
             if left_nulls & _NULL_BIT[first]:  # a span is whole or absent (encode_profiles)
