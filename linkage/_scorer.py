@@ -53,6 +53,10 @@ _NOT_OBSERVED_PROBABILITY: Final = 1e-6
 # More tests per comparison make the (comparison, pattern) tables too large to be worth it.
 _MAX_SLOTS: Final = 10
 
+# The probability's constants as 0-d arrays: a ufunc converts a Python float on every call.
+_MAX_EXPONENT: Final = np.array(1023.0)
+_ONE: Final = np.array(1.0)
+
 
 @dataclass(frozen=True, slots=True)
 class ModelLevel:
@@ -314,9 +318,9 @@ class VisitorScorer:
         # w >= 0; below it writes 2^w / (1 + 2^w), the same up to a rounding (and, below
         # w = -1023, a difference under 1e-307).
         power = np.negative(total)
-        np.minimum(power, 1023.0, out=power)
+        np.minimum(power, _MAX_EXPONENT, out=power)
         np.exp2(power, out=power)
-        power += 1.0
+        power += _ONE
         probability = np.reciprocal(power, out=power)
         return Scores(
             left_id=left.unique_id,
