@@ -96,22 +96,32 @@ class Scores:
     term-frequency adjustment, the latter also alone in `tf_adjustments` (Splink's `mw_<c>` is
     the difference, `mw_tf_adj_<c>` the adjustment). `tf_adjustments`, `gammas` (Splink's
     comparison vector values) and `levels` (the position of the level in its comparison's model
-    list) are derived when asked: serving reads them only for the pair it links. Read-only by
-    convention (not frozen: building a frozen dataclass costs more than some scoring calls)."""
+    list) are derived when asked: serving reads them only for the pair it links. So is
+    `match_probability`: serving ranks candidates by weight and reads a probability only for the
+    pair it links. Read-only by convention (not frozen: building a frozen dataclass costs more
+    than some scoring calls)."""
 
     left_id: int
     candidate_ids: IntArray
     match_weight: FloatArray
-    match_probability: FloatArray
     comparison_weights: FloatArray
     patterns: IntArray  # (comparisons, n): each pair's row of the scorer's level table
     level_table: IntArray  # the scorer's: pattern row -> level
     level_gammas: NDArray[np.int8]  # (comparisons, most levels): the gamma of each level
     # Per adjusted level: (comparison, adjustment per pair, the pairs it applies to).
     tf_parts: tuple[tuple[int, FloatArray, BoolArray], ...]
+    _match_probability: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.candidate_ids)
+
+    @property
+    def match_probability(self) -> FloatArray:
+        """Splink's match probability of each pair, from `match_weight` (computed once, when
+        first read)."""
+        if self._match_probability is None:
+            self._match_probability = probabilities_from_weights(self.match_weight)
+        return self._match_probability
 
     @property
     def tf_adjustments(self) -> FloatArray:
@@ -314,19 +324,10 @@ class VisitorScorer:
             if np.count_nonzero(applies):
                 tf_parts.append(_tf_adjustment(step, left, candidates, applies, weights))
         total = np.add.reduce(weights, axis=0)  # what .sum() does, without its Python wrapper
-        # 1 / (1 + 2^-w), with -w capped so that 2^-w never overflows: Splink's own value for
-        # w >= 0; below it writes 2^w / (1 + 2^w), the same up to a rounding (and, below
-        # w = -1023, a difference under 1e-307).
-        power = np.negative(total)
-        np.minimum(power, _MAX_EXPONENT, out=power)
-        np.exp2(power, out=power)
-        power += _ONE
-        probability = np.reciprocal(power, out=power)
         return Scores(
             left_id=left.unique_id,
             candidate_ids=candidates.unique_ids,
             match_weight=total,
-            match_probability=probability,
             comparison_weights=weights[:-1].T,
             patterns=index[:-1],
             level_table=self._level_table,
@@ -361,6 +362,18 @@ class VisitorScorer:
 
     def __repr__(self) -> str:
         return f"<VisitorScorer {self.version} {', '.join(self.comparison_names)}>"
+
+
+def probabilities_from_weights(match_weight: FloatArray) -> FloatArray:
+    """Splink's match probability for each match weight w: 1 / (1 + 2^-w), with -w capped so
+    that 2^-w never overflows. Splink's own value for w >= 0; below it writes 2^w / (1 + 2^w),
+    the same up to a rounding (and, below w = -1023, a difference under 1e-307)."""
+    power = np.negative(match_weight)
+    np.minimum(power, _MAX_EXPONENT, out=power)
+    np.exp2(power, out=power)
+    power += _ONE
+    probability: FloatArray = np.reciprocal(power, out=power)
+    return probability
 
 
 def _atoms(test: Test) -> tuple[Test, ...]:
