@@ -520,17 +520,20 @@ class _WordLookup:
 
     __slots__ = ("low", "span", "table")
 
-    def __init__(self, words: list[int], masks: list[int]) -> None:
+    def __init__(self, words: IntArray, masks: MaskArray) -> None:
+        """`words` and `masks` are the profile's rows: its words ascending, then pads."""
         # Slot 0 and the slot past the span stay empty: a clipped take sends every word
-        # outside the span (pads included, far below) to one of them. Built as a Python list:
-        # for the few words of a profile that is cheaper than numpy's scatter.
-        low = words[0] - 1 if words else 0
+        # outside the span (pads included, far below) to one of them.
+        listed = words.tolist()
+        used = len(listed) - listed.count(_PAD_KEY)
+        low = listed[0] - 1 if used else 0
         self.low = np.array(low)  # 0-d: see _NO_FLAGS
-        self.span = words[-1] - words[0] + 1 if words else 0
-        table = [0] * (self.span + 2)
-        for word, mask in zip(words, masks, strict=False):
-            table[word - low] = mask
-        self.table: MaskArray = np.array(table, dtype=np.uint64)
+        self.span = listed[used - 1] - low if used else 0
+        self.table: MaskArray = np.zeros(self.span + 2, dtype=np.uint64)
+        if self.span == used:  # consecutive words (a recent window, the usual case): one copy
+            self.table[1 : used + 1] = masks[:used]
+        else:
+            self.table[[word - low for word in listed[:used]]] = masks[:used]
 
     def counts(self, words: IntArray, masks: MaskArray) -> NDArray[Any]:
         """|profile ∩ candidate| per candidate row of (words, masks)."""
@@ -583,11 +586,7 @@ class Probe:
             elif kind is ColumnType.SMALL_INT_LIST:
                 self.masks[c] = encoded.masks[c][row]
             else:
-                # Words ascend and pads (far below every word) follow them: the count is the
-                # number of words.
-                words = encoded.words[c][row].tolist()
-                used = len(words) - words.count(_PAD_KEY)
-                self.words[c] = _WordLookup(words[:used], encoded.word_masks[c][row, :used].tolist())
+                self.words[c] = _WordLookup(encoded.words[c][row], encoded.word_masks[c][row])
 
     def length(self, column: str) -> int:
         """The length of a list column (huge where NULL, see _NULL_LENGTH)."""
