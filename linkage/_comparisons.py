@@ -476,13 +476,15 @@ class _KeyLookup:
 
     def __init__(self, row: IntArray, length: int) -> None:
         """`row` is the profile's padded key row, `length` its number of keys."""
-        # The keys as 0-d views (see _NO_FLAGS).
-        self.keys: list[IntArray] = [row[j, ...] for j in range(length)] if length <= 3 else []
         self.table: IntArray | None = None
-        self.shift = self.mask = np.zeros((), dtype=np.int64)
-        if length <= 3:
-            return  # a few keys: one comparison each is cheaper than a table
-        keys = row[:length].tolist()
+        # A few keys: one comparison each is cheaper than a table.
+        if length > 3 and self._tabulate(row[:length].tolist()):
+            self.keys: list[IntArray] = []
+        else:
+            self.keys = [row[j, ...] for j in range(length)]  # 0-d views (see _NO_FLAGS)
+
+    def _tabulate(self, keys: list[int]) -> bool:
+        """Build the table of the keys if a choice of bits separates them (almost always)."""
         # A small direct-mapped table of the keys, at slots taken from bits of the key chosen so
         # that these keys do not collide; a candidate element is a member iff its slot holds it.
         # Empty slots hold the NULL key, which no list element is.
@@ -494,8 +496,8 @@ class _KeyLookup:
                 self.table = np.full(1 << bits, _NULL_KEY, dtype=np.int64)
                 self.table[slots] = keys
                 self.shift, self.mask = np.array(shift), np.array(mask)
-                return
-        self.keys = [row[j, ...] for j in range(length)]  # no table found: compare each key
+                return True
+        return False
 
     def flags(self, theirs: IntArray) -> BoolArray:
         """(n, stride) flags: candidate element j is one of the keys (pads never are)."""
@@ -582,7 +584,7 @@ class Probe:
                 continue
             kind = COLUMNS[c]
             if kind is ColumnType.STRING_LIST:
-                self.lookups[c] = _KeyLookup(encoded.lists[c][row], self.length(c))
+                self.lookups[c] = _KeyLookup(encoded.lists[c][row], encoded.lengths[c].item(row))
             elif kind is ColumnType.SMALL_INT_LIST:
                 self.masks[c] = encoded.masks[c][row]
             else:
