@@ -313,9 +313,10 @@ class VisitorScorer:
                 raise ValueError(f"the left side is one profile, got {len(left)}")
             left = self._plan.probe(left)
         tests = self._plan.evaluate(left, candidates)  # (test, candidate), bool
-        # The bool rows go straight into the product: numpy converts them inside matmul, cheaper
-        # than an astype first. Row c is comparison c's flat table index; the last, the prior's.
-        index = (self._combine @ tests).astype(np.intp)
+        # The bool rows go straight into the product: numpy converts them inside dot, cheaper
+        # than an astype first (and dot is cheaper than matmul at this size). Row c is
+        # comparison c's flat table index; the last, the prior's.
+        index = self._combine.dot(tests).astype(np.intp)
         weights = self._weight_table.take(index)
         tf_parts = []
         for step, at_level in zip(self._tf_steps, self._tf_at_level, strict=True):
