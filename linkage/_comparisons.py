@@ -577,7 +577,7 @@ class Probe:
         columns = LIST_WIDTHS if lists is None else lists
         # A NULL list is never looked up (tests on it are false at once), so it gets no lookup.
         self.lookups: dict[str, _KeyLookup] = {}
-        self.masks: dict[str, np.uint64] = {}
+        self.masks: dict[str, MaskArray] = {}
         self.words: dict[str, _WordLookup] = {}
         for c in columns:
             if null_bits & _NULL_BIT[c]:
@@ -586,7 +586,7 @@ class Probe:
             if kind is ColumnType.STRING_LIST:
                 self.lookups[c] = _KeyLookup(encoded.lists[c][row], encoded.lengths[c].item(row))
             elif kind is ColumnType.SMALL_INT_LIST:
-                self.masks[c] = encoded.masks[c][row]
+                self.masks[c] = encoded.masks[c][row, ...]  # 0-d (see _NO_FLAGS)
             else:
                 self.words[c] = _WordLookup(encoded.words[c][row], encoded.word_masks[c][row])
 
