@@ -572,7 +572,7 @@ class Probe:
         # key here; TestPlan.evaluate clears those rows, as SQL's NULL = NULL is not true.
         self.nulls = encoded.nulls[:, row : row + 1]
         self.keys = encoded.keys[:, row : row + 1]
-        # Scalars are read when a test asks (`instant`, `point`, ...): most tests read none.
+        # Scalars are read when a test asks (`instant`, `vector`, ...): most tests read none.
         self.encoded, self.row = encoded, row
         columns = LIST_WIDTHS if lists is None else lists
         # A NULL list is never looked up (tests on it are false at once), so it gets no lookup.

@@ -214,8 +214,9 @@ class VisitorScorer:
         # float32), and tables built here map (comparison, pattern) to the level it decides.
         # Conjunctions cost nothing at scoring time: they are in the tables. The plan's Always
         # row adds each comparison's offset into the flat tables in the same product, and one
-        # more row of the product, the offset alone, picks the prior: the weights taken are then
-        # summed in one reduction, in Splink's order (the comparisons, then the prior).
+        # more row of the product, that offset alone, picks the prior from the end of the
+        # weight table: one reduction of the weights taken then adds the comparisons in order
+        # and the prior last, as a separate add of the prior did.
         level_tests = [
             [level.level.tests() if not isinstance(level.level, Else) else () for level in c.levels]
             for c in comparisons
@@ -321,7 +322,7 @@ class VisitorScorer:
         tf_parts = []
         for step, at_level in zip(self._tf_steps, self._tf_at_level, strict=True):
             applies = at_level.take(index[step[0]])
-            # With random or blocked candidates the level is often chosen nowhere: then skip it.
+            # Often no pair is at the level (the bundled model's: the same top IP): then skip it.
             if np.count_nonzero(applies):
                 tf_parts.append(_tf_adjustment(step, left, candidates, applies, weights))
         total = np.add.reduce(weights, axis=0)  # what .sum() does, without its Python wrapper
