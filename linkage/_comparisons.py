@@ -462,17 +462,29 @@ class AllOf:
 Test = IsNull | Always | Equal | Shares | JaccardAtLeast | ArcCosineAtLeast | EndsBefore | AllOf
 
 
+# Key-list match flags (bytes 0 or 1) read eight at a time, as the words of _STRIDES.
+_FLAG_WORDS: Final = np.dtype("<u8")
+# Scalars meet candidate arrays as 0-d arrays, not Python numbers: a ufunc takes a 0-d array as
+# it is, while a Python int or float costs it a conversion (about 0.4 µs a call at 1 x 100).
+_NO_FLAGS: Final = np.zeros((), dtype=np.uint64)
+
+
 class _KeyLookup:
     """Which elements of candidate key rows are among one profile's keys (a STRING_LIST)."""
 
     __slots__ = ("keys", "mask", "shift", "table")
 
-    def __init__(self, keys: list[int]) -> None:
-        self.keys = keys
+    def __init__(self, row: IntArray, length: int) -> None:
+        """`row` is the profile's padded key row, `length` its number of keys."""
         self.table: IntArray | None = None
-        self.shift = self.mask = 0
-        if len(keys) <= 3:
-            return  # a few keys: one comparison each is cheaper than a table
+        # A few keys: one comparison each is cheaper than a table.
+        if length > 3 and self._tabulate(row[:length].tolist()):
+            self.keys: list[IntArray] = []
+        else:
+            self.keys = [row[j, ...] for j in range(length)]  # 0-d views (see _NO_FLAGS)
+
+    def _tabulate(self, keys: list[int]) -> bool:
+        """Build the table of the keys if a choice of bits separates them (almost always)."""
         # A small direct-mapped table of the keys, at slots taken from bits of the key chosen so
         # that these keys do not collide; a candidate element is a member iff its slot holds it.
         # Empty slots hold the NULL key, which no list element is.
@@ -483,15 +495,16 @@ class _KeyLookup:
             if len(set(slots)) == len(slots):
                 self.table = np.full(1 << bits, _NULL_KEY, dtype=np.int64)
                 self.table[slots] = keys
-                self.shift, self.mask = shift, mask
-                return
+                self.shift, self.mask = np.array(shift), np.array(mask)
+                return True
+        return False
 
     def flags(self, theirs: IntArray) -> BoolArray:
         """(n, stride) flags: candidate element j is one of the keys (pads never are)."""
-        if not self.keys:
-            return np.zeros(theirs.shape, dtype=np.bool_)
         found: BoolArray
         if self.table is None:
+            if not self.keys:
+                return np.zeros(theirs.shape, dtype=np.bool_)
             found = theirs == self.keys[0]
             for key in self.keys[1:]:
                 found |= theirs == key
@@ -509,16 +522,20 @@ class _WordLookup:
 
     __slots__ = ("low", "span", "table")
 
-    def __init__(self, words: list[int], masks: list[int]) -> None:
+    def __init__(self, words: IntArray, masks: MaskArray) -> None:
+        """`words` and `masks` are the profile's rows: its words ascending, then pads."""
         # Slot 0 and the slot past the span stay empty: a clipped take sends every word
-        # outside the span (pads included, far below) to one of them. Built as a Python list:
-        # for the few words of a profile that is cheaper than numpy's scatter.
-        self.low = words[0] - 1 if words else 0
-        self.span = words[-1] - words[0] + 1 if words else 0
-        table = [0] * (self.span + 2)
-        for word, mask in zip(words, masks, strict=False):
-            table[word - self.low] = mask
-        self.table: MaskArray = np.array(table, dtype=np.uint64)
+        # outside the span (pads included, far below) to one of them.
+        listed = words.tolist()
+        used = len(listed) - listed.count(_PAD_KEY)
+        low = listed[0] - 1 if used else 0
+        self.low = np.array(low)  # 0-d: see _NO_FLAGS
+        self.span = listed[used - 1] - low if used else 0
+        self.table: MaskArray = np.zeros(self.span + 2, dtype=np.uint64)
+        if self.span == used:  # consecutive words (a recent window, the usual case): one copy
+            self.table[1 : used + 1] = masks[:used]
+        else:
+            self.table[[word - low for word in listed[:used]]] = masks[:used]
 
     def counts(self, words: IntArray, masks: MaskArray) -> NDArray[Any]:
         """|profile ∩ candidate| per candidate row of (words, masks)."""
@@ -555,27 +572,23 @@ class Probe:
         # key here; TestPlan.evaluate clears those rows, as SQL's NULL = NULL is not true.
         self.nulls = encoded.nulls[:, row : row + 1]
         self.keys = encoded.keys[:, row : row + 1]
-        # Scalars are read when a test asks (`instant`, `point`, ...): most tests read none.
+        # Scalars are read when a test asks (`instant`, `vector`, ...): most tests read none.
         self.encoded, self.row = encoded, row
         columns = LIST_WIDTHS if lists is None else lists
         # A NULL list is never looked up (tests on it are false at once), so it gets no lookup.
         self.lookups: dict[str, _KeyLookup] = {}
-        self.masks: dict[str, np.uint64] = {}
+        self.masks: dict[str, MaskArray] = {}
         self.words: dict[str, _WordLookup] = {}
         for c in columns:
             if null_bits & _NULL_BIT[c]:
                 continue
             kind = COLUMNS[c]
             if kind is ColumnType.STRING_LIST:
-                self.lookups[c] = _KeyLookup(encoded.lists[c][row, : self.length(c)].tolist())
+                self.lookups[c] = _KeyLookup(encoded.lists[c][row], encoded.lengths[c].item(row))
             elif kind is ColumnType.SMALL_INT_LIST:
-                self.masks[c] = encoded.masks[c][row]
+                self.masks[c] = encoded.masks[c][row, ...]  # 0-d (see _NO_FLAGS)
             else:
-                # Words ascend and pads (far below every word) follow them: the count is the
-                # number of words.
-                words = encoded.words[c][row].tolist()
-                used = len(words) - words.count(_PAD_KEY)
-                self.words[c] = _WordLookup(words[:used], encoded.word_masks[c][row, :used].tolist())
+                self.words[c] = _WordLookup(encoded.words[c][row], encoded.word_masks[c][row])
 
     def length(self, column: str) -> int:
         """The length of a list column (huge where NULL, see _NULL_LENGTH)."""
@@ -587,26 +600,40 @@ class Probe:
         value: float = self.encoded.log2_tf[column].item(self.row)
         return value
 
-    def instant(self, column: str) -> int:
-        value: int = self.encoded.instants[column].item(self.row)
+    def instant(self, column: str) -> IntArray:
+        """An INSTANT column as a 0-d array (see _NO_FLAGS)."""
+        value: IntArray = self.encoded.instants[column][self.row, ...]
         return value
 
-    def point(self, point: tuple[str, str]) -> tuple[float, float, float]:
-        """A point's unit vector (x, y, z); NaN where NULL."""
-        vector = self.encoded.points[point]
-        return vector.item(0, self.row), vector.item(1, self.row), vector.item(2, self.row)
+    def vector(self, point: tuple[str, str]) -> FloatArray:
+        """A point's unit vector as a (3, 1) column (x, y, z) that broadcasts; NaN where NULL."""
+        vector: FloatArray = self.encoded.points[point][:, self.row : self.row + 1]
+        return vector
 
 
 class _ListTests:
     """The Shares and Jaccard tests on one list column: one count, then one comparison per kind."""
 
-    __slots__ = ("any_only", "column", "jaccards", "kind", "null_bit", "numerators", "rows", "shares", "sums")
+    __slots__ = (
+        "any_only",
+        "column",
+        "jaccards",
+        "kind",
+        "null_bit",
+        "numerators",
+        "rows",
+        "share_rows",
+        "shares",
+        "sums",
+    )
 
     def __init__(self, column: str, row: int, shares: list[int], jaccards: list[tuple[int, int]]) -> None:
         self.column = column
         self.kind = COLUMNS[column]
         self.null_bit = _NULL_BIT[column]
-        self.shares = np.array(shares, dtype=np.int64).reshape(-1, 1) if shares else None
+        # uint8 like the counts (list widths are far below 256): a comparison without a cast.
+        self.shares = np.array(shares, dtype=np.uint8).reshape(-1, 1) if shares else None
+        self.share_rows = slice(row, row + len(shares))
         self.numerators = np.array([p for p, _ in jaccards], dtype=np.int64).reshape(-1, 1) if jaccards else None
         self.sums = np.array([p + q for p, q in jaccards], dtype=np.int64).reshape(-1, 1) if jaccards else None
         self.rows = slice(row, row + len(shares) + len(jaccards))
@@ -626,14 +653,14 @@ class _ListTests:
             counts = left.words[column].counts(right.words[column], right.word_masks[column])
         elif self.any_only:
             flags = left.lookups[column].flags(right.lists[column])
-            np.not_equal(flags.view("<u8")[:, 0], 0, out=out[self.rows.start])
+            np.not_equal(flags.view(_FLAG_WORDS)[:, 0], _NO_FLAGS, out=out[self.rows.start])
             return
         else:
             # Each flag is a byte 0 or 1, so the set bits of a row's uint64 words are its matches.
-            per_word = np.bitwise_count(left.lookups[column].flags(right.lists[column]).view("<u8"))
+            per_word = np.bitwise_count(left.lookups[column].flags(right.lists[column]).view(_FLAG_WORDS))
             counts = per_word[:, 0] if per_word.shape[1] == 1 else np.add.reduce(per_word, axis=1)
         if self.shares is not None:
-            np.greater_equal(counts, self.shares, out=out[self.rows.start : self.jaccards.start])
+            np.greater_equal(counts, self.shares, out=out[self.share_rows])
         if self.numerators is not None and self.sums is not None:
             # q·i >= p·(s - i)  <=>  (p + q)·i >= p·s, with s = |l| + |r|: exact integers. A NULL
             # candidate has i = 0 and s >= 2**40, so the test fails there as SQL's NULL does.
@@ -646,8 +673,9 @@ class TestPlan:
     in about one numpy call per group: nulls, string equality, each list, each point.
 
     `evaluate` returns a (rows, n) bool array (bool, not float: numpy's comparisons write
-    bool without a cast, about twice as fast at this size); `row(test)` says which row holds a test. `Always`
-    has no row: it holds everywhere. Immutable once built; safe to share between threads.
+    bool without a cast, about twice as fast at this size); `row(test)` says which row holds a test. The
+    last row is `Always`, all true: a constant term for whoever combines the rows (the scorer's table
+    offsets). Immutable once built; safe to share between threads.
     """
 
     __slots__ = ("_conjunctions", "_equal", "_list_columns", "_lists", "_points", "_rows", "_spans", "height")
@@ -689,13 +717,13 @@ class TestPlan:
             for threshold in thresholds:
                 rows[ArcCosineAtLeast(point, threshold)] = height
                 height += 1
-        self._spans: list[tuple[tuple[str, str], slice, IntArray, IntArray]] = []
+        self._spans: list[tuple[tuple[str, str], slice, IntArray]] = []
         for span in SPANS:
             gaps = sorted({t.gap for t in distinct if isinstance(t, EndsBefore) and t.span == span})
             if not gaps:
                 continue
             gap_column = np.array(gaps, dtype=np.int64).reshape(-1, 1)
-            self._spans.append((span, slice(height, height + len(gaps)), gap_column - 1, -gap_column))
+            self._spans.append((span, slice(height, height + len(gaps)), gap_column))
             for gap in gaps:
                 rows[EndsBefore(span, gap)] = height
                 height += 1
@@ -710,6 +738,8 @@ class TestPlan:
         unknown = [t for t in distinct if t not in rows]
         if unknown:
             raise ValueError(f"tests on columns the encoding does not hold: {unknown}")
+        rows[Always()] = height
+        height += 1
         self._rows = rows
         self._list_columns = tuple(tests.column for tests in self._lists)
         self.height = height
@@ -718,13 +748,14 @@ class TestPlan:
         """Profile `row` of `encoded` as a left side for this plan: only its lists the tests read."""
         return Probe(encoded, row, self._list_columns)
 
-    def row(self, test: Test) -> int | None:
-        """The row of `evaluate`'s result that holds `test`; None for `Always`."""
-        return None if isinstance(test, Always) else self._rows[test]
+    def row(self, test: Test) -> int:
+        """The row of `evaluate`'s result that holds `test`."""
+        return self._rows[test]
 
     def evaluate(self, left: Probe, right: EncodedProfiles) -> BoolArray:
         """Every test for the `left` profile against each profile in `right`: (rows, n)."""
         out = np.empty((self.height, len(right)), dtype=np.bool_)
+        out[-1] = True  # Always
         left_nulls = left.null_bits
         np.logical_or(right.nulls, left.nulls, out=out[: len(COLUMNS)])
         if self._equal >= 0:
@@ -740,30 +771,30 @@ class TestPlan:
             if left_nulls & bits:
                 out[block] = False
                 continue
-            x, y, z = left.point(point)
-            theirs = right.points[point]
             # x_l·x_r + y_l·y_r + z_l·z_r in the order WithinKm.sql spells it, so every IEEE
-            # product and sum is the one DuckDB computes. NaN (a NULL side) compares false.
-            cosine = theirs[0] * x
-            cosine += theirs[1] * y
-            cosine += theirs[2] * z
+            # product and sum is the one DuckDB computes: the three products in one call, then
+            # the two sums. NaN (a NULL side) compares false.
+            products = right.points[point] * left.vector(point)
+            cosine = np.add(products[0], products[1])
+            cosine += products[2]
             np.greater_equal(cosine, thresholds, out=out[block])
-        for (first, last), block, gaps_less_one, negative_gaps in self._spans:
+        for (first, last), block, gaps in self._spans:
             if left_nulls & _NULL_BIT[first]:  # a span is whole or absent (encode_profiles)
                 out[block] = False
                 continue
-            my_first = left.instant(first)
+            my_first, my_last = left.instant(first), left.instant(last)
             their_first, their_last = right.instants[first], right.instants[last]
-            # Per gap (a column each): the other began after mine ended and at least gap after
-            # mine began, or it ended before mine began and began at least gap before mine.
-            # Measured from my start, in whole seconds ("> a and >= b" is "> max(a, b - 1)").
-            # A NULL candidate span (_NULL_SPAN) fails both; the sentinels stay far from
-            # overflow (instants are below 2**52).
-            since = their_first - my_first
-            held = np.greater(since, np.maximum(gaps_less_one, left.instant(last) - my_first), out=out[block])
-            earlier = np.less_equal(since, negative_gaps)
-            earlier &= their_last < my_first
-            held |= earlier
+            # "Theirs ended before mine began and began at least gap before mine, or the other
+            # way round" is: the spans are disjoint, and their starts are at least gap apart
+            # (the later one began after the earlier ended, so after it began). A NULL candidate
+            # span (_NULL_SPAN) is disjoint from none; the sentinels stay far from overflow
+            # (instants are below 2**52).
+            disjoint = their_first > my_last
+            disjoint |= their_last < my_first
+            apart = np.subtract(their_first, my_first)
+            np.absolute(apart, out=apart)
+            held = np.greater_equal(apart, gaps, out=out[block])
+            held &= disjoint
         for row, parts in self._conjunctions:
             np.logical_and(out[parts[0]], out[parts[1]], out=out[row])
             for part in parts[2:]:
@@ -807,9 +838,7 @@ class Level(ABC):
             raise ValueError(f"the left side is one profile, got {len(left)}")
         tests = self.tests()
         plan = TestPlan(tests)
-        rows = [row for row in map(plan.row, tests) if row is not None]
-        if len(rows) < len(tests):  # Always
-            return np.ones(len(right), dtype=np.bool_)
+        rows = [plan.row(test) for test in tests]
         held: BoolArray = np.logical_or.reduce(plan.evaluate(left.probe(), right)[rows], axis=0)
         return held
 

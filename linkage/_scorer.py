@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from ._comparisons import (
     AllOf,
+    Always,
     BoolArray,
     Else,
     EncodedProfiles,
@@ -51,6 +52,10 @@ _NOT_OBSERVED_PROBABILITY: Final = 1e-6
 
 # More tests per comparison make the (comparison, pattern) tables too large to be worth it.
 _MAX_SLOTS: Final = 10
+
+# The probability's constants as 0-d arrays: a ufunc converts a Python float on every call.
+_MAX_EXPONENT: Final = np.array(1023.0)
+_ONE: Final = np.array(1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,22 +96,32 @@ class Scores:
     term-frequency adjustment, the latter also alone in `tf_adjustments` (Splink's `mw_<c>` is
     the difference, `mw_tf_adj_<c>` the adjustment). `tf_adjustments`, `gammas` (Splink's
     comparison vector values) and `levels` (the position of the level in its comparison's model
-    list) are derived when asked: serving reads them only for the pair it links. Read-only by
-    convention (not frozen: building a frozen dataclass costs more than some scoring calls)."""
+    list) are derived when asked: serving reads them only for the pair it links. So is
+    `match_probability`: serving ranks candidates by weight and reads a probability only for the
+    pair it links. Read-only by convention (not frozen: building a frozen dataclass costs more
+    than some scoring calls)."""
 
     left_id: int
     candidate_ids: IntArray
     match_weight: FloatArray
-    match_probability: FloatArray
     comparison_weights: FloatArray
     patterns: IntArray  # (comparisons, n): each pair's row of the scorer's level table
     level_table: IntArray  # the scorer's: pattern row -> level
     level_gammas: NDArray[np.int8]  # (comparisons, most levels): the gamma of each level
     # Per adjusted level: (comparison, adjustment per pair, the pairs it applies to).
     tf_parts: tuple[tuple[int, FloatArray, BoolArray], ...]
+    _match_probability: FloatArray | None = None
 
     def __len__(self) -> int:
         return len(self.candidate_ids)
+
+    @property
+    def match_probability(self) -> FloatArray:
+        """Splink's match probability of each pair, from `match_weight` (computed once, when
+        first read)."""
+        if self._match_probability is None:
+            self._match_probability = probabilities_from_weights(self.match_weight)
+        return self._match_probability
 
     @property
     def tf_adjustments(self) -> FloatArray:
@@ -172,7 +187,6 @@ class VisitorScorer:
         "_combine",
         "_level_gammas",
         "_level_table",
-        "_offsets",
         "_plan",
         "_tf_at_level",
         "_tf_steps",
@@ -197,8 +211,12 @@ class VisitorScorer:
         # conjunction of them), and Splink's CASE picks the first level that holds. So each
         # comparison reads a few atomic tests; with its i-th atom worth 2**i, one matrix product
         # of the test rows gives each pair's pattern of atoms that hold, per comparison (exact in
-        # float64), and tables built here map (comparison, pattern) to the level it decides.
-        # Conjunctions cost nothing at scoring time: they are in the tables.
+        # float32), and tables built here map (comparison, pattern) to the level it decides.
+        # Conjunctions cost nothing at scoring time: they are in the tables. The plan's Always
+        # row adds each comparison's offset into the flat tables in the same product, and one
+        # more row of the product, that offset alone, picks the prior from the end of the
+        # weight table: one reduction of the weights taken then adds the comparisons in order
+        # and the prior last, as a separate add of the prior did.
         level_tests = [
             [level.level.tests() if not isinstance(level.level, Else) else () for level in c.levels]
             for c in comparisons
@@ -212,18 +230,18 @@ class VisitorScorer:
                 raise ModelError(
                     f"comparison {comparison.name!r}: {len(used)} tests before ELSE, the scorer takes {_MAX_SLOTS}"
                 )
+            if Always() in used:  # only ELSE always holds, and it is not read
+                raise ModelError(f"comparison {comparison.name!r}: a level before ELSE always holds")
         self._plan = TestPlan(atom for used in atoms for atom in used)
         patterns = 1 << max(len(used) for used in atoms)
         # float32: sums of at most _MAX_SLOTS powers of two plus the table offsets are exact
         # integers far below 2**24, and sgemm on this size is about twice as fast as dgemm.
-        combine = np.zeros((len(comparisons), self._plan.height), dtype=np.float32)
+        combine = np.zeros((len(comparisons) + 1, self._plan.height), dtype=np.float32)
+        combine[:, self._plan.row(Always())] = np.arange(len(comparisons) + 1) * patterns
         level_table = np.zeros((len(comparisons), patterns), dtype=np.int64)
         for c, used in enumerate(atoms):
             for bit, atom in enumerate(used):
-                row = self._plan.row(atom)
-                if row is None:  # only ELSE always holds, and it is not read
-                    raise ModelError(f"comparison {comparisons[c].name!r}: a level before ELSE always holds")
-                combine[c, row] += float(1 << bit)
+                combine[c, self._plan.row(atom)] += float(1 << bit)
             bits = {atom: 1 << bit for bit, atom in enumerate(used)}
             else_level = len(comparisons[c].levels) - 1
             for pattern in range(patterns):
@@ -241,9 +259,9 @@ class VisitorScorer:
             level_gammas[c, : len(comparison.levels)] = [level.comparison_vector_value for level in comparison.levels]
         self._combine = combine
         self._level_table = level_table.ravel()
-        self._weight_table = np.array([weights[c][i] for c, row in enumerate(level_table) for i in row])
         self._level_gammas = level_gammas
-        self._offsets = (np.arange(len(comparisons)) * float(patterns)).reshape(-1, 1).astype(np.float32)
+        weight_table = [weights[c][i] for c, row in enumerate(level_table) for i in row]
+        self._weight_table = np.array([*weight_table, self.prior_match_weight])
 
         tf_steps: list[tuple[int, int, str, float, float, float]] = []
         for c, comparison in enumerate(comparisons):
@@ -296,34 +314,27 @@ class VisitorScorer:
                 raise ValueError(f"the left side is one profile, got {len(left)}")
             left = self._plan.probe(left)
         tests = self._plan.evaluate(left, candidates)  # (test, candidate), bool
-        patterns = self._combine @ tests.astype(np.float32)  # (comparison, candidate)
-        patterns += self._offsets
-        index = patterns.astype(np.intp)  # faster than an add that casts to intp
+        # The bool rows go straight into the product: numpy converts them inside dot, cheaper
+        # than an astype first (and dot is cheaper than matmul at this size). Row c is
+        # comparison c's flat table index; the last, the prior's.
+        index = self._combine.dot(tests).astype(np.intp)
         weights = self._weight_table.take(index)
-        tf_parts = tuple(
-            _tf_adjustment(step, left, candidates, at_level.take(index[step[0]]), weights)
-            for step, at_level in zip(self._tf_steps, self._tf_at_level, strict=True)
-        )
+        tf_parts = []
+        for step, at_level in zip(self._tf_steps, self._tf_at_level, strict=True):
+            applies = at_level.take(index[step[0]])
+            # Often no pair is at the level (the bundled model's: the same top IP): then skip it.
+            if np.count_nonzero(applies):
+                tf_parts.append(_tf_adjustment(step, left, candidates, applies, weights))
         total = np.add.reduce(weights, axis=0)  # what .sum() does, without its Python wrapper
-        total += self.prior_match_weight
-        # 1 / (1 + 2^-w), with -w capped so that 2^-w never overflows: Splink's own value for
-        # w >= 0; below it writes 2^w / (1 + 2^w), the same up to a rounding (and, below
-        # w = -1023, a difference under 1e-307).
-        power = np.negative(total)
-        np.minimum(power, 1023.0, out=power)
-        np.exp2(power, out=power)
-        power += 1.0
-        probability = np.reciprocal(power, out=power)
         return Scores(
             left_id=left.unique_id,
             candidate_ids=candidates.unique_ids,
             match_weight=total,
-            match_probability=probability,
-            comparison_weights=weights.T,
-            patterns=index,
+            comparison_weights=weights[:-1].T,
+            patterns=index[:-1],
             level_table=self._level_table,
             level_gammas=self._level_gammas,
-            tf_parts=tf_parts,
+            tf_parts=tuple(tf_parts),
         )
 
     def waterfall(self, scores: Scores, row: int) -> Waterfall:
@@ -353,6 +364,18 @@ class VisitorScorer:
 
     def __repr__(self) -> str:
         return f"<VisitorScorer {self.version} {', '.join(self.comparison_names)}>"
+
+
+def probabilities_from_weights(match_weight: FloatArray) -> FloatArray:
+    """Splink's match probability for each match weight w: 1 / (1 + 2^-w), with -w capped so
+    that 2^-w never overflows. Splink's own value for w >= 0; below it writes 2^w / (1 + 2^w),
+    the same up to a rounding (and, below w = -1023, a difference under 1e-307)."""
+    power = np.negative(match_weight)
+    np.minimum(power, _MAX_EXPONENT, out=power)
+    np.exp2(power, out=power)
+    power += _ONE
+    probability: FloatArray = np.reciprocal(power, out=power)
+    return probability
 
 
 def _atoms(test: Test) -> tuple[Test, ...]:
