@@ -57,7 +57,7 @@ from _harness import (
 from splink import DuckDBAPI, Linker
 
 from linkage import BUNDLED_MODEL, Signal
-from linkage._comparisons import EncodedProfiles, encode_profiles
+from linkage._profile_encoding import EncodedProfiles, encode_profiles
 from linkage._profile_record import ProfileRecord
 from linkage._profiles import Evidence, history_records
 from linkage._scorer import VisitorScorer

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from ._comparisons import _PAD_KEY, EncodedProfiles, EncodedRow, empty_profiles, encode_row, word_width, write_row
+from ._profile_encoding import PAD_KEY, EncodedProfiles, EncodedRow, empty_profiles, encode_row, word_width, write_row
 from ._profile_record import ProfileRecord
 
 # Fields stored column-major, (columns, n); every other array is (n, ...).
 _ROW_AXIS_1 = frozenset({"nulls", "keys", "points"})
 # Padding for fields whose rows have a width that can grow (list and day-word columns).
-_FILL = {"lists": _PAD_KEY, "words": _PAD_KEY, "word_masks": 0}
+_FILL = {"lists": PAD_KEY, "words": PAD_KEY, "word_masks": 0}
 
 
 class EncodedTable:

@@ -22,25 +22,11 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from ._comparisons import (
-    AllOf,
-    Always,
-    BoolArray,
-    Else,
-    EncodedProfiles,
-    FloatArray,
-    IntArray,
-    Level,
-    ModelError,
-    Probe,
-    TermFrequency,
-    Test,
-    TestPlan,
-    encode_profiles,
-    recognise_level,
-)
+from ._comparisons import Else, Level, ModelError, TermFrequency, recognise_level
 from ._model_file import check_names, comparison_shape, read_model
+from ._profile_encoding import BoolArray, EncodedProfiles, FloatArray, IntArray, encode_profiles
 from ._profile_record import ProfileRecord
+from ._test_plan import AllOf, Always, Probe, Test, TestPlan
 
 # Splink's floor for m and u (splink.internals.comparison_level.M_U_CLAMP_MIN): it refuses a
 # smaller value on load and clamps at it when taking the log.
@@ -304,10 +290,15 @@ class VisitorScorer:
         """Encode profiles for `score` (see `encode_profiles`); independent of the model."""
         return encode_profiles(records)
 
+    def probe(self, encoded: EncodedProfiles, row: int = 0) -> Probe:
+        """Profile `row` of `encoded` prepared as the left side of `score`, with only what this
+        model reads."""
+        return self._plan.probe(encoded, row)
+
     def score(self, left: Probe | EncodedProfiles, candidates: EncodedProfiles) -> Scores:
         """Score one profile against every row of `candidates`: match weights, match
         probabilities and the per-comparison weights, as Splink computes them for the same
-        pairs. `left` is a `Probe` (`encoded.probe(row)`, cheapest when one profile meets
+        pairs. `left` is a `Probe` (`probe(encoded, row)`, cheapest when one profile meets
         several batches) or an encoding of exactly one record."""
         if not isinstance(left, Probe):
             if len(left) != 1:

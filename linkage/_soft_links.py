@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._comparisons import EncodedProfiles, FloatArray, IntArray
 from ._encoded_table import EncodedTable
+from ._profile_encoding import EncodedProfiles, FloatArray, IntArray
 from ._records import SoftLinkRow
 from ._types import Context
 from ._visitor_model import VisitorModel

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from linkage._comparisons import encode_profiles
+from linkage._profile_encoding import encode_profiles
 from linkage._profile_record import ProfileRecord
 from linkage._scorer import VisitorScorer
 from linkage._soft_links import person_shares
@@ -67,7 +67,7 @@ def evaluate_links(
         if not candidates:
             continue
         scored += len(candidates)
-        scores = scorer.score(encoded.probe(i), encoded.take(candidates))
+        scores = scorer.score(scorer.probe(encoded, i), encoded.take(candidates))
         rows, probabilities = person_shares(scores.match_weight, [person_of[c] for c in candidates])
         top = int(np.argmax(probabilities))
         label = labels[candidates[int(rows[top])]]

@@ -32,10 +32,10 @@ from linkage._comparisons import (
     TermFrequency,
     WithinKm,
     comparison_settings,
-    encode_profiles,
     recognise_level,
 )
 from linkage._encoded_table import EncodedTable
+from linkage._profile_encoding import encode_profiles
 from linkage._profile_record import ProfileRecord
 from linkage._scorer import VisitorScorer, model_version
 
