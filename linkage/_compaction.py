@@ -40,17 +40,18 @@ def compact_store(path: str | os.PathLike[str]) -> Compaction:
     fresh = original.with_name(original.name + ".compacting")
     for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
         leftover.unlink(missing_ok=True)
-    before = original.stat().st_size
+    status = original.stat()
     store = DuckDBStore(original)
     try:
         rows = store.copy_to(fresh)
+        os.chmod(fresh, status.st_mode & 0o7777)  # an operator's 0600 stays 0600
         _fsync(fresh)
         os.replace(fresh, original)
         _fsync(original.parent)
     finally:
         # Closing checkpoints the old, now unlinked, file: nothing reaches the new one.
         store.close()
-    return Compaction(original, before, original.stat().st_size, rows)
+    return Compaction(original, status.st_size, original.stat().st_size, rows)
 
 
 def _fsync(path: Path) -> None:

@@ -145,8 +145,10 @@ def test_compaction_leaves_no_bytes_of_a_forgotten_person_and_keeps_everyone_els
     finally:
         server.stop()
 
+    (data / "idstitch.duckdb").chmod(0o600)
     done = _compact(data)
     assert done.returncode == 0, done.stderr
+    assert (data / "idstitch.duckdb").stat().st_mode & 0o777 == 0o600
     assert "compacted" in done.stdout and "1 identifiers" in done.stdout
     assert not list(data.glob("*.compacting*"))
     raw = (data / "idstitch.duckdb").read_bytes().lower()
