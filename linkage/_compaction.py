@@ -9,8 +9,12 @@ and putting that in the original's place is what erases them for good.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import duckdb
 
 from ._duckdb_store import DuckDBStore
 
@@ -29,25 +33,39 @@ def compact_store(path: str | os.PathLike[str]) -> Compaction:
     """Rewrite the store file at `path` into a fresh file and replace the original with it.
 
     The store must not be open elsewhere: a running server holds it, and this raises
-    `StoreLocked` (stop the server first). The original is replaced only once the copy is
-    complete, its row counts checked and flushed, and only while this process still holds the
-    original's lock; a crash before that leaves the original as it was and a stray
-    `<name>.compacting` file, which the next run removes.
+    `StoreLocked` (stop the server first). The copy is written in a private directory beside
+    the original and replaces it only once complete, its row counts checked and flushed, and
+    only while this process still holds the original's lock, with the original's mode (and
+    owner, when run as root). Interrupted, it leaves the original as it was and a stray
+    `.<name>.compacting-*` directory, which the next run removes. Any other failure raises
+    `RuntimeError` and leaves the original as it was.
     """
     original = Path(path)
     if not original.is_file():
         raise FileNotFoundError(f"no store at {original}")
-    fresh = original.with_name(original.name + ".compacting")
-    for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
-        leftover.unlink(missing_ok=True)
     status = original.stat()
-    store = DuckDBStore(original)
+    prefix = f".{original.name}.compacting-"
+    store = DuckDBStore(original)  # takes the lock first: a second run stops here
     try:
-        rows = store.copy_to(fresh)
-        os.chmod(fresh, status.st_mode & 0o7777)  # an operator's 0600 stays 0600
-        _fsync(fresh)
-        os.replace(fresh, original)
-        _fsync(original.parent)
+        for leftover in original.parent.glob(prefix + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=original.parent))  # mode 0700
+        try:
+            fresh = workdir / original.name
+            rows = store.copy_to(fresh)
+            os.chmod(fresh, status.st_mode & 0o7777)
+            if os.geteuid() == 0:
+                os.chown(fresh, status.st_uid, status.st_gid)
+            _fsync(fresh)
+            wal = original.with_name(original.name + ".wal")
+            if wal.exists():
+                raise RuntimeError(f"{wal} exists after a checkpoint; {original} left as it was")
+            os.replace(fresh, original)
+            _fsync(original.parent)
+        except duckdb.Error as exc:
+            raise RuntimeError(f"compaction failed, {original} left as it was: {exc}") from exc
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     finally:
         # Closing checkpoints the old, now unlinked, file: nothing reaches the new one.
         store.close()

@@ -142,15 +142,31 @@ class DuckDBStore:
         try:
             self._con = duckdb.connect(str(self.path))
         except duckdb.IOException as exc:
-            raise StoreLocked(f"cannot open {self.path}: {exc}") from exc
-        self._con.execute(_SCHEMA)
-        version = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if version is None:
-            self._con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-        elif int(version[0]) in _UPGRADABLE:
-            self._con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
-        elif int(version[0]) != SCHEMA_VERSION:
-            raise RuntimeError(f"{self.path} has schema version {version[0]}, this build reads {SCHEMA_VERSION}")
+            if "lock" in str(exc).lower():
+                raise StoreLocked(f"cannot open {self.path}: {exc}") from exc
+            raise RuntimeError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            version = self._version()
+            # Checked before the schema runs: a file this build refuses is left untouched.
+            if version is not None and version != SCHEMA_VERSION and version not in _UPGRADABLE:
+                raise RuntimeError(f"{self.path} has schema version {version}, this build reads {SCHEMA_VERSION}")
+            self._con.execute(_SCHEMA)
+            if version is None:
+                self._con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            elif version != SCHEMA_VERSION:
+                self._con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+        except BaseException:
+            self._con.close()
+            raise
+
+    def _version(self) -> int | None:
+        has_meta = self._con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = 'meta'"
+        ).fetchone()
+        if not has_meta or not has_meta[0]:
+            return None
+        row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else int(row[0])
 
     def load(self) -> StoredState:
         con = self._con
@@ -265,22 +281,29 @@ class DuckDBStore:
 
     def copy_to(self, target: Path) -> dict[str, int]:
         """Write every row into a new store file at `target` (rows per table): what is left of
-        deleted rows stays behind. Fails if the copy's counts differ from the original's."""
+        deleted rows stays behind. Fails, copying nothing, on a table this build does not know,
+        and fails if the copy's counts differ from the original's."""
         con = self._con
         con.execute("CHECKPOINT")
         (source,) = con.execute("SELECT current_database()").fetchone() or ("",)
+        tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [source]).fetchall()
+        unknown = sorted({name for (name,) in tables} - set(_TABLES))
+        if unknown:
+            raise RuntimeError(f"{self.path} has tables this build does not know ({', '.join(unknown)})")
         con.execute(f"ATTACH '{_quoted(str(target))}' AS idstitch_compacted")
         try:
             con.execute("USE idstitch_compacted")
             con.execute(_SCHEMA)
             con.execute(f'USE "{source}"')
             con.execute("BEGIN TRANSACTION")
-            # The fresh schema wrote its own version row; the original's meta replaces it.
-            con.execute("DELETE FROM idstitch_compacted.main.meta")
-            for table in _TABLES:
-                target_table, source_table = f"idstitch_compacted.main.{table}", f'"{source}".main.{table}'
-                con.execute(f"INSERT INTO {target_table} BY NAME SELECT * FROM {source_table}")
-            con.execute("COMMIT")
+            try:
+                for table in _TABLES:
+                    target_table, source_table = f"idstitch_compacted.main.{table}", f'"{source}".main.{table}'
+                    con.execute(f"INSERT INTO {target_table} BY NAME SELECT * FROM {source_table}")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
             rows: dict[str, int] = {}
             for table in _TABLES:
                 (copied,) = con.execute(f"SELECT count(*) FROM idstitch_compacted.main.{table}").fetchone() or (0,)

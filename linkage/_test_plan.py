@@ -187,10 +187,11 @@ class _WordLookup:
 
 
 class Probe:
-    """One encoded profile prepared as the left side of scoring: its values as Python scalars
-    and column vectors, its lists as lookups (a key table, a word table, a mask).
+    """One encoded profile prepared as the left side of scoring: its values as 0-d arrays
+    (numpy converts a Python number on every call) and column vectors, its lists as lookups
+    (a key table, a word table, a mask).
 
-    Build it once per left profile (`EncodedProfiles.probe`) and score it against any number
+    Build it once per left profile (`VisitorScorer.probe`) and score it against any number
     of candidate batches. `lists` limits the list columns prepared (default: all); a
     `TestPlan` builds probes with only the columns its tests read (`TestPlan.probe`), which
     is what `VisitorScorer.score` does when handed a one-row encoding: preparing a lookup
