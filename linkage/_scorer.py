@@ -42,6 +42,8 @@ _MAX_SLOTS: Final = 10
 # The probability's constants as 0-d arrays: a ufunc converts a Python float on every call.
 _MAX_EXPONENT: Final = np.array(1023.0)
 _ONE: Final = np.array(1.0)
+_MAX_EXPONENT.setflags(write=False)
+_ONE.setflags(write=False)
 
 
 @dataclass(frozen=True, slots=True)

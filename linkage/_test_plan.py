@@ -102,6 +102,7 @@ _FLAG_WORDS: Final = np.dtype("<u8")
 # Scalars meet candidate arrays as 0-d arrays, not Python numbers: a ufunc takes a 0-d array as
 # it is, while a Python int or float costs it a conversion (about 0.4 µs a call at 1 x 100).
 _NO_FLAGS: Final = np.zeros((), dtype=np.uint64)
+_NO_FLAGS.setflags(write=False)
 
 
 class _KeyLookup:
