@@ -18,6 +18,15 @@ def _store(path: Path) -> Path:
     return path
 
 
+def _sql(path: Path, *statements: str) -> None:
+    con = duckdb.connect(str(path))
+    try:
+        for statement in statements:
+            con.execute(statement)
+    finally:
+        con.close()
+
+
 def _tables(path: Path) -> set[str]:
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -28,10 +37,7 @@ def _tables(path: Path) -> set[str]:
 
 def test_a_table_this_build_does_not_know_stops_compaction_and_stays(tmp_path: Path) -> None:
     path = _store(tmp_path / "idstitch.duckdb")
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE notes (text VARCHAR)")
-    con.execute("INSERT INTO notes VALUES ('keep me')")
-    con.close()
+    _sql(path, "CREATE TABLE notes (text VARCHAR)", "INSERT INTO notes VALUES ('keep me')")
     with pytest.raises(RuntimeError, match="notes"):
         compact_store(path)
     assert "notes" in _tables(path)
@@ -84,10 +90,11 @@ def test_a_file_that_is_no_store_is_not_called_locked(tmp_path: Path) -> None:
 
 def test_a_schema_version_this_build_refuses_leaves_the_file_untouched(tmp_path: Path) -> None:
     path = tmp_path / "idstitch.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
-    con.execute("INSERT INTO meta VALUES ('schema_version', '99')")
-    con.close()
+    _sql(
+        path,
+        "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+        "INSERT INTO meta VALUES ('schema_version', '99')",
+    )
     with pytest.raises(RuntimeError, match="schema version 99"):
         DuckDBStore(path)
     assert _tables(path) == {"meta"}
