@@ -124,16 +124,13 @@ class Evidence:
     def record(
         self,
         unique_id: int,
-        ip_share: dict[str, float] | None = None,
-        share_of: Callable[[str], float] | None = None,
+        share_of: Callable[[str], float | None] | None = None,
         home_of: Callable[[str], str | None] | None = None,
     ) -> ProfileRecord:
-        """The profile as the model compares it; `ip_share` gives each address's term frequency,
-        or else `share_of` gives the top address's; `home_of` the home of a settled address
-        (None: not a home, see `linkage._homes`)."""
+        """The profile as the model compares it; `share_of` gives an address's term frequency
+        (the top address's is compared), `home_of` the home of a settled address (None: not a
+        home, see `linkage._homes`)."""
         top_ip = _most_common(self.ips)
-        if share_of is not None and top_ip is not None:
-            ip_share = {top_ip: share_of(top_ip)}
         place = _most_common(self.places)
         device = _most_common(self.devices)
         agent = min(self.agents.items(), key=lambda item: (-item[1][0], item[0])) if self.agents else None
@@ -141,7 +138,7 @@ class Evidence:
         return ProfileRecord(
             unique_id=unique_id,
             top_ip=top_ip,
-            tf_top_ip=None if top_ip is None or ip_share is None else ip_share.get(top_ip),
+            tf_top_ip=None if top_ip is None or share_of is None else share_of(top_ip),
             ips=_top(self.ips, MAX_IPS),
             ip_prefixes=_top(self.prefixes, MAX_PREFIXES),
             city=f"{place[0]}/{place[1]}" if place and place[1] else None,
@@ -226,4 +223,4 @@ def history_records(evidence: Sequence[Evidence]) -> list[tuple[int, ProfileReco
         return homes.home(ip) if users[ip] <= HOME_MAX_VISITORS else None
 
     kept = [i for i, e in enumerate(evidence) if not e.empty]
-    return [(i, evidence[i].record(uid, shares, home_of=home_of)) for uid, i in enumerate(kept, 1)]
+    return [(i, evidence[i].record(uid, share_of=shares.get, home_of=home_of)) for uid, i in enumerate(kept, 1)]

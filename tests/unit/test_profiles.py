@@ -49,7 +49,7 @@ def test_record_summarises_the_evidence() -> None:
         evidence.observe(T0 + day * DAY + 20 * 3600 + 60, home)
     evidence.observe(T0 + 10 * 3600, office)
     shares = {"203.0.113.7": 0.25}
-    record = evidence.record(7, shares)
+    record = evidence.record(7, share_of=shares.get)
     assert record.unique_id == 7
     assert record.top_ip == "203.0.113.7" and record.tf_top_ip == 0.25
     assert record.ips == ("203.0.113.7", "198.51.100.1")
