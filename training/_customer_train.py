@@ -25,7 +25,7 @@ from linkage._customer_catalogue import TF_COLUMNS, blocking_rule_sql, customer_
 from linkage._scorer import model_version
 
 from ._customer_data import CustomerRecords
-from ._evaluate import THRESHOLDS, ThresholdMetrics
+from ._evaluate import THRESHOLDS, ThresholdMetrics, metrics_at
 
 Progress = Callable[[str], None]
 
@@ -304,14 +304,7 @@ def evaluate_pairs(
     probabilities = probabilities[labelled]
     same = same[labelled]
     positives = records.true_pair_count()
-    rows = [_metrics_at(probabilities, same, positives, t) for t in sorted({*THRESHOLDS, threshold})]
+    rows = [metrics_at(probabilities, same, positives, t) for t in sorted({*THRESHOLDS, threshold})]
     at = next(r for r in rows if r.threshold == threshold)
     best = max(rows, key=lambda r: (r.f1, -r.threshold))
     return CustomerEvaluation(positives, len(probabilities), at, best, rows)
-
-
-def _metrics_at(probabilities: np.ndarray, same: np.ndarray, positives: int, threshold: float) -> ThresholdMetrics:
-    predicted = probabilities >= threshold
-    tp = int(np.sum(predicted & same))
-    fp = int(np.sum(predicted & ~same))
-    return ThresholdMetrics.from_counts(threshold, tp, fp, positives)

@@ -61,13 +61,16 @@ def evaluate(
     Pairs that blocking never produced count as missed: recall is over all `positives`;
     `choose` picks the threshold.
     """
-    rows = []
-    for t in THRESHOLDS:
-        predicted = probabilities >= t
-        tp = int(np.sum(predicted & same_label))
-        fp = int(np.sum(predicted & ~same_label))
-        rows.append(ThresholdMetrics.from_counts(t, tp, fp, positives))
+    rows = [metrics_at(probabilities, same_label, positives, t) for t in THRESHOLDS]
     return Evaluation(positives, len(probabilities), rows, choose(rows, min_precision), min_precision)
+
+
+def metrics_at(probabilities: np.ndarray, same: np.ndarray, positives: int, threshold: float) -> ThresholdMetrics:
+    """Metrics of scored pairs (`same`: both sides one entity) predicted at `threshold`."""
+    predicted = probabilities >= threshold
+    tp = int(np.sum(predicted & same))
+    fp = int(np.sum(predicted & ~same))
+    return ThresholdMetrics.from_counts(threshold, tp, fp, positives)
 
 
 def choose(rows: Sequence[ThresholdMetrics], min_precision: float, min_true_positives: int = 20) -> ThresholdMetrics:
