@@ -13,8 +13,8 @@ from ._profile_record import ProfileRecord
 
 # Fields stored column-major, (columns, n); every other array is (n, ...).
 _ROW_AXIS_1 = frozenset({"nulls", "keys", "points"})
-# Padding for fields whose rows have a width that can grow (list and day-word columns).
-_FILL = {"lists": PAD_KEY, "words": PAD_KEY, "word_masks": 0}
+# Padding of the day-word columns, whose rows can grow wider than any before.
+_FILL = {"words": PAD_KEY, "word_masks": 0}
 
 
 class EncodedTable:
@@ -28,13 +28,6 @@ class EncodedTable:
 
     def __contains__(self, component: int) -> bool:
         return component in self._rows
-
-    def put(self, component: int, encoded: EncodedProfiles) -> None:
-        """Store a one-row encoding as the component's row (replacing any earlier one)."""
-        if self._backing is None:
-            self._backing = _grow(encoded, self._capacity)
-        row = self._row_of(component)  # may grow the backing
-        self._backing = _write(self._backing, row, encoded)
 
     def _row_of(self, component: int) -> int:
         """The component's row, given one (and room for it) if it has none."""
@@ -109,32 +102,3 @@ def _widen(backing: EncodedProfiles, column: str, width: int) -> EncodedProfiles
         pad = np.full((array.shape[0], width - array.shape[1]), _FILL[name], dtype=array.dtype)
         changes[name] = {**target, column: np.concatenate([array, pad], axis=1)}
     return replace(backing, **changes)
-
-
-def _write(backing: EncodedProfiles, row: int, encoded: EncodedProfiles) -> EncodedProfiles:
-    widened: dict[str, Any] = {}
-    for name, value in _each(encoded):
-        target = getattr(backing, name)
-        if isinstance(value, np.ndarray):
-            _write_array(name, target, row, value)
-            continue
-        for key, array in value.items():
-            column = target[key]
-            if array.ndim == 2 and name not in _ROW_AXIS_1 and array.shape[1] > column.shape[1]:
-                # A row wider than any before (a long run of active days): widen the column.
-                pad = np.full((column.shape[0], array.shape[1] - column.shape[1]), _FILL[name], dtype=column.dtype)
-                column = np.concatenate([column, pad], axis=1)
-                widened.setdefault(name, dict(target))[key] = column
-            _write_array(name, column, row, array)
-    return replace(backing, **widened) if widened else backing
-
-
-def _write_array(name: str, target: np.ndarray, row: int, value: np.ndarray) -> None:
-    if name in _ROW_AXIS_1:
-        target[:, row] = value[:, 0]
-    elif value.ndim == 2:
-        width = value.shape[1]
-        target[row, :width] = value[0]
-        target[row, width:] = _FILL.get(name, 0)
-    else:
-        target[row] = value[0]

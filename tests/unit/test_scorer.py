@@ -496,7 +496,7 @@ def test_encodings_in_a_table_score_like_records(scorer: VisitorScorer) -> None:
     # words) after a narrower one, read back in another order and then in record order.
     table = EncodedTable(capacity=2)
     for i in (3, 0, 1, 2):
-        table.put(i, encode_profiles([records[i]]))
+        table.put_record(i, records[i])
     again = scorer.score(left, table.take([0, 1, 2, 3]))
     np.testing.assert_array_equal(whole.match_weight, again.match_weight)
     np.testing.assert_array_equal(whole.gammas, again.gammas)
