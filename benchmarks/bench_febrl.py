@@ -43,7 +43,7 @@ from _harness import REPO, RESULTS_DIR, machine, machine_line, running_server
 sys.path.insert(0, str(REPO))
 
 from linkage import BUNDLED_CUSTOMER_MODEL
-from linkage._customer_catalogue import CUSTOMER_BLOCKING, normalise_document_id, normalise_text
+from linkage.customer._catalogue import CUSTOMER_BLOCKING, normalise_document_id, normalise_text
 from scripts.febrl_records import COLUMNS, febrl4_records
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc

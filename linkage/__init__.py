@@ -3,18 +3,8 @@
 Knows nothing of gRPC or Splink. The server drives a `Stitcher`; a `Store` keeps the truth.
 """
 
-from ._compaction import Compaction, compact_store
-from ._comparisons import ModelError
 from ._config import DEFAULT_BLOCKED_VALUES, DEFAULT_NAMESPACES, LinkageConfig, NamespaceConfig
-from ._customer_model import BUNDLED_CUSTOMER_MODEL, CustomerModel
-from ._customer_records import CustomerRecord, RecordError, SyncSummary
-from ._customer_scorer import CustomerScorer
-from ._duckdb_store import DuckDBStore, StoreLocked
 from ._errors import InvalidArgument, LinkageError, NotFound, Unavailable
-from ._namespaces import IdentifierPolicy
-from ._scorer import VisitorScorer
-from ._stitcher import Stitcher
-from ._store import MemoryStore, Store
 from ._types import (
     Change,
     ChangeKind,
@@ -35,7 +25,17 @@ from ._types import (
     Signal,
     SignalResult,
 )
-from ._visitor_model import BUNDLED_MODEL, VisitorModel
+from .customer._model import BUNDLED_CUSTOMER_MODEL, CustomerModel
+from .customer._records import CustomerRecord, RecordError, SyncSummary
+from .customer._scorer import CustomerScorer
+from .identifiers._namespaces import IdentifierPolicy
+from .identity._stitcher import Stitcher
+from .store._compaction import Compaction, compact_store
+from .store._duckdb import DuckDBStore, StoreLocked
+from .store._protocol import MemoryStore, Store
+from .visitor._catalogue import ModelError
+from .visitor._model import BUNDLED_MODEL, VisitorModel
+from .visitor._scorer import VisitorScorer
 
 __all__ = [
     "BUNDLED_CUSTOMER_MODEL",

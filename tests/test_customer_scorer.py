@@ -26,8 +26,7 @@ import pyarrow as pa
 import pytest
 from rapidfuzz.distance import JaroWinkler
 
-from linkage._comparisons import ModelError
-from linkage._customer_catalogue import (
+from linkage.customer._catalogue import (
     ATTRIBUTE_COLUMNS,
     CUSTOMER_BLOCKING,
     TF_COLUMNS,
@@ -38,8 +37,9 @@ from linkage._customer_catalogue import (
     normalise_document_id,
     normalise_text,
 )
-from linkage._customer_model import DEFAULT_TF_POPULATION, DEFAULT_THRESHOLD, CustomerModel
-from linkage._customer_scorer import _VECTORISE_FROM, CustomerScorer
+from linkage.customer._model import DEFAULT_TF_POPULATION, DEFAULT_THRESHOLD, CustomerModel
+from linkage.customer._scorer import _VECTORISE_FROM, CustomerScorer
+from linkage.visitor._catalogue import ModelError
 
 TOLERANCE = 1e-6
 CHUNK = 7  # candidates per call when scoring pair by pair

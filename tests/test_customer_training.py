@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from splink import DuckDBAPI, Linker
 
-from linkage._customer_catalogue import CUSTOMER_COMPARISONS, CustomerLevel
+from linkage.customer._catalogue import CUSTOMER_COMPARISONS, CustomerLevel
 from scripts.febrl_records import febrl3_records, febrl4_records, write_records
 from tests._servers import REPO
 from training import CustomerRecordsError, CustomerTrainConfig, read_customer_records, run_train_customer

@@ -26,10 +26,10 @@ import pyarrow as pa
 import pytest
 from splink import DuckDBAPI, Linker
 
-from linkage._comparisons import EARTH_RADIUS_KM, WithinKm, recognise_level
-from linkage._profile_encoding import encode_profiles
-from linkage._profile_record import MAX_DAYS, MAX_HOURS, MAX_IPS, ProfileRecord
-from linkage._scorer import Scores, VisitorScorer
+from linkage.visitor._catalogue import EARTH_RADIUS_KM, WithinKm, recognise_level
+from linkage.visitor._encoding import encode_profiles
+from linkage.visitor._profile import MAX_DAYS, MAX_HOURS, MAX_IPS, ProfileRecord
+from linkage.visitor._scorer import Scores, VisitorScorer
 from training._tables import PROFILE_SCHEMA
 from training._visitor_settings import (
     COOKIE_LIFETIME_SECONDS,

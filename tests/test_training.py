@@ -11,8 +11,8 @@ import pytest
 from splink import DuckDBAPI, Linker
 
 import linkage
-from linkage._profile_record import ProfileRecord
-from linkage._visitor_model import VisitorModel
+from linkage.visitor._model import VisitorModel
+from linkage.visitor._profile import ProfileRecord
 from tests._servers import REPO
 from training import SimulationConfig, TrainConfig, read_jsonl, run_train, simulate, write_jsonl
 from training._tables import profile_table

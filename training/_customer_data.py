@@ -1,7 +1,7 @@
 """Customer records for training the customer model, read from import files (CSV or Parquet).
 
 The files have the import format: source_system, source_key, the six matching attributes of
-`linkage._customer_catalogue`, email and phone (unused by the model), and optionally
+`linkage.customer._catalogue`, email and phone (unused by the model), and optionally
 `true_id`, the person a record belongs to, which only evaluation reads. DuckDB's readers
 do the parsing, so training reads exactly what `idstitch import` reads.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from linkage._customer_catalogue import ATTRIBUTE_COLUMNS, normalise_document_id, normalise_text
+from linkage.customer._catalogue import ATTRIBUTE_COLUMNS, normalise_document_id, normalise_text
 
 KEY_COLUMNS = ("source_system", "source_key")
 # A file without a column of OPTIONAL_COLUMNS reads as NULL in it: few sources keep a document.

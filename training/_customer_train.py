@@ -21,8 +21,8 @@ import duckdb
 import numpy as np
 from splink import DuckDBAPI, Linker
 
-from linkage._customer_catalogue import TF_COLUMNS, blocking_rule_sql, customer_settings
-from linkage._scorer import model_version
+from linkage.customer._catalogue import TF_COLUMNS, blocking_rule_sql, customer_settings
+from linkage.visitor._scorer import model_version
 
 from ._customer_data import CustomerRecords
 from ._evaluate import THRESHOLDS, ThresholdMetrics, metrics_at

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import linkage
-from linkage._namespaces import split_key
-from linkage._profile_record import ProfileRecord
-from linkage._profiles import Evidence, history_records
+from linkage.identifiers._namespaces import split_key
+from linkage.visitor._evidence import Evidence, history_records
+from linkage.visitor._profile import ProfileRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ meets the household members, neighbours and office mates it must be told from on
 each held-out device is the anonymous visitor: blocked like the service blocks (a shared
 address; a shared network in the same city) against every profile, scored with the online
 scorer, and linked to its best candidate person when that person's share of the probability
-(`linkage._soft_links.person_shares`, as online) reaches the threshold.
+(`linkage.visitor._linker.person_shares`, as online) reaches the threshold.
 
 Candidate persons: training devices grouped by their login (hard-linked online), every other
 device on its own (held-out devices have their labels hidden; unlabelled ones have none). A link
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from linkage._profile_encoding import encode_profiles
-from linkage._profile_record import ProfileRecord
-from linkage._scorer import VisitorScorer
-from linkage._soft_links import person_shares
+from linkage.visitor._encoding import encode_profiles
+from linkage.visitor._linker import person_shares
+from linkage.visitor._profile import ProfileRecord
+from linkage.visitor._scorer import VisitorScorer
 
 from ._evaluate import THRESHOLDS, Evaluation, ThresholdMetrics, choose
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 import numpy as np
 from splink import DuckDBAPI, Linker
 
-from linkage._profile_record import ProfileRecord
-from linkage._scorer import VisitorScorer, model_version
+from linkage.visitor._profile import ProfileRecord
+from linkage.visitor._scorer import VisitorScorer, model_version
 
 from ._evaluate import Evaluation, count_positive_pairs, evaluate
 from ._history import DeviceProfiles

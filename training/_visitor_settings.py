@@ -1,6 +1,6 @@
 """The visitor model's Splink settings: comparisons built from the linkage catalogue.
 
-Every level is a `linkage._comparisons` kind, so the model JSON Splink saves after training
+Every level is a `linkage.visitor._catalogue` kind, so the model JSON Splink saves after training
 is one the online `VisitorScorer` can compile. Add a level here only if the catalogue has (or
 gains) its kind; `VisitorScorer.from_model` refuses any other SQL.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from linkage._comparisons import (
+from linkage.visitor._catalogue import (
     Both,
     Else,
     ExactMatch,
@@ -41,7 +41,7 @@ def visitor_comparisons() -> list[dict[str, Any]]:
 
     - `place`: no IPs / two or more shared IPs (home and office, or an old and a new home) /
       same top IP (term-frequency adjusted: a home IP is strong evidence, an office NAT or
-      carrier CGNAT address almost none) / the same home (`linkage._homes`: a rarely shared
+      carrier CGNAT address almost none) / the same home (`linkage.visitor._homes`: a rarely shared
       address both settled on, or another address of that household: its ISP reassigned it) /
       any shared IP / GPS centroids within 0.5 km / a
       shared /24 (/48) / within 5 km / same city / same country / else. One comparison, not

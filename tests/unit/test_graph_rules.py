@@ -18,7 +18,7 @@ from linkage import (
     Stitcher,
     Unavailable,
 )
-from linkage._records import CommitBatch
+from linkage.store._rows import CommitBatch
 
 Run = Callable[..., Awaitable[SignalResult]]
 

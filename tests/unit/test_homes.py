@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from linkage import Context, Geo
-from linkage._homes import HOME_MAX_VISITORS, Homes, homes_of_history
-from linkage._profiles import Evidence, history_records
-from linkage._visitors import VisitorIndex
+from linkage.visitor._evidence import Evidence, history_records
+from linkage.visitor._homes import HOME_MAX_VISITORS, Homes, homes_of_history
+from linkage.visitor._index import VisitorIndex
 
 DAY = 86_400.0
 T = 1_750_000_000.0 - 1_750_000_000.0 % DAY + 8 * 3600  # 08:00 UTC on some day

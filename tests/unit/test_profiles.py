@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from linkage import Context, Geo
-from linkage._profiles import Evidence, ip_prefix, ip_shares
-from linkage._user_agents import parse_user_agent
+from linkage.visitor._evidence import Evidence, ip_prefix, ip_shares
+from linkage.visitor._user_agents import parse_user_agent
 
 DAY = 86_400.0
 T0 = 1_750_000_000.0 - (1_750_000_000.0 % DAY)  # a midnight, UTC

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from linkage._comparisons import (
+from linkage.visitor._catalogue import (
     EARTH_RADIUS_KM,
     Both,
     Else,
@@ -34,10 +34,10 @@ from linkage._comparisons import (
     comparison_settings,
     recognise_level,
 )
-from linkage._encoded_table import EncodedTable
-from linkage._profile_encoding import encode_profiles
-from linkage._profile_record import ProfileRecord
-from linkage._scorer import VisitorScorer, model_version
+from linkage.visitor._encoded_table import EncodedTable
+from linkage.visitor._encoding import encode_profiles
+from linkage.visitor._profile import ProfileRecord
+from linkage.visitor._scorer import VisitorScorer, model_version
 
 TF_MINIMUM_U = 1e-5
 U_EXACT_TOP_IP = 0.004
@@ -273,7 +273,10 @@ def test_comparison_settings_refuse_what_splink_would_not_round_trip() -> None:
 
 
 def test_the_scorer_imports_neither_splink_nor_grpc() -> None:
-    code = "import sys, linkage._scorer; print(sorted({m.split('.')[0] for m in sys.modules} & {'splink', 'grpc'}))"
+    code = (
+        "import sys, linkage.visitor._scorer; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'splink', 'grpc'}))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

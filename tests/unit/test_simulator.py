@@ -14,8 +14,8 @@ from typing import NamedTuple
 import pytest
 
 from linkage import IdentifierPolicy, LinkageConfig
-from linkage._signals import prepare_batch
-from linkage._user_agents import parse_user_agent
+from linkage.identifiers._signals import prepare_batch
+from linkage.visitor._user_agents import parse_user_agent
 from training._simulate import (
     Population,
     SimulatedSignal,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from linkage import BUNDLED_MODEL, VisitorModel
-from linkage._profile_record import ProfileRecord
+from linkage.visitor._profile import ProfileRecord
 from training._evaluate import ThresholdMetrics, choose
 from training._link_evaluation import evaluate_links
 

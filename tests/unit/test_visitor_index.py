@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from linkage import Context, Geo
-from linkage._visitors import VisitorIndex
+from linkage.visitor._index import VisitorIndex
 
 T = 1_750_000_000.0
 

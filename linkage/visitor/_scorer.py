@@ -22,10 +22,10 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from ._comparisons import Else, Level, ModelError, TermFrequency, recognise_level
-from ._model_file import check_names, comparison_shape, read_model
-from ._profile_encoding import BoolArray, EncodedProfiles, FloatArray, IntArray, encode_profiles
-from ._profile_record import ProfileRecord
+from ..splinkjson._model_file import check_names, comparison_shape, read_model
+from ._catalogue import Else, Level, ModelError, TermFrequency, recognise_level
+from ._encoding import BoolArray, EncodedProfiles, FloatArray, IntArray, encode_profiles
+from ._profile import ProfileRecord
 from ._test_plan import AllOf, Always, Probe, Test, TestPlan
 
 # Splink's floor for m and u (splink.internals.comparison_level.M_U_CLAMP_MIN): it refuses a

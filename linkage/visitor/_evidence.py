@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from .._types import Context
 from ._homes import HOME_MAX_VISITORS, homes_of_history
-from ._profile_record import MAX_DAYS, MAX_HOMES, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
-from ._types import Context
+from ._profile import MAX_DAYS, MAX_HOMES, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
 from ._user_agents import parse_user_agent
 
 _DAY = 86_400

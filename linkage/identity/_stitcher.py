@@ -9,23 +9,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._config import LinkageConfig
-from ._customer_model import CustomerModel
-from ._customer_records import (
-    MAX_REPORTED_ERRORS,
-    CustomerRecord,
-    PreparedCustomerRecord,
-    RecordError,
-    SyncSummary,
-    prepare_customer_records,
-)
-from ._errors import InvalidArgument, LinkageError, NotFound, Unavailable
-from ._graph import IdentityGraph
-from ._namespaces import IdentifierPolicy, split_key
-from ._records import Erasure
-from ._signals import PreparedSignal, prepare_batch
-from ._store import Store
-from ._types import (
+from .._config import LinkageConfig
+from .._errors import InvalidArgument, LinkageError, NotFound, Unavailable
+from .._types import (
     Change,
     Decision,
     Erased,
@@ -40,7 +26,21 @@ from ._types import (
     SignalResult,
     quantize,
 )
-from ._visitor_model import VisitorModel
+from ..customer._model import CustomerModel
+from ..customer._records import (
+    MAX_REPORTED_ERRORS,
+    CustomerRecord,
+    PreparedCustomerRecord,
+    RecordError,
+    SyncSummary,
+    prepare_customer_records,
+)
+from ..identifiers._namespaces import IdentifierPolicy, split_key
+from ..identifiers._signals import PreparedSignal, prepare_batch
+from ..store._protocol import Store
+from ..store._rows import Erasure
+from ..visitor._model import VisitorModel
+from ._graph import IdentityGraph
 
 log = logging.getLogger("idstitch.linkage")
 

@@ -19,7 +19,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from ._profile_record import MAX_DAYS, MAX_HOMES, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
+from ._profile import MAX_DAYS, MAX_HOMES, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
 
 BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.int64]

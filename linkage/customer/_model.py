@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._customer_scorer import CustomerScorer
-from ._model_file import link_settings
+from ..splinkjson._model_file import link_settings
+from ._scorer import CustomerScorer
 
 # Written by training (`idstitch train --model customer`); shipped with the package.
-BUNDLED_CUSTOMER_MODEL = Path(__file__).parent / "models" / "customer-model.json"
+BUNDLED_CUSTOMER_MODEL = Path(__file__).parent.parent / "models" / "customer-model.json"
 DEFAULT_THRESHOLD = 0.9
 DEFAULT_TF_POPULATION = 10_000
 

@@ -24,10 +24,10 @@ from numpy.typing import NDArray
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler, Levenshtein
 
-from ._comparisons import ModelError
-from ._customer_catalogue import ATTRIBUTE_COLUMNS, CustomerAttributes, CustomerLevel
-from ._model_file import check_names, comparison_shape, read_model
-from ._scorer import _M_U_FLOOR, _default_m_u, _flag, _probability, model_version
+from ..splinkjson._model_file import check_names, comparison_shape, read_model
+from ..visitor._catalogue import ModelError
+from ..visitor._scorer import _M_U_FLOOR, _default_m_u, _flag, _probability, model_version
+from ._catalogue import ATTRIBUTE_COLUMNS, CustomerAttributes, CustomerLevel
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from itertools import islice
 from typing import TypeVar
 
+from .._types import Context
+from ._evidence import Evidence, ip_prefix
 from ._homes import HOME_MAX_VISITORS, Homes
-from ._profile_record import ProfileRecord
-from ._profiles import Evidence, ip_prefix
-from ._types import Context
+from ._profile import ProfileRecord
 
 K = TypeVar("K")
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._customer_catalogue import CustomerAttributes
-from ._customer_index import CustomerIndex
-from ._customer_model import CustomerModel
-from ._soft_links import Record, SoftLink, SoftLinks, UniquesOf
-from ._soft_links import _clash as clash
+from ..visitor._linker import Record, SoftLink, SoftLinks, UniquesOf
+from ..visitor._linker import _clash as clash
+from ._catalogue import CustomerAttributes
+from ._index import CustomerIndex
+from ._model import CustomerModel
 
 
 class CustomerLinks:

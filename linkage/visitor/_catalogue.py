@@ -30,8 +30,8 @@ from typing import Any, ClassVar, Final
 
 import numpy as np
 
-from ._errors import LinkageError
-from ._profile_encoding import (
+from .._errors import LinkageError
+from ._encoding import (
     COLUMNS,
     LIST_TYPES,
     LIST_WIDTHS,

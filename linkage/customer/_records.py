@@ -13,12 +13,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
-from ._config import LinkageConfig
-from ._customer_catalogue import CustomerAttributes, normalise_document_id, normalise_text
-from ._errors import InvalidArgument
-from ._namespaces import IdentifierPolicy
-from ._signals import PreparedSignal, prepare_signal
-from ._types import Identifier, Signal
+from .._config import LinkageConfig
+from .._errors import InvalidArgument
+from .._types import Identifier, Signal
+from ..identifiers._namespaces import IdentifierPolicy
+from ..identifiers._signals import PreparedSignal, prepare_signal
+from ._catalogue import CustomerAttributes, normalise_document_id, normalise_text
 
 _SYSTEM = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")

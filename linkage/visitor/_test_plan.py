@@ -11,7 +11,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from ._profile_encoding import (
+from ._encoding import (
     COLUMNS,
     LIST_WIDTHS,
     NULL_BIT,

@@ -10,18 +10,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ._config import LinkageConfig
-from ._customer_catalogue import CustomerAttributes
-from ._customer_links import CustomerLinks
-from ._customer_model import CustomerModel
-from ._customer_records import CUSTOMER_RECORD_CHANNEL, PreparedCustomerRecord
-from ._errors import NotFound
-from ._namespaces import IdentifierPolicy, PreparedIdentifier, split_key
-from ._records import CommitBatch, CustomerRecordRow, Erasure, EventRow, IdentifierRow, PersonRow, StoredState
-from ._signals import PreparedSignal
-from ._soft_links import SoftLink, SoftLinks
-from ._types import Change, ChangeKind, Conflict, Context, Decision, Geo, Identifier, SignalResult
-from ._visitor_model import VisitorModel
+from .._config import LinkageConfig
+from .._errors import NotFound
+from .._types import Change, ChangeKind, Conflict, Context, Decision, Geo, Identifier, SignalResult
+from ..customer._catalogue import CustomerAttributes
+from ..customer._links import CustomerLinks
+from ..customer._model import CustomerModel
+from ..customer._records import CUSTOMER_RECORD_CHANNEL, PreparedCustomerRecord
+from ..identifiers._namespaces import IdentifierPolicy, PreparedIdentifier, split_key
+from ..identifiers._signals import PreparedSignal
+from ..store._rows import CommitBatch, CustomerRecordRow, Erasure, EventRow, IdentifierRow, PersonRow, StoredState
+from ..visitor._linker import SoftLink, SoftLinks
+from ..visitor._model import VisitorModel
 
 
 @dataclass(slots=True)

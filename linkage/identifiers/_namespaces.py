@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-from ._config import LinkageConfig, NamespaceConfig
-from ._errors import InvalidArgument
-from ._types import Identifier
+from .._config import LinkageConfig, NamespaceConfig
+from .._errors import InvalidArgument
+from .._types import Identifier
 
 _NAMESPACE_NAME = re.compile(r"^[a-z][a-z0-9_]*(:[a-z0-9][a-z0-9_.-]*)?$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")

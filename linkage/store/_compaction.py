@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from ._duckdb_store import DuckDBStore
+from ._duckdb import DuckDBStore
 
 
 @dataclass(frozen=True, slots=True)

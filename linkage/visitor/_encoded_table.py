@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ._profile_encoding import PAD_KEY, EncodedProfiles, EncodedRow, empty_profiles, encode_row, word_width, write_row
-from ._profile_record import ProfileRecord
+from ._encoding import PAD_KEY, EncodedProfiles, EncodedRow, empty_profiles, encode_row, word_width, write_row
+from ._profile import ProfileRecord
 
 # Fields stored column-major, (columns, n); every other array is (n, ...).
 _ROW_AXIS_1 = frozenset({"nulls", "keys", "points"})

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ._customer_catalogue import CUSTOMER_BLOCKING, TF_COLUMNS, CustomerAttributes
+from ._catalogue import CUSTOMER_BLOCKING, TF_COLUMNS, CustomerAttributes
 
 # (rule, value) for a one-column rule, (rule, (value, value, ...)) for a longer one.
 _Block = tuple[int, object]

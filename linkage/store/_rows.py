@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._types import Change
+from .._types import Change
 
 
 @dataclass(frozen=True, slots=True)

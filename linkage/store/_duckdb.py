@@ -8,8 +8,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from ._namespaces import KEY_SEPARATOR
-from ._records import (
+from .._types import Change, ChangeKind
+from ..identifiers._namespaces import KEY_SEPARATOR
+from ._rows import (
     CommitBatch,
     CustomerRecordRow,
     Erasure,
@@ -19,7 +20,6 @@ from ._records import (
     SoftLinkRow,
     StoredState,
 )
-from ._types import Change, ChangeKind
 
 SCHEMA_VERSION = 3  # 2: soft_links table, changes.probability; 3: customer_records table, persons.erased
 # Versions this build opens, bringing them up to SCHEMA_VERSION with the CREATE ... IF NOT EXISTS.

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._types import Context
+from ..store._rows import SoftLinkRow
 from ._encoded_table import EncodedTable
-from ._profile_encoding import EncodedProfiles, FloatArray, IntArray
-from ._records import SoftLinkRow
-from ._types import Context
-from ._visitor_model import VisitorModel
-from ._visitors import VisitorIndex
+from ._encoding import EncodedProfiles, FloatArray, IntArray
+from ._index import VisitorIndex
+from ._model import VisitorModel
 
 UniquesOf = Callable[[int], Mapping[str, str]]
 # An unlinked component is scored again after this many signals without a new address: its

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ._comparisons import ModelError
+from ..visitor._catalogue import ModelError
 
 _LEVEL_KEYS: Final = frozenset(
     {

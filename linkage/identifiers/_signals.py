@@ -7,10 +7,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ._config import LinkageConfig
-from ._errors import InvalidArgument
+from .._config import LinkageConfig
+from .._errors import InvalidArgument
+from .._types import Context, IgnoredIdentifier, IgnoredReason, Signal, quantize
 from ._namespaces import IdentifierPolicy, PreparedIdentifier
-from ._types import Context, IgnoredIdentifier, IgnoredReason, Signal, quantize
 
 MAX_EVENT_ID_LENGTH = 128
 MAX_CHANNEL_LENGTH = 64

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._model_file import link_settings
+from ..splinkjson._model_file import link_settings
 from ._scorer import VisitorScorer
 
-BUNDLED_MODEL = Path(__file__).parent / "models" / "visitor-model.json"
+BUNDLED_MODEL = Path(__file__).parent.parent / "models" / "visitor-model.json"
 DEFAULT_THRESHOLD = 0.99
 DEFAULT_TF_POPULATION = 10_000
 

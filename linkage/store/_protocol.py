@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Protocol
 
-from ._namespaces import join_key
-from ._records import (
+from .._types import Change
+from ..identifiers._namespaces import join_key
+from ._rows import (
     CommitBatch,
     CustomerRecordRow,
     Erasure,
@@ -17,7 +18,6 @@ from ._records import (
     SoftLinkRow,
     StoredState,
 )
-from ._types import Change
 
 
 class Store(Protocol):
