@@ -4,7 +4,7 @@ Knows nothing of gRPC or Splink. The server drives a `Stitcher`; a `Store` keeps
 """
 
 from ._config import DEFAULT_BLOCKED_VALUES, DEFAULT_NAMESPACES, LinkageConfig, NamespaceConfig
-from ._errors import InvalidArgument, LinkageError, NotFound, Unavailable
+from ._errors import InvalidArgument, LinkageError, ModelError, NotFound, Unavailable
 from ._types import (
     Change,
     ChangeKind,
@@ -33,7 +33,6 @@ from .identity._stitcher import Stitcher
 from .store._compaction import Compaction, compact_store
 from .store._duckdb import DuckDBStore, StoreLocked
 from .store._protocol import MemoryStore, Store
-from .visitor._catalogue import ModelError
 from .visitor._model import BUNDLED_MODEL, VisitorModel
 from .visitor._scorer import VisitorScorer
 

@@ -22,3 +22,8 @@ class NotFound(LinkageError):
 
 class Unavailable(LinkageError):
     """The core cannot take the request now (shutting down, store failed); retrying may help."""
+
+
+class ModelError(LinkageError):
+    """A model file a scorer cannot compile: SQL outside its catalogue, a column its records
+    lack, numbers Splink would refuse. The message names the comparison and level."""

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pytest
 from rapidfuzz.distance import JaroWinkler
 
+from linkage import ModelError
 from linkage.customer._catalogue import (
     ATTRIBUTE_COLUMNS,
     CUSTOMER_BLOCKING,
@@ -39,7 +40,6 @@ from linkage.customer._catalogue import (
 )
 from linkage.customer._model import DEFAULT_TF_POPULATION, DEFAULT_THRESHOLD, CustomerModel
 from linkage.customer._scorer import _VECTORISE_FROM, CustomerScorer
-from linkage.visitor._catalogue import ModelError
 
 TOLERANCE = 1e-6
 CHUNK = 7  # candidates per call when scoring pair by pair

@@ -14,8 +14,9 @@ from typing import Any, Literal
 import numpy as np
 from splink import DuckDBAPI, Linker
 
+from linkage.splinkjson import model_version
 from linkage.visitor._profile import ProfileRecord
-from linkage.visitor._scorer import VisitorScorer, model_version
+from linkage.visitor._scorer import VisitorScorer
 
 from ._evaluate import Evaluation, count_positive_pairs, evaluate
 from ._history import DeviceProfiles

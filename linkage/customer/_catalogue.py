@@ -168,7 +168,11 @@ class CustomerLevel:
             return level if level.sql() == sql else None
         return None
 
-    def exact_column(self) -> str | None:
+    @property
+    def is_else(self) -> bool:
+        return self.kind == "else"
+
+    def exact_match_column(self) -> str | None:
         return self.column if self.kind == "exact" else None
 
 
@@ -189,7 +193,7 @@ class CustomerComparison:
             out: dict[str, Any] = {"sql_condition": level.sql(), "label_for_charts": level.label()}
             if level.kind == "null":
                 out["is_null_level"] = True
-            if self.tf_column is not None and level.exact_column() == self.tf_column:
+            if self.tf_column is not None and level.exact_match_column() == self.tf_column:
                 out["tf_adjustment_column"] = self.tf_column
                 out["tf_adjustment_weight"] = 1.0
             levels.append(out)

@@ -1,9 +1,8 @@
 """The online customer-record scorer, compiled from the Splink customer model's JSON.
 
 `CustomerScorer.from_model` reads the file `linker.misc.save_model_to_json` writes for a model
-built from `customer_settings()`, recognises every level as a `CustomerLevel` of the customer
-catalogue, and resolves the numbers as Splink does when it loads the same file (the m/u rules
-are shared with the visitor scorer, `linkage._scorer`). `score` rates one record against its
+built from `customer_settings()` through the shared compiler (`linkage.splinkjson`), every
+level recognised as a `CustomerLevel` of the customer catalogue. `score` rates one record against its
 blocked candidates with rapidfuzz and numpy; no SQL engine runs. Its match weights equal
 Splink's `linker.inference.score_pairs` on the same records and term frequencies
 (tests/test_customer_scorer.py).
@@ -24,9 +23,8 @@ from numpy.typing import NDArray
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler, Levenshtein
 
-from ..splinkjson._model_file import check_names, comparison_shape, read_model
-from ..visitor._catalogue import ModelError
-from ..visitor._scorer import _M_U_FLOOR, _default_m_u, _flag, _probability, model_version
+from .._errors import ModelError
+from ..splinkjson import Catalogue, CompiledModel, TermFrequencyAdjustment, compile_model, probabilities_from_weights
 from ._catalogue import ATTRIBUTE_COLUMNS, CustomerAttributes, CustomerLevel
 
 FloatArray = NDArray[np.float64]
@@ -57,29 +55,19 @@ _Read = Callable[[CustomerAttributes], Any]
 _Choose = Callable[[Any, Any], int]
 
 
-@dataclass(frozen=True, slots=True)
-class _TermFrequencyAdjustment:
-    """Splink's adjustment on one level: weight · (log2 u_exact - log2 greatest(tf_l, tf_r, minimum_u))."""
-
-    column: str
-    weight: float
-    minimum_u: float
-    log2_u_exact: float
+def _recognise(sql: object, comparison: str, position: int) -> CustomerLevel:
+    level = CustomerLevel.parse(sql)
+    if level is None:
+        raise ModelError(f"comparison {comparison!r}, level {position}: sql_condition {sql!r} is not in the catalogue")
+    return level
 
 
-@dataclass(frozen=True, slots=True)
-class _Level:
-    level: CustomerLevel
-    label: str
-    gamma: int  # Splink's comparison vector value
-    match_weight: float  # log2(m / u), 0 on a null level
-    adjustment: _TermFrequencyAdjustment | None
+def _check_term_frequency(column: str, weight: float, minimum_u: float) -> None:
+    if column not in ATTRIBUTE_COLUMNS:
+        raise ValueError("not a customer attribute")
 
 
-@dataclass(frozen=True, slots=True)
-class _Comparison:
-    name: str
-    levels: tuple[_Level, ...]
+CUSTOMER_CATALOGUE: Final[Catalogue[CustomerLevel]] = Catalogue("customer catalogue", _recognise, _check_term_frequency)
 
 
 @dataclass(slots=True, eq=False)
@@ -123,13 +111,12 @@ class CustomerScorer:
         "version",
     )
 
-    def __init__(self, comparisons: tuple[_Comparison, ...], probability_two_random_records_match: float, version: str):
-        """Prefer `from_model`; this takes comparisons already compiled."""
-        self._comparisons = comparisons
-        self.version = version
-        p = probability_two_random_records_match
-        self.probability_two_random_records_match = p
-        self.prior_match_weight = math.log2(p / (1.0 - p))
+    def __init__(self, model: CompiledModel[CustomerLevel]) -> None:
+        """Prefer `from_model`; this takes a model already compiled."""
+        comparisons = self._comparisons = model.comparisons
+        self.version = model.version
+        self.probability_two_random_records_match = model.probability_two_random_records_match
+        self.prior_match_weight = model.prior_match_weight
         # The loosest distance threshold per (column, kind) is a safe score_cutoff for rapidfuzz
         # (it stops counting there). Not for similarities: cdist's similarity cutoff rejects a
         # score exactly at the threshold (Jaro-Winkler 0.8 read as 0), which SQL's >= accepts.
@@ -146,31 +133,17 @@ class CustomerScorer:
         # table each, at offset comparison * widest; and the levels with a tf adjustment.
         self._tests = tuple(tuple(level.level for level in c.levels[:-1]) for c in comparisons)
         self._pair_choices = tuple(_pair_choice(tests) for tests in self._tests)
-        widest = max(len(c.levels) for c in comparisons)
-        weights = np.zeros((len(comparisons), widest))
-        gammas = np.zeros((len(comparisons), widest), dtype=np.int8)
-        for c, comparison in enumerate(comparisons):
-            for i, compiled in enumerate(comparison.levels):
-                weights[c, i], gammas[c, i] = compiled.match_weight, compiled.gamma
-        self._level_weights = weights.ravel()
-        self._level_gammas = gammas.ravel()
-        self._offsets = (np.arange(len(comparisons), dtype=np.intp) * widest).reshape(-1, 1)
-        self._adjusted = tuple(
-            (c, i, compiled.adjustment)
-            for c, comparison in enumerate(comparisons)
-            for i, compiled in enumerate(comparison.levels)
-            if compiled.adjustment is not None
-        )
+        self._level_weights = model.level_weights().ravel()
+        self._level_gammas = model.level_gammas().ravel()
+        self._offsets = (np.arange(len(comparisons), dtype=np.intp) * model.widest).reshape(-1, 1)
+        self._adjusted = model.adjusted_levels()
 
     @classmethod
     def from_model(cls, model: Mapping[str, Any] | str | os.PathLike[str]) -> CustomerScorer:
         """Compile a Splink customer model: the dict `save_model_to_json` returns, or the path
         of the file it wrote. Raises ModelError on anything the customer catalogue does not
         know or Splink would not load."""
-        file = read_model(model, "customer catalogue")
-        comparisons = tuple(_compile_comparison(c, i) for i, c in enumerate(file.comparisons))
-        check_names([c.name for c in comparisons])
-        return cls(comparisons, file.prior, model_version(file.model))
+        return cls(compile_model(model, CUSTOMER_CATALOGUE))
 
     @property
     def comparison_names(self) -> tuple[str, ...]:
@@ -214,11 +187,7 @@ class CustomerScorer:
         weights += adjustments
         total = np.add.reduce(weights, axis=0)
         total += self.prior_match_weight
-        # Splink's form: 1 / (1 + 2^-w) for w >= 0, 2^w / (1 + 2^w) below, so 2^x never overflows.
-        power = np.exp2(-np.abs(total))
-        probability = np.where(total >= 0.0, 1.0, power)
-        probability /= power + 1.0
-        return CustomerScores(total, probability, weights.T, adjustments.T, gammas.T)
+        return CustomerScores(total, probabilities_from_weights(total), weights.T, adjustments.T, gammas.T)
 
     def _choose_by_pair(self, left: CustomerAttributes, candidates: Sequence[CustomerAttributes]) -> list[int]:
         """Each pair's level position per comparison (comparisons x candidates, flat, row by
@@ -432,7 +401,7 @@ def _level_step(level: CustomerLevel, position: int) -> Callable[[str, str], int
 
 
 def _adjust(
-    adjustment: _TermFrequencyAdjustment,
+    adjustment: TermFrequencyAdjustment,
     left: CustomerAttributes,
     candidates: Sequence[CustomerAttributes],
     rows: Sequence[int],
@@ -461,96 +430,3 @@ def _adjust(
             greatest = max(*sides, adjustment.minimum_u)
             out[k] = adjustment.weight * (adjustment.log2_u_exact - math.log2(greatest))
     return out
-
-
-# -- compiling the model ---------------------------------------------------------------------
-
-
-def _compile_comparison(raw: object, index: int) -> _Comparison:
-    name, raw_levels = comparison_shape(raw, index)
-    levels: list[CustomerLevel] = []
-    for position, raw_level in enumerate(raw_levels):
-        sql = raw_level.get("sql_condition")
-        level = CustomerLevel.parse(sql)
-        if level is None:
-            raise ModelError(f"comparison {name!r}, level {position}: sql_condition {sql!r} is not in the catalogue")
-        levels.append(level)
-    # Without a final ELSE Splink's CASE leaves some pairs NULL and their match weight NULL.
-    if levels[-1].kind != "else" or any(level.kind == "else" for level in levels[:-1]):
-        raise ModelError(f"comparison {name!r}: ELSE must be the last level, and only the last")
-
-    is_null = [_flag(raw_level, "is_null_level", name, p) for p, raw_level in enumerate(raw_levels)]
-    non_null = sum(not n for n in is_null)
-    if non_null < 2:
-        raise ModelError(f"comparison {name!r}: needs at least two levels that are not null levels")
-    # Splink's numbering: null levels -1, the others from non_null - 1 down to 0 in order.
-    gammas: list[int] = []
-    counter = non_null - 1
-    for null in is_null:
-        gammas.append(-1 if null else counter)
-        counter -= 0 if null else 1
-    default_m, default_u = _default_m_u(non_null)
-    u_values: list[float | None] = []
-    weights: list[float] = []
-    for position, raw_level in enumerate(raw_levels):
-        if is_null[position]:
-            u_values.append(None)
-            weights.append(0.0)
-            continue
-        gamma = gammas[position]
-        m = _probability(raw_level, "m_probability", default_m[gamma], name, position)
-        u = _probability(raw_level, "u_probability", default_u[gamma], name, position)
-        u_values.append(u)
-        weights.append(math.log2(max(m, _M_U_FLOOR) / max(u, _M_U_FLOOR)))
-
-    compiled = []
-    for position, raw_level in enumerate(raw_levels):
-        label = raw_level.get("label_for_charts")
-        compiled.append(
-            _Level(
-                level=levels[position],
-                label=label if isinstance(label, str) and label else levels[position].label(),
-                gamma=gammas[position],
-                match_weight=weights[position],
-                adjustment=_adjustment(raw_level, position, levels, is_null, u_values, name),
-            )
-        )
-    return _Comparison(name, tuple(compiled))
-
-
-def _adjustment(
-    raw_level: Mapping[str, Any],
-    position: int,
-    levels: list[CustomerLevel],
-    is_null: list[bool],
-    u_values: list[float | None],
-    comparison: str,
-) -> _TermFrequencyAdjustment | None:
-    column = raw_level.get("tf_adjustment_column")
-    if column is None:
-        return None
-    where = f"comparison {comparison!r}, level {position}"
-    if column not in ATTRIBUTE_COLUMNS:
-        raise ModelError(f"{where}: term-frequency adjustment on {column!r}, not a customer attribute")
-    # Splink saves no tf_adjustment_weight of 0 and reads a missing one as 1.
-    weight = raw_level.get("tf_adjustment_weight", 1.0)
-    minimum_u = raw_level.get("tf_minimum_u_value", 0.0)
-    for key, value in (("tf_adjustment_weight", weight), ("tf_minimum_u_value", minimum_u)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-            raise ModelError(f"{where}: {key} must be a finite number >= 0, got {value!r}")
-    # Splink makes no adjustment on null and else levels, nor with weight 0.
-    if is_null[position] or levels[position].kind == "else" or weight == 0:
-        return None
-    detect = _flag(raw_level, "disable_tf_exact_match_detection", comparison, position)
-    if detect:
-        exact = position
-    else:
-        # Splink measures from the u of the first exact-match level on the column.
-        found = [i for i, level in enumerate(levels) if level.exact_column() == column]
-        if not found:
-            raise ModelError(f"{where}: term-frequency adjustment on {column!r} but no exact-match level on it")
-        exact = found[0]
-    u_exact = u_values[exact]
-    if u_exact is None:
-        raise ModelError(f"{where}: term-frequency adjustment measured from level {exact}, a null level without u")
-    return _TermFrequencyAdjustment(column, float(weight), float(minimum_u), math.log2(u_exact))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ..visitor._catalogue import ModelError
+from .._errors import ModelError
 
 _LEVEL_KEYS: Final = frozenset(
     {

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Final
 
 import numpy as np
 
-from .._errors import LinkageError
+from .._errors import ModelError
 from ._encoding import (
     COLUMNS,
     LIST_TYPES,
@@ -59,11 +59,6 @@ from ._test_plan import (
 EARTH_RADIUS_KM: Final = 6371.0
 
 
-class ModelError(LinkageError):
-    """A model file the scorer cannot compile: SQL outside the catalogue, a column the profile
-    record lacks, numbers Splink would refuse. The message names the comparison and level."""
-
-
 # --------------------------------------------------------------------------------------------
 # The level kinds
 
@@ -87,6 +82,11 @@ class Level(ABC):
     @abstractmethod
     def tests(self) -> tuple[Test, ...]:
         """The level holds exactly where any of these tests holds (where its SQL is TRUE)."""
+
+    @property
+    def is_else(self) -> bool:
+        """Whether this is the ELSE level (every other pair)."""
+        return False
 
     def exact_match_column(self) -> str | None:
         """The column if this level is a plain exact match (what Splink's TF adjustment looks
@@ -418,6 +418,10 @@ class Else(Level):
 
     _pattern: ClassVar[re.Pattern[str]] = re.compile("ELSE")
 
+    @property
+    def is_else(self) -> bool:
+        return True
+
     def sql(self) -> str:
         return "ELSE"
 
@@ -464,7 +468,7 @@ def recognise_level(sql: object, *, comparison: str, position: int) -> Level:
             return level
     raise ModelError(
         f"{where}: sql_condition {sql!r} is not a level the online scorer knows; "
-        "build comparisons from linkage._comparisons so that the scorer can evaluate them"
+        "build comparisons from the visitor catalogue (linkage.modelling) so that the scorer can evaluate them"
     )
 
 

@@ -1,78 +1,47 @@
 """The online Fellegi-Sunter scorer, compiled from a Splink model JSON.
 
-`VisitorScorer.from_model` reads the file `splink.Linker` saves (`linker.misc.save_model_to_json`),
-recognises every level as a catalogue kind (`linkage._comparisons`), and resolves the numbers
-the way Splink does when it loads the same file: default m/u for levels training never
-observed, m and u clamped at 1e-300, the prior as log2 odds, each term-frequency adjustment
-with the u of its comparison's exact-match level. `score` then rates one encoded profile
-against many with numpy alone; its match weights equal Splink's `linker.inference.score_pairs`
-on the same records (tests/test_scorer_parity.py).
+`VisitorScorer.from_model` reads the file `splink.Linker` saves (`linker.misc.save_model_to_json`)
+through the shared compiler (`linkage.splinkjson`), every level recognised as a kind of the
+visitor catalogue. `score` then rates one encoded profile against many with numpy alone; its
+match weights equal Splink's `linker.inference.score_pairs` on the same records
+(tests/test_scorer_parity.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..splinkjson._model_file import check_names, comparison_shape, read_model
-from ._catalogue import Else, Level, ModelError, TermFrequency, recognise_level
+from .._errors import ModelError
+from ..splinkjson import Catalogue, CompiledComparison, CompiledLevel, CompiledModel, compile_model
+from ..splinkjson import probabilities_from_weights as probabilities_from_weights
+from ._catalogue import Else, Level, TermFrequency, recognise_level
 from ._encoding import BoolArray, EncodedProfiles, FloatArray, IntArray, encode_profiles
 from ._profile import ProfileRecord
 from ._test_plan import AllOf, Always, Probe, Test, TestPlan
 
-# Splink's floor for m and u (splink.internals.comparison_level.M_U_CLAMP_MIN): it refuses a
-# smaller value on load and clamps at it when taking the log.
-_M_U_FLOOR: Final = 1e-300
-# What Splink writes for a level training never saw (splink.internals.constants) and the
-# probability it reads that as.
-_LEVEL_NOT_OBSERVED: Final = "level not observed in training dataset"
-_NOT_OBSERVED_PROBABILITY: Final = 1e-6
-
 # More tests per comparison make the (comparison, pattern) tables too large to be worth it.
 _MAX_SLOTS: Final = 10
 
-# The probability's constants as 0-d arrays: a ufunc converts a Python float on every call.
-_MAX_EXPONENT: Final = np.array(1023.0)
-_ONE: Final = np.array(1.0)
-_MAX_EXPONENT.setflags(write=False)
-_ONE.setflags(write=False)
+ModelLevel: TypeAlias = CompiledLevel[Level]
+ModelComparison: TypeAlias = CompiledComparison[Level]
 
 
-@dataclass(frozen=True, slots=True)
-class ModelLevel:
-    """One level of a compiled comparison, with the numbers Splink would use for it.
-
-    `comparison_vector_value` is Splink's gamma: -1 for a null level, else counting down from
-    the first level to 0 for the last. `term_frequency` is set only where Splink adjusts
-    (not on null or else levels, not with weight 0); `log2_u_exact` is then the log2 u of the
-    exact-match level the adjustment is measured against."""
-
-    level: Level
-    label: str
-    comparison_vector_value: int
-    is_null_level: bool
-    m_probability: float | None
-    u_probability: float | None
-    match_weight: float
-    term_frequency: TermFrequency | None = None
-    log2_u_exact: float | None = None
+def _check_term_frequency(column: str, weight: float, minimum_u: float) -> None:
+    TermFrequency(column, weight=weight, minimum_u=minimum_u)
 
 
-@dataclass(frozen=True, slots=True)
-class ModelComparison:
-    """A compiled comparison: its name (Splink's `output_column_name`, so its weights are
-    `mw_<name>` and `mw_tf_adj_<name>` in Splink's output) and its levels in model order."""
+def _recognise(sql: object, comparison: str, position: int) -> Level:
+    return recognise_level(sql, comparison=comparison, position=position)
 
-    name: str
-    levels: tuple[ModelLevel, ...]
+
+VISITOR_CATALOGUE: Final[Catalogue[Level]] = Catalogue("catalogue", _recognise, _check_term_frequency, tf_prefix="tf_")
 
 
 @dataclass(slots=True, eq=False)
@@ -185,15 +154,12 @@ class VisitorScorer:
         "version",
     )
 
-    def __init__(
-        self, comparisons: tuple[ModelComparison, ...], probability_two_random_records_match: float, version: str
-    ) -> None:
-        """Prefer `from_model`; this takes comparisons already compiled."""
-        self.version = version
-        self.comparisons = comparisons
-        self.probability_two_random_records_match = probability_two_random_records_match
-        p = probability_two_random_records_match
-        self.prior_match_weight = math.log2(p / (1.0 - p))
+    def __init__(self, model: CompiledModel[Level]) -> None:
+        """Prefer `from_model`; this takes a model already compiled."""
+        self.version = model.version
+        self.comparisons = comparisons = model.comparisons
+        self.probability_two_random_records_match = model.probability_two_random_records_match
+        self.prior_match_weight = model.prior_match_weight
 
         # A level holds where any of its tests holds (a test being one atomic test or a
         # conjunction of them), and Splink's CASE picks the first level that holds. So each
@@ -241,23 +207,17 @@ class VisitorScorer:
                     ),
                     else_level,
                 )
-        weights = [[level.match_weight for level in c.levels] for c in comparisons]
-        level_gammas = np.zeros((len(comparisons), max(len(c.levels) for c in comparisons)), dtype=np.int8)
-        for c, comparison in enumerate(comparisons):
-            level_gammas[c, : len(comparison.levels)] = [level.comparison_vector_value for level in comparison.levels]
+        weights = model.level_weights()
         self._combine = combine
         self._level_table = level_table.ravel()
-        self._level_gammas = level_gammas
-        weight_table = [weights[c][i] for c, row in enumerate(level_table) for i in row]
+        self._level_gammas = model.level_gammas()
+        weight_table = [weights[c, i] for c, row in enumerate(level_table) for i in row]
         self._weight_table = np.array([*weight_table, self.prior_match_weight])
 
         tf_steps: list[tuple[int, int, str, float, float, float]] = []
-        for c, comparison in enumerate(comparisons):
-            for i, level in enumerate(comparison.levels):
-                tf = level.term_frequency
-                if tf is not None and level.log2_u_exact is not None:
-                    log2_minimum = math.log2(tf.minimum_u) if tf.minimum_u > 0.0 else -math.inf
-                    tf_steps.append((c, i, f"tf_{tf.column}", tf.weight, level.log2_u_exact, log2_minimum))
+        for c, i, tf in model.adjusted_levels():
+            log2_minimum = math.log2(tf.minimum_u) if tf.minimum_u > 0.0 else -math.inf
+            tf_steps.append((c, i, f"tf_{tf.column}", tf.weight, tf.log2_u_exact, log2_minimum))
         self._tf_steps = tuple(tf_steps)
         # Per tf step, the patterns that choose its level: a take instead of a level comparison.
         self._tf_at_level = tuple(
@@ -272,13 +232,7 @@ class VisitorScorer:
         """Compile a Splink model: the dict `save_model_to_json` returns, or the path of the
         file it wrote. Raises ModelError (naming the comparison and level) on anything the
         catalogue does not know or Splink would not load."""
-        file = read_model(model, "catalogue")
-        tf_prefix = file.model.get("term_frequency_adjustment_column_prefix", "tf_")
-        if tf_prefix != "tf_":
-            raise ModelError(f"term_frequency_adjustment_column_prefix {tf_prefix!r}: ProfileRecord has tf_<column>")
-        comparisons = tuple(_compile_comparison(c, i) for i, c in enumerate(file.comparisons))
-        check_names([c.name for c in comparisons])
-        return cls(comparisons, file.prior, model_version(file.model))
+        return cls(compile_model(model, VISITOR_CATALOGUE))
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -359,31 +313,9 @@ class VisitorScorer:
         return f"<VisitorScorer {self.version} {', '.join(self.comparison_names)}>"
 
 
-def probabilities_from_weights(match_weight: FloatArray) -> FloatArray:
-    """Splink's match probability for each match weight w: 1 / (1 + 2^-w), with -w capped so
-    that 2^-w never overflows. Splink's own value for w >= 0; below it writes 2^w / (1 + 2^w),
-    the same up to a rounding (and, below w = -1023, a difference under 1e-307)."""
-    power = np.negative(match_weight)
-    np.minimum(power, _MAX_EXPONENT, out=power)
-    np.exp2(power, out=power)
-    power += _ONE
-    probability: FloatArray = np.reciprocal(power, out=power)
-    return probability
-
-
 def _atoms(test: Test) -> tuple[Test, ...]:
     """The atomic tests a level's test is made of: the parts of a conjunction, else itself."""
     return test.tests if isinstance(test, AllOf) else (test,)
-
-
-def model_version(model: Mapping[str, Any]) -> str:
-    """A model's version: the first 12 hex digits of the SHA-256 of its canonical JSON (sorted
-    keys, no whitespace), so the same model has the same version however it was written."""
-    try:
-        canonical = json.dumps(model, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise ModelError(f"the model is not plain JSON: {e}") from e
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def _tf_adjustment(
@@ -412,133 +344,3 @@ def _tf_adjustment(
         adjustment *= weight
     np.add(weights[c], adjustment, out=weights[c], where=at_level)
     return c, adjustment, at_level
-
-
-# -- compiling the model ---------------------------------------------------------------------
-
-
-def _compile_comparison(raw: object, index: int) -> ModelComparison:
-    name, raw_levels = comparison_shape(raw, index)
-    levels: list[Level] = []
-    for position, raw_level in enumerate(raw_levels):
-        levels.append(recognise_level(raw_level.get("sql_condition"), comparison=name, position=position))
-    # Without a final ELSE Splink's CASE leaves some pairs NULL and their match weight NULL.
-    if not isinstance(levels[-1], Else) or any(isinstance(level, Else) for level in levels[:-1]):
-        raise ModelError(f"comparison {name!r}: ELSE must be the last level, and only the last")
-
-    is_null = [_flag(raw_level, "is_null_level", name, p) for p, raw_level in enumerate(raw_levels)]
-    non_null = sum(not n for n in is_null)
-    if non_null < 2:
-        raise ModelError(f"comparison {name!r}: needs at least two levels that are not null levels")
-    # Splink's numbering: null levels -1, the others from non_null - 1 down to 0 in order.
-    gammas: list[int] = []
-    counter = non_null - 1
-    for n in is_null:
-        gammas.append(-1 if n else counter)
-        counter -= 0 if n else 1
-    default_m, default_u = _default_m_u(non_null)
-
-    m_values: list[float | None] = []
-    u_values: list[float | None] = []
-    for position, raw_level in enumerate(raw_levels):
-        if is_null[position]:
-            m_values.append(None)
-            u_values.append(None)
-            continue
-        gamma = gammas[position]
-        m_values.append(_probability(raw_level, "m_probability", default_m[gamma], name, position))
-        u_values.append(_probability(raw_level, "u_probability", default_u[gamma], name, position))
-
-    compiled: list[ModelLevel] = []
-    for position, raw_level in enumerate(raw_levels):
-        level = levels[position]
-        where = f"comparison {name!r}, level {position}"
-        m, u = m_values[position], u_values[position]
-        weight = 0.0 if m is None or u is None else math.log2(max(m, _M_U_FLOOR) / max(u, _M_U_FLOOR))
-        tf, log2_u_exact = _term_frequency(raw_level, position, levels, is_null, u_values, where)
-        label = raw_level.get("label_for_charts")
-        compiled.append(
-            ModelLevel(
-                level=level,
-                label=label if isinstance(label, str) and label else level.label(),
-                comparison_vector_value=gammas[position],
-                is_null_level=is_null[position],
-                m_probability=m,
-                u_probability=u,
-                match_weight=weight,
-                term_frequency=tf,
-                log2_u_exact=log2_u_exact,
-            )
-        )
-    return ModelComparison(name=name, levels=tuple(compiled))
-
-
-def _flag(raw_level: Mapping[str, Any], key: str, comparison: str, position: int) -> bool:
-    value = raw_level.get(key, False)
-    if not isinstance(value, bool):
-        raise ModelError(f"comparison {comparison!r}, level {position}: {key} must be true or false, got {value!r}")
-    return value
-
-
-def _default_m_u(levels: int) -> tuple[list[float], list[float]]:
-    """Splink's starting m and u for a comparison of `levels` non-null levels, by gamma (what
-    it uses when the model file has no value: a level training did not estimate)."""
-    m = [(1 - 0.95) / (levels - 1)] * (levels - 1) + [0.95]
-    if levels == 2:
-        weights = [-5.0]
-    else:
-        step = (3.0 - -5.0) / (levels - 2)
-        weights = [-5.0 + i * step for i in range(levels - 1)]
-    weights.append(10.0)
-    u = [mi / 2**w for mi, w in zip(m, weights, strict=True)]
-    return m, u
-
-
-def _probability(raw_level: Mapping[str, Any], key: str, default: float, comparison: str, position: int) -> float:
-    value = raw_level.get(key)
-    if value is None:
-        return default
-    if value == _LEVEL_NOT_OBSERVED:
-        return _NOT_OBSERVED_PROBABILITY
-    if isinstance(value, bool) or not isinstance(value, int | float) or not _M_U_FLOOR <= value <= 1.0:
-        raise ModelError(f"comparison {comparison!r}, level {position}: {key} must be in [1e-300, 1], got {value!r}")
-    return float(value)
-
-
-def _term_frequency(
-    raw_level: Mapping[str, Any],
-    position: int,
-    levels: list[Level],
-    is_null: list[bool],
-    u_values: list[float | None],
-    where: str,
-) -> tuple[TermFrequency | None, float | None]:
-    column = raw_level.get("tf_adjustment_column")
-    if column is None:
-        return None, None
-    try:
-        tf = TermFrequency(
-            column,
-            weight=float(raw_level.get("tf_adjustment_weight", 1.0)),
-            minimum_u=float(raw_level.get("tf_minimum_u_value", 0.0)),
-        )
-    except (TypeError, ValueError) as e:
-        raise ModelError(f"{where}: term-frequency adjustment: {e}") from None
-    # Splink makes no adjustment on null and else levels, nor with weight 0.
-    if is_null[position] or isinstance(levels[position], Else) or tf.weight == 0.0:
-        return None, None
-    detect = raw_level.get("disable_tf_exact_match_detection", False)
-    if not isinstance(detect, bool):
-        raise ModelError(f"{where}: disable_tf_exact_match_detection must be true or false, got {detect!r}")
-    if detect:
-        exact = position
-    else:
-        # The first exact-match level on the tf column: Splink measures the adjustment from its u.
-        found = [i for i, level in enumerate(levels) if level.exact_match_column() == tf.column.lower()]
-        if not found:
-            raise ModelError(f"{where}: term-frequency adjustment on {column!r} but no exact-match level on it")
-        exact = found[0]
-    u_exact = u_values[exact]
-    if u_exact is None:
-        raise ModelError(f"{where}: term-frequency adjustment measured from level {exact}, a null level without u")
-    return tf, math.log2(u_exact)

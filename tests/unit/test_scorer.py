@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from linkage.splinkjson import model_version
 from linkage.visitor._catalogue import (
     EARTH_RADIUS_KM,
     Both,
@@ -37,7 +38,7 @@ from linkage.visitor._catalogue import (
 from linkage.visitor._encoded_table import EncodedTable
 from linkage.visitor._encoding import encode_profiles
 from linkage.visitor._profile import ProfileRecord
-from linkage.visitor._scorer import VisitorScorer, model_version
+from linkage.visitor._scorer import VisitorScorer
 
 TF_MINIMUM_U = 1e-5
 U_EXACT_TOP_IP = 0.004
