@@ -1,6 +1,6 @@
 """What the benchmarks share: the server as a separate process, a load meter, the machine line.
 
-The real server runs as `python -m server serve --port 0 --data-dir <dir>` on a fresh data
+The real server runs as `python -m cli serve --port 0 --data-dir <dir>` on a fresh data
 directory; the benchmark reads the port it prints, drives it over gRPC, and stops it with
 SIGTERM (then SIGKILL) whatever happened.
 """
@@ -55,7 +55,7 @@ def running_server(data_dir: Path, log_path: Path, extra_args: Sequence[str] = (
 
     `extra_args` go after the common ones, e.g. `--bench-noop` or `--model PATH`.
     """
-    command = [sys.executable, "-m", "server", "serve", "--port", "0", "--data-dir", str(data_dir)]
+    command = [sys.executable, "-m", "cli", "serve", "--port", "0", "--data-dir", str(data_dir)]
     command += ["--log-level", "WARNING", *extra_args]
     # A fixed secret keeps the first-start warning out of the log; the data is thrown away.
     env = {**os.environ, "IDSTITCH_HASH_SECRET": "benchmark-only-secret"}

@@ -43,7 +43,7 @@ from _harness import REPO, RESULTS_DIR, machine, machine_line, running_server
 sys.path.insert(0, str(REPO))
 
 from linkage import BUNDLED_CUSTOMER_MODEL
-from linkage.customer._catalogue import CUSTOMER_BLOCKING, normalise_document_id, normalise_text
+from linkage.modelling import CUSTOMER_BLOCKING, normalise_document_id, normalise_text
 from scripts.febrl_records import COLUMNS, febrl4_records
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
@@ -75,7 +75,7 @@ def write_csv(path: Path, records: Sequence[dict[str, str]], columns: Sequence[s
 
 
 def idstitch(cli: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "server", *cli], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "cli", *cli], cwd=REPO, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise RuntimeError(f"idstitch {' '.join(cli)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return done

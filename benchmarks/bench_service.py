@@ -1,6 +1,6 @@
 """Service benchmark: durable ingest, Resolve against a no-op ceiling, batched Resolve, memory.
 
-The real server runs as a separate process (`python -m server serve --bench-noop`) on a fresh
+The real server runs as a separate process (`python -m cli serve --bench-noop`) on a fresh
 data directory, and this process drives it over gRPC, so client and server share the machine.
 
     python benchmarks/bench_service.py            # the default run, about 1.5 minutes on 2 cores

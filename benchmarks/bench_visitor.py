@@ -57,11 +57,8 @@ from _harness import (
 from splink import DuckDBAPI, Linker
 
 from linkage import BUNDLED_MODEL, Signal
-from linkage.visitor._encoding import EncodedProfiles, encode_profiles
-from linkage.visitor._evidence import Evidence, history_records
-from linkage.visitor._model import VisitorModel
-from linkage.visitor._profile import ProfileRecord
-from linkage.visitor._scorer import VisitorScorer
+from linkage.modelling import EncodedProfiles, Evidence, ProfileRecord, VisitorScorer, encode_profiles, history_records
+from linkage.visitor import VisitorModel
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 from training._simulate import SimulatedSignal, SimulationConfig, simulate

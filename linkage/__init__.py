@@ -1,6 +1,11 @@
-"""The idstitch core: identifiers, the identity graph and its rules, persistent ids, storage.
+"""The idstitch core: identifiers, the identity graph and its rules, persistent ids, storage,
+and the two linkage models that run online.
 
 Knows nothing of gRPC or Splink. The server drives a `Stitcher`; a `Store` keeps the truth.
+The packages, by domain: `identifiers` (namespaces, hashing, signal validation), `identity`
+(the graph and its deterministic rules), `store` (the `Store` seam, DuckDB, compaction),
+`splinkjson` (model files and the one compiler to numpy), `softlinks` (what both models'
+links share), `visitor` and `customer` (the two models). Training's face is `linkage.modelling`.
 """
 
 from ._config import DEFAULT_BLOCKED_VALUES, DEFAULT_NAMESPACES, LinkageConfig, NamespaceConfig
@@ -25,16 +30,11 @@ from ._types import (
     Signal,
     SignalResult,
 )
-from .customer._model import BUNDLED_CUSTOMER_MODEL, CustomerModel
-from .customer._records import CustomerRecord, RecordError, SyncSummary
-from .customer._scorer import CustomerScorer
-from .identifiers._namespaces import IdentifierPolicy
-from .identity._stitcher import Stitcher
-from .store._compaction import Compaction, compact_store
-from .store._duckdb import DuckDBStore, StoreLocked
-from .store._protocol import MemoryStore, Store
-from .visitor._model import BUNDLED_MODEL, VisitorModel
-from .visitor._scorer import VisitorScorer
+from .customer import BUNDLED_CUSTOMER_MODEL, CustomerModel, CustomerRecord, CustomerScorer, RecordError, SyncSummary
+from .identifiers import IdentifierPolicy
+from .identity import Stitcher
+from .store import Compaction, DuckDBStore, MemoryStore, Store, StoreLocked, compact_store
+from .visitor import BUNDLED_MODEL, VisitorModel, VisitorScorer
 
 __all__ = [
     "BUNDLED_CUSTOMER_MODEL",

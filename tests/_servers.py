@@ -48,7 +48,7 @@ class ThreadServer:
 
 
 class ProcessServer:
-    """`python -m server serve` as a child process, for restarts, SIGTERM and SIGKILL."""
+    """`python -m cli serve` as a child process, for restarts, SIGTERM and SIGKILL."""
 
     def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
@@ -56,7 +56,7 @@ class ProcessServer:
         env = {**os.environ, **(extra_env or {})}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", "0", "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "cli", "serve", "--port", "0", "--data-dir", str(data_dir)],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,

@@ -79,7 +79,7 @@ def test_a_file_that_is_no_store_is_not_called_locked(tmp_path: Path) -> None:
         compact_store(path)
     assert not isinstance(raised.value, StoreLocked)
     result = subprocess.run(
-        [sys.executable, "-m", "server", "compact", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "cli", "compact", "--data-dir", str(tmp_path)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -194,6 +194,4 @@ def test_febrl3_puts_no_two_records_of_a_person_in_one_system() -> None:
 
 
 def _idstitch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, capture_output=True, text=True, timeout=120)

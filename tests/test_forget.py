@@ -121,7 +121,7 @@ def test_a_forgotten_person_is_gone_from_memory_the_feed_and_the_file(
 
 def _compact(data: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server", "compact", "--data-dir", str(data)],
+        [sys.executable, "-m", "cli", "compact", "--data-dir", str(data)],
         cwd=REPO,
         capture_output=True,
         text=True,

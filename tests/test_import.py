@@ -11,12 +11,13 @@ import duckdb
 import grpc
 import pytest
 
-from server import _import as importing
-from server import cli
-from server._import import FileReport, import_file
-from server._import_files import FileReadError, _nth_not_in, open_customer_file
+import cli
+from cli import _import as importing
+from cli._import import import_file
+from cli._import_files import FileReadError, _nth_not_in, open_customer_file
+from cli._import_report import FileReport
+from cli._watch import Stability, Watcher
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
-from server._watch import Stability, Watcher
 from tests._servers import ThreadServer
 
 HEADER = "source_system,source_key,given_name,family_name,date_of_birth,address,postcode,city,email,phone"

@@ -35,7 +35,7 @@ def test_reflection_lists_and_describes_the_api(server: ThreadServer) -> None:
 
 def test_demo_tells_its_story_against_a_running_server(server: ThreadServer) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "server", "demo", "--target", server.target],
+        [sys.executable, "-m", "cli", "demo", "--target", server.target],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -50,7 +50,7 @@ def test_demo_tells_its_story_against_a_running_server(server: ThreadServer) -> 
 
 def test_demo_says_when_no_server_is_there() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "server", "demo", "--target", "127.0.0.1:1"],
+        [sys.executable, "-m", "cli", "demo", "--target", "127.0.0.1:1"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -93,7 +93,7 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(tmp_path: Path) -
     owner = ProcessServer(tmp_path / "data")
     try:
         second = subprocess.run(
-            [sys.executable, "-m", "server", "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+            [sys.executable, "-m", "cli", "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
             cwd=REPO,
             capture_output=True,
             text=True,

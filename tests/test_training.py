@@ -62,7 +62,7 @@ def test_training_on_simulated_traffic_gives_a_model_splink_and_the_scorer_both_
 def test_simulate_command_writes_signals_with_the_truth(tmp_path: Path) -> None:
     out = tmp_path / "sim.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "server", "simulate", "--persons", "200", "--days", "5", "--out", str(out)],
+        [sys.executable, "-m", "cli", "simulate", "--persons", "200", "--days", "5", "--out", str(out)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from linkage.customer._catalogue import ATTRIBUTE_COLUMNS, normalise_document_id, normalise_text
+from linkage.modelling import ATTRIBUTE_COLUMNS, normalise_document_id, normalise_text
 
 KEY_COLUMNS = ("source_system", "source_key")
 # A file without a column of OPTIONAL_COLUMNS reads as NULL in it: few sources keep a document.

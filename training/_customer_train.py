@@ -21,8 +21,7 @@ import duckdb
 import numpy as np
 from splink import DuckDBAPI, Linker
 
-from linkage.customer._catalogue import TF_COLUMNS, blocking_rule_sql, customer_settings
-from linkage.splinkjson import model_version
+from linkage.modelling import TF_COLUMNS, blocking_rule_sql, customer_settings, model_version
 
 from ._customer_data import CustomerRecords
 from ._evaluate import THRESHOLDS, ThresholdMetrics, metrics_at

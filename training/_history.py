@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import linkage
-from linkage.identifiers._namespaces import split_key
-from linkage.visitor._evidence import Evidence, history_records
-from linkage.visitor._profile import ProfileRecord
+from linkage.modelling import Evidence, ProfileRecord, history_records, split_key
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from linkage.visitor._encoding import encode_profiles
-from linkage.visitor._linker import person_shares
-from linkage.visitor._profile import ProfileRecord
-from linkage.visitor._scorer import VisitorScorer
+from linkage.modelling import ProfileRecord, VisitorScorer, encode_profiles, person_shares
 
 from ._evaluate import THRESHOLDS, Evaluation, ThresholdMetrics, choose
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from linkage.visitor._profile import ProfileRecord
+from linkage.modelling import ProfileRecord
 
 # The column that carries a device's login in training tables (None: no login).
 LABEL_COLUMN = "login_label"

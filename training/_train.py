@@ -14,9 +14,7 @@ from typing import Any, Literal
 import numpy as np
 from splink import DuckDBAPI, Linker
 
-from linkage.splinkjson import model_version
-from linkage.visitor._profile import ProfileRecord
-from linkage.visitor._scorer import VisitorScorer
+from linkage.modelling import ProfileRecord, VisitorScorer, model_version
 
 from ._evaluate import Evaluation, count_positive_pairs, evaluate
 from ._history import DeviceProfiles

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from linkage.visitor._catalogue import (
+from linkage.modelling import (
     Both,
     Else,
     ExactMatch,

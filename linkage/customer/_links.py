@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..visitor._linker import Record, SoftLink, SoftLinks, UniquesOf
-from ..visitor._linker import _clash as clash
+from ..identifiers import clash
+from ..softlinks import LinkState, Record, SoftLink, UniquesOf
 from ._catalogue import CustomerAttributes
 from ._index import CustomerIndex
 from ._model import CustomerModel
@@ -25,7 +25,7 @@ class CustomerLinks:
         self,
         component: int,
         key: str,
-        soft: SoftLinks,
+        soft: LinkState,
         owner_of: Callable[[str], int],
         uniques_of: UniquesOf,
         record: Record,
@@ -66,7 +66,7 @@ class CustomerLinks:
                 if probability < model.threshold:
                     break
                 root = roots[int(row)]
-                if clash(mine, soft.group_uniques(root, uniques_of)):
+                if clash(mine, soft.group_uniques(root, uniques_of)) is not None:
                     continue
                 if current is not None and current.target == root:
                     return current

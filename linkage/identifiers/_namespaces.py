@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import phonenumbers
@@ -121,3 +122,15 @@ class IdentifierPolicy:
     def _hash(self, namespace: str, value: str) -> str:
         message = f"{namespace}{KEY_SEPARATOR}{value}".encode()
         return hmac.new(self._config.hash_secret, message, hashlib.sha256).hexdigest()
+
+
+def clash(a: Mapping[str, str], b: Mapping[str, str]) -> str | None:
+    """The first unique namespace where `a` and `b` (namespace -> key of a unique identifier
+    each side holds) hold different values, else None: the one rule that keeps two persons with
+    different logins apart, for hard merges and soft links alike."""
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    for namespace, key in small.items():
+        other = large.get(namespace)
+        if other is not None and other != key:
+            return namespace
+    return None

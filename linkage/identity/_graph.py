@@ -17,10 +17,12 @@ from ..customer._catalogue import CustomerAttributes
 from ..customer._links import CustomerLinks
 from ..customer._model import CustomerModel
 from ..customer._records import CUSTOMER_RECORD_CHANNEL, PreparedCustomerRecord
+from ..identifiers import clash
 from ..identifiers._namespaces import IdentifierPolicy, PreparedIdentifier, split_key
 from ..identifiers._signals import PreparedSignal
+from ..softlinks import SoftLink
 from ..store._rows import CommitBatch, CustomerRecordRow, Erasure, EventRow, IdentifierRow, PersonRow, StoredState
-from ..visitor._linker import SoftLink, SoftLinks
+from ..visitor._linker import SoftLinks
 from ..visitor._model import VisitorModel
 
 
@@ -280,16 +282,16 @@ class IdentityGraph:
                     moves.append((item.key, owner))
                 continue
             person = self._persons[owner]
-            clash = _clash(group_uniques, person.unique_values())
+            clashing = clash(group_uniques, person.unique_values())
             too_big = group_size + len(person.keys) > self._config.max_identifiers_per_person
-            if clash is None and not too_big:
+            if clashing is None and not too_big:
                 group.append(owner)
                 group_uniques.update(person.unique_values())
                 group_size += len(person.keys)
-            elif not item.config.unique and authenticated and clash is not None:
+            elif not item.config.unique and authenticated and clashing is not None:
                 moves.append((item.key, owner))
             else:
-                reason = f"unique namespace {clash!r}" if clash is not None else "person size limit"
+                reason = f"unique namespace {clashing!r}" if clashing is not None else "person size limit"
                 refusals.append(_Refusal(item.key, owner, reason))
 
         created = not group
@@ -611,16 +613,6 @@ class IdentityGraph:
         self._pending_customer_records = []
         self._pending_erasures = []
         return batch
-
-
-def _clash(a: Mapping[str, str], b: Mapping[str, str]) -> str | None:
-    """The first unique namespace where `a` and `b` hold different values."""
-    small, large = (a, b) if len(a) <= len(b) else (b, a)
-    for namespace, key in small.items():
-        other = large.get(namespace)
-        if other is not None and other != key:
-            return namespace
-    return None
 
 
 def _event_row(signal: PreparedSignal, person_id: int, received_at: float) -> EventRow:

@@ -8,80 +8,20 @@ later contradicts is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
-
 import numpy as np
 
 from .._types import Context
+from ..identifiers import clash
+from ..softlinks import Record, SoftLink, UniquesOf, person_shares
 from ..store._rows import SoftLinkRow
 from ._encoded_table import EncodedTable
-from ._encoding import EncodedProfiles, FloatArray, IntArray
+from ._encoding import EncodedProfiles
 from ._index import VisitorIndex
 from ._model import VisitorModel
 
-UniquesOf = Callable[[int], Mapping[str, str]]
 # An unlinked component is scored again after this many signals without a new address: its
 # evidence sharpens slowly, and scoring on every signal of a busy visitor costs for nothing.
 RESCORE_EVERY = 4
-# (component, root, link or None, reason): a link made (link set) or dropped (link None).
-Record = Callable[[int, int, "SoftLink | None", str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class SoftLink:
-    component: int
-    target: int  # the root component
-    probability: float  # of this person among the candidates (`person_probabilities`)
-    match_weight: float  # pairwise, against the target's best-scoring component
-    model_version: str
-    # The waterfall at link time: ("prior", w) then (comparison, weight incl. tf adjustment).
-    weights: tuple[tuple[str, float], ...]
-    linked_at: float
-
-    def row(self) -> SoftLinkRow:
-        return SoftLinkRow(
-            self.component, self.target, self.probability, self.match_weight, self.model_version,
-            tuple(n for n, _ in self.weights), tuple(w for _, w in self.weights), self.linked_at,
-        )  # fmt: skip
-
-    @classmethod
-    def from_row(cls, row: SoftLinkRow) -> SoftLink:
-        return cls(
-            row.component, row.target, row.probability, row.match_weight, row.model_version,
-            tuple(zip(row.weight_names, row.weights, strict=True)), row.linked_at,
-        )  # fmt: skip
-
-
-def person_probabilities(match_weights: FloatArray) -> FloatArray:
-    """The probability that the component belongs to each of several candidate persons, given
-    each person's best pairwise match weight: a component belongs to one person at most, so the
-    hypotheses "person i" and "none of them" share one unit of probability. With pairwise odds
-    o_i = 2^w_i that is o_i / (1 + sum of o_j); alone, it is the pairwise probability.
-
-    Two persons that explain a visitor equally well (a couple's phones of one model on one home
-    address) each get under one half, so neither is linked: the evidence is real but does not
-    say whose it is."""
-    top = float(match_weights.max(initial=0.0))
-    odds = np.exp2(match_weights - top)  # scaled by 2^-top so that nothing overflows
-    probabilities: FloatArray = odds / (np.exp2(-top) + odds.sum())
-    return probabilities
-
-
-def person_shares(match_weights: FloatArray, persons: Sequence[Hashable]) -> tuple[IntArray, FloatArray]:
-    """For candidates scored against one visitor, `persons[i]` the person of candidate i: each
-    person's best-scoring row (in order of first appearance) and its `person_probabilities`."""
-    best: dict[Hashable, int] = {}
-    for row, person in enumerate(persons):
-        held = best.get(person)
-        if held is None or match_weights[row] > match_weights[held]:
-            best[person] = row
-    rows: IntArray = np.fromiter(best.values(), dtype=np.intp, count=len(best))
-    return rows, person_probabilities(match_weights.take(rows))
-
-
-def _clash(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
-    return any(b.get(namespace, key) != key for namespace, key in a.items())
 
 
 class SoftLinks:
@@ -212,7 +152,7 @@ class SoftLinks:
             self._dirty.add(member)
             if member == winner:
                 continue
-            if _clash(uniques_of(member), self._group_uniques(root, uniques_of)):
+            if clash(uniques_of(member), self._group_uniques(root, uniques_of)) is not None:
                 record(member, old.target, None, "contradicted by hard evidence")
                 continue
             moved = SoftLink(
@@ -237,14 +177,14 @@ class SoftLinks:
         link = self._links.get(component)
         if link is not None:
             others = self._group_uniques(link.target, uniques_of, leave_out=component)
-            if _clash(uniques_of(component), others):
+            if clash(uniques_of(component), others) is not None:
                 self._drop(component, record, "contradicted by hard evidence")
             return
         mine = uniques_of(component)
         if not mine:
             return
         for member in sorted(self._members.get(component, set())):
-            if _clash(uniques_of(member), mine):
+            if clash(uniques_of(member), mine) is not None:
                 self._drop(member, record, "contradicted by hard evidence")
 
     def due(self, component: int, new_address: bool) -> bool:
@@ -283,7 +223,7 @@ class SoftLinks:
                 break
             row = int(rows_by_person[at])
             root = roots[int(scores.candidate_ids[row])]
-            if _clash(mine, self._group_uniques(root, uniques_of)):
+            if clash(mine, self._group_uniques(root, uniques_of)) is not None:
                 continue
             if current is not None and current.target == root:
                 return current

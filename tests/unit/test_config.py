@@ -51,7 +51,7 @@ def test_cli_reports_a_config_error_without_a_trace(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[server]\nprot = 1\n")
     result = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--config", str(path), "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "cli", "serve", "--config", str(path), "--data-dir", str(tmp_path)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from linkage.visitor._linker import person_probabilities
+from linkage.softlinks import person_probabilities
 
 
 def _pairwise(weight: float) -> float:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from linkage import Context, Geo, Identifier, Signal
-from linkage.visitor._evidence import ip_prefix
+from linkage.modelling import ip_prefix
 
 from ._traffic import SimulatedSignal, collector_paused
 

@@ -7,8 +7,8 @@ import time
 
 import grpc
 
-from ._proto.idstitch.v1 import idstitch_pb2 as pb
-from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
+from server._proto.idstitch.v1 import idstitch_pb2 as pb
+from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
 _DECISION = {pb.DECISION_NEW: "new person", pb.DECISION_DETERMINISTIC: "deterministic"}
 

@@ -19,16 +19,17 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 import grpc
 
+from server._proto.idstitch.v1 import idstitch_pb2 as pb
+from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
+
 from ._import_files import CustomerFile, FileReadError, Issue, open_customer_file
-from ._proto.idstitch.v1 import idstitch_pb2 as pb
-from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
+from ._import_report import FileReport
 
 DEFAULT_CHUNK = 5_000
 # Messages stay well under the server's limit (max_message_bytes, 4 MiB by default) however
@@ -39,49 +40,6 @@ _MAX_LISTED = 1_000
 _CONNECT_TIMEOUT = 5.0
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTS, EXIT_INTERRUPTED = 0, 1, 3, 130
-
-
-@dataclass
-class FileReport:
-    """What happened to one file. Counts are rows of the file, unreadable rows included."""
-
-    path: Path
-    received: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    linked: int = 0
-    issues: list[Issue] = field(default_factory=list)
-    unlisted: int = 0  # rejected rows the server counted but did not itemise (it lists 1,000)
-    ignored_columns: tuple[str, ...] = ()
-    error: str | None = None  # the file was not imported; nothing of it was applied
-    transient: bool = False  # the server was unreachable: worth trying again later
-
-    @property
-    def imported(self) -> bool:
-        return self.error is None
-
-    def issue_lines(self, limit: int | None = None) -> list[str]:
-        shown = self.issues if limit is None else self.issues[:limit]
-        lines = [f"{self.path}:{i.where}: {i.field}: {i.message}" for i in shown]
-        hidden = len(self.issues) - len(shown) + self.unlisted
-        if hidden:
-            lines.append(f"{self.path}: ... and {hidden} more rejected rows not listed")
-        return lines
-
-    def summary(self) -> str:
-        if self.error is not None:
-            return f"{self.path}: not imported: {self.error}"
-        return (
-            f"{self.path}: {self.received} rows: {self.created} created, {self.updated} updated, "
-            f"{self.unchanged} unchanged, {self.rejected} rejected, {self.linked} linked probabilistically"
-        )
-
-    def text(self) -> str:
-        """The whole report, for a file beside the import (watch mode)."""
-        notes = [f"{self.path}: ignored columns: {', '.join(self.ignored_columns)}"] if self.ignored_columns else []
-        return "\n".join([self.summary(), *notes, *self.issue_lines()]) + "\n"
 
 
 class Progress:

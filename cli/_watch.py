@@ -20,8 +20,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ._import import FileReport
 from ._import_files import is_import_file
+from ._import_report import FileReport
 
 Importer = Callable[[Path], Awaitable[FileReport]]
 _Signature = tuple[int, int]  # size, mtime in ns

@@ -12,8 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from linkage import ModelError
-
-from ._config import ConfigError, load_server_config, load_settings
+from server import ConfigError, load_server_config, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"idstitch: configuration error: {exc}", file=sys.stderr)
             return 2
-        from ._app import serve as run
+        from server import serve as run
 
         try:
             asyncio.run(run(settings))
