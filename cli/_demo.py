@@ -4,25 +4,79 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 
 import grpc
 
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
-_DECISION = {pb.DECISION_NEW: "new person", pb.DECISION_DETERMINISTIC: "deterministic"}
+_DECISION = {
+    pb.DECISION_NEW: "new person",
+    pb.DECISION_DETERMINISTIC: "deterministic",
+    pb.DECISION_PROBABILISTIC: "probabilistic",
+}
+_DAY = 86_400
+_IPHONE_SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.4 Mobile/15E148 Safari/604.1"
+)
+_WINDOWS_CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/136.0.0.0 Safari/537.36"
+)
 
 
-def _signal(event: str, channel: str, *ids: tuple[str, str], ip: str = "", city: str = "") -> pb.Signal:
+def _signal(
+    event: str,
+    channel: str,
+    *ids: tuple[str, str],
+    ip: str = "",
+    city: str = "",
+    at: float | None = None,
+    user_agent: str = "",
+) -> pb.Signal:
     signal = pb.Signal(
         event_id=event, channel=channel, identifiers=[pb.Identifier(namespace=n, value=v) for n, v in ids]
     )
-    signal.timestamp.FromSeconds(int(time.time()))
+    signal.timestamp.FromSeconds(int(time.time() if at is None else at))
     if ip:
         signal.context.ip = ip
         signal.context.geo.country = "DE"
         signal.context.geo.city = city
+    if user_agent:
+        signal.context.user_agent = user_agent
     return signal
+
+
+def _safari_story(tag: str, ev: Callable[[int], str]) -> tuple[list[pb.Signal], str, str]:
+    """Neighbours on their own home addresses (so that an address's rarity means something),
+    then Clara's iPhone Safari on her home address for a week, logged in once, then its next
+    cookie: Safari dropped the old one after seven days. The new cookie carries no login."""
+    start = time.time() - 12 * _DAY
+    home = f"198.51.100.{10 + int(tag, 16) % 200}"
+    signals = [
+        _signal(
+            ev(100 + k),
+            "web",
+            ("cookie", f"neighbour-{tag}-{k}"),
+            ip=f"192.0.2.{k + 1}",
+            city="Berlin",
+            at=start + (k % 7) * _DAY + 3600 * (8 + k % 12),
+            user_agent=_WINDOWS_CHROME,
+        )
+        for k in range(40)
+    ]
+    old, new = f"safari-{tag}-old", f"safari-{tag}-new"
+    for day in range(7):
+        ids = [("cookie", old)] + ([("login", f"clara-{tag}")] if day == 0 else [])
+        at = start + day * _DAY + 19 * 3600
+        signals.append(_signal(ev(200 + day), "web", *ids, ip=home, city="Berlin", at=at, user_agent=_IPHONE_SAFARI))
+    for day in (8, 9):
+        at = start + day * _DAY + 20 * 3600
+        signals.append(
+            _signal(ev(300 + day), "web", ("cookie", new), ip=home, city="Berlin", at=at, user_agent=_IPHONE_SAFARI)
+        )
+    return signals, old, new
 
 
 def run_demo(target: str, out: object = print) -> int:
@@ -92,6 +146,7 @@ def run_demo(target: str, out: object = print) -> int:
         for i in person.identifiers:
             value = i.value[:16] + "… (keyed hash)" if i.hashed else i.value
             say(f"  {i.namespace}: {value}")
+        _probabilistic_chapter(stub, tag, ev, say)
         say("\nChange feed entries of this run:")
         for change in stub.WatchChanges(pb.WatchChangesRequest(after_sequence=0, stop_at_end=True)):
             if change.event_id.startswith(f"demo-{tag}-"):
@@ -100,3 +155,31 @@ def run_demo(target: str, out: object = print) -> int:
                 other = f" <- {change.other_person_id}" if change.other_person_id else ""
                 say(f"  #{change.sequence} {kind}: {change.person_id}{other}{ident}")
     return 0
+
+
+def _probabilistic_chapter(
+    stub: pb_grpc.IdentityServiceStub, tag: str, ev: Callable[[int], str], say: Callable[[str], object]
+) -> None:
+    signals, old, new = _safari_story(tag, ev)
+    say("\nA probabilistic link: Clara's iPhone Safari drops its 7-day cookie")
+    stub.Ingest(pb.IngestRequest(signals=signals), timeout=30)
+    first, second = stub.Resolve(
+        pb.ResolveRequest(identifiers=[pb.Identifier(namespace="cookie", value=v) for v in (old, new)])
+    ).resolutions
+    say(f"  cookie:{old} (logged in once) -> {first.person_id} ({_DECISION.get(first.decision, '?')})")
+    if second.decision != pb.DECISION_PROBABILISTIC:
+        say(f"  cookie:{new} -> {second.person_id}: not linked (the server runs without the visitor model?)")
+        return
+    say(f"  cookie:{new} (anonymous) -> {second.person_id} (probabilistic, p = {second.probability:.3f})")
+    strict = stub.Resolve(
+        pb.ResolveRequest(identifiers=[pb.Identifier(namespace="cookie", value=new)], deterministic_only=True)
+    ).resolutions[0]
+    say(f"  deterministic_only: cookie:{new} -> {strict.person_id} (its own component)")
+    a, b = (pb.Identifier(namespace="cookie", value=v) for v in (new, old))
+    explained = stub.Explain(pb.ExplainRequest(a=a, b=b))
+    for step in explained.steps:
+        if step.kind != pb.LINK_KIND_SOFT:
+            continue
+        say(f"  Explain: soft link, match weight {step.match_weight:+.2f} (model {step.model_version}):")
+        for weight in step.weights:
+            say(f"    {weight.comparison:<12} {weight.match_weight:+7.2f}")

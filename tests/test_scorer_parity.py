@@ -96,6 +96,7 @@ class _World:
         return {
             "home": f"{rng.choice(self.networks)}.{rng.randint(1, 254)}",
             "home_id": f"h{rng.randint(0, 10**6)}",
+            "haunt": f"@haunt{rng.randint(0, 30)}",
             "office": rng.choice(self.offices) if rng.random() < 0.4 else None,
             "place": (country, city),
             "gps": (home_lat, home_lon),
@@ -113,8 +114,16 @@ class _World:
             ips.remove(person["home"])
         if rng.random() < 0.1:
             homes.append(f"h{rng.randint(0, 10**6)}")
+        # Places it returns to: its homes, the office, now and then a haunt of its own.
+        places = list(homes)
         if person["office"] and rng.random() < 0.6:
             ips.append(person["office"])
+            if rng.random() < 0.7:
+                places.append(f"@{person['office']}")
+        if rng.random() < 0.5:
+            places.append(person["haunt"])  # the person's gym or café: their devices go there too
+        if rng.random() < 0.1:
+            places.append(f"@haunt{rng.randint(0, 30)}")
         while rng.random() < 0.5 and len(ips) < MAX_IPS:
             ip = (
                 rng.choice(self.carrier) if rng.random() < 0.5 else f"{rng.choice(self.networks)}.{rng.randint(1, 254)}"
@@ -140,6 +149,7 @@ class _World:
             "hours": hours,
             "days": days,
             "homes": homes,
+            "places": places,
         }
 
 
@@ -179,14 +189,21 @@ def _profile(unique_id: int, device: dict[str, Any], rng: random.Random) -> Prof
         agent_first_seen=None if span is None else span[0],
         agent_last_seen=None if span is None else span[1],
         homes=tuple(sorted(device["homes"])) or None,
+        places=tuple(sorted(set(device["places"]))) or None,
+        tf_user_agent=None,  # filled in from the whole population below
     )
 
 
 def _with_term_frequencies(records: list[ProfileRecord], rng: random.Random) -> list[ProfileRecord]:
     users = Counter(ip for r in records for ip in (r.ips or ()))
     total = sum(1 for r in records if r.ips)
+    agents = Counter(r.user_agent for r in records if r.user_agent is not None)
     out = []
     for r in records:
+        agent_tf = None if r.user_agent is None else agents[r.user_agent] / len(records)
+        if agent_tf is not None and rng.random() < 0.05:
+            agent_tf = None
+        r = replace(r, tf_user_agent=agent_tf)
         tf = None if r.top_ip is None else users.get(r.top_ip, 1) / total
         roll = rng.random()
         if tf is not None and roll < 0.05:
@@ -251,6 +268,15 @@ def _pairs(records: list[ProfileRecord], owners: list[int]) -> tuple[list[Profil
         next_id += 1
     gap = COOKIE_LIFETIME_SECONDS
     with_span = [r for r in lefts if r.agent_first_seen is not None and r.agent_last_seen is not None]
+    for left, tf in zip(with_span[6:12], [None, 1e-6, 3e-5, 0.02, 0.3, None], strict=False):
+        # The same user agent in turn, with its term frequency missing, below the floor or common.
+        first, last = left.agent_first_seen or 0, left.agent_last_seen or 0
+        candidates.append(
+            replace(
+                left, unique_id=next_id, agent_first_seen=last + gap, agent_last_seen=last + gap + 60, tf_user_agent=tf
+            )
+        )
+        next_id += 1
     for left in with_span[:6]:
         # The same user agent just before, at and just after each end of the span and each gap.
         first, last = left.agent_first_seen or 0, left.agent_last_seen or 0
@@ -289,7 +315,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Profil
     db = DuckDBAPI()
     linker = Linker(
         db.register(_table(records), dataset_display_name="profiles"),
-        visitor_settings(probability_two_random_records_match=prior),
+        visitor_settings(probability_two_random_records_match=prior, user_agent_tf=True),
         log_level=logging.WARNING,
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=3e5, seed=1)
@@ -326,8 +352,11 @@ def test_scorer_matches_splink_score_pairs(trained: tuple[Path, list[ProfileReco
     worst: defaultdict[str, float] = defaultdict(float)
     seen: dict[str, set[int]] = {name: set() for name in scorer.comparison_names}
     tf_cases: Counter[str] = Counter()
+    agent = scorer.comparison_names.index("user_agent")
+    agent_adjusted = 0
     for left in lefts:
         scores = scorer.score(scorer.encode([left]), encoded_candidates)
+        agent_adjusted += int(np.count_nonzero(scores.tf_adjustments[:, agent]))
         for row, candidate in enumerate(candidates):
             expected = by_pair[(left.unique_id, candidate.unique_id)]
             _compare(scorer, scores, row, expected, worst, seen)
@@ -338,6 +367,7 @@ def test_scorer_matches_splink_score_pairs(trained: tuple[Path, list[ProfileReco
         levels = {level.comparison_vector_value for level in comparison.levels}
         assert seen[comparison.name] == levels, f"{comparison.name}: levels never hit {levels - seen[comparison.name]}"
     assert {"both sides", "left only", "right only", "below the floor"} <= set(tf_cases), tf_cases
+    assert agent_adjusted >= 10, "the user-agent term-frequency path was not exercised"
     _assert_gps_thresholds_straddled(scorer, lefts, candidates, by_pair)
 
 
@@ -395,7 +425,7 @@ def _assert_gps_thresholds_straddled(
     candidates: list[ProfileRecord],
     by_pair: dict[tuple[int, int], dict[str, Any]],
 ) -> None:
-    """Pairs within a micrometre of 0.5 km and of 5 km fell on both sides, in Splink too."""
+    """Pairs within a micrometre of each distance threshold (5 km) fell on both sides, in Splink too."""
     gps = next(c for c in scorer.comparisons if c.name == "place")
     within = {
         level.level.km: level.comparison_vector_value for level in gps.levels if isinstance(level.level, WithinKm)
@@ -426,7 +456,7 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
     _, records, owners = trained
     lefts, candidates = _pairs(records, owners)
     odd = [
-        replace(lefts[0], unique_id=-1, ips=(), ip_prefixes=(), active_hours=(), active_days=(), homes=()),
+        replace(lefts[0], unique_id=-1, ips=(), ip_prefixes=(), active_hours=(), active_days=(), homes=(), places=()),
         replace(lefts[1], unique_id=-2, latitude=None),
         replace(lefts[2], unique_id=-3, top_ip=None, city=None, country=None, user_agent_family=None),
         replace(lefts[3], unique_id=-4, active_days=(-70, -5, 0, 63, 64, 20000)),
@@ -450,7 +480,7 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
     con.register("pairs", pa.Table.from_pylist(rows, schema=pair_schema))
     encoded_candidates = encode_profiles(candidates)
     checked = 0
-    for comparison in visitor_comparisons():
+    for comparison in visitor_comparisons(user_agent_tf=True):
         for position, raw in enumerate(comparison["comparison_levels"]):
             if raw["sql_condition"] == "ELSE":
                 continue
@@ -463,4 +493,4 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
             assert numpy_says.tolist() == sql_says, level.sql()
             assert 0 < sum(sql_says) < len(sql_says), level.sql()  # neither always nor never
             checked += 1
-    assert checked == sum(len(c["comparison_levels"]) - 1 for c in visitor_comparisons())
+    assert checked == sum(len(c["comparison_levels"]) - 1 for c in visitor_comparisons(user_agent_tf=True))

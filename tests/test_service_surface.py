@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,14 @@ def test_demo_tells_its_story_against_a_running_server(server: ThreadServer) -> 
     assert "shared: follows the last login" in result.stdout
     assert "replayed, nothing changed" in result.stdout
     assert "keyed hash" in result.stdout
+    # The probabilistic chapter: a Safari cookie's successor joins the person softly, and the
+    # Explain waterfall (prior first) sums to the link's match weight.
+    assert "(probabilistic, p = 0." in result.stdout
+    total = re.search(r"soft link, match weight ([+-][0-9.]+)", result.stdout)
+    assert total is not None
+    steps = re.findall(r"^    (prior|place|user_agent|active_days) +([+-][0-9.]+)$", result.stdout, re.MULTILINE)
+    assert steps and steps[0][0] == "prior" and len(steps) >= 3
+    assert abs(sum(float(w) for _, w in steps) - float(total.group(1))) < 0.05
 
 
 def test_demo_says_when_no_server_is_there() -> None:

@@ -163,7 +163,10 @@ def test_a_soft_linked_cookie_that_logs_into_another_account_moves(server: Threa
 
 
 def test_soft_links_and_their_evidence_survive_a_restart(tmp_path: Path) -> None:
-    first = ThreadServer(tmp_path / "data", model_threshold=THRESHOLD)
+    # What is tested is that links and evidence come back, not how strong the model is: a
+    # lower threshold keeps the tablet's link clear of the model's margin on one home address.
+    threshold = 0.3
+    first = ThreadServer(tmp_path / "data", model_threshold=threshold)
     try:
         _background(first)
         _home_life(first, "laptop-4", "phone-4", "81.20.30.43")
@@ -173,7 +176,7 @@ def test_soft_links_and_their_evidence_survive_a_restart(tmp_path: Path) -> None
         first.stop()
     assert before[0] == before[1]
 
-    second = ThreadServer(tmp_path / "data", model_threshold=THRESHOLD)
+    second = ThreadServer(tmp_path / "data", model_threshold=threshold)
     try:
         assert [r.person_id for r in _resolve(second, ("cookie", "laptop-4"), ("device", "phone-4"))] == before
         again = second.stub.Explain(pb.ExplainRequest(a=ident("cookie", "laptop-4"), b=ident("device", "phone-4")))

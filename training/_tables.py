@@ -39,5 +39,7 @@ PROFILE_SCHEMA = pa.schema(
         ("agent_first_seen", pa.int64()),
         ("agent_last_seen", pa.int64()),
         ("homes", pa.list_(pa.string())),
+        ("places", pa.list_(pa.string())),
+        ("tf_user_agent", pa.float64()),
     ]
 )

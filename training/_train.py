@@ -91,6 +91,14 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
             linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs)
     model_path = config.out_dir / MODEL_FILE
     linker.misc.save_model_to_json(str(model_path), overwrite=True)
+    positives = count_positive_pairs(train_labels) if config.m_estimation == "labels" else None
+    smoothed = smooth_unobserved(model_path, positives, config.u_max_pairs)
+    if smoothed:
+        progress(f"levels no training pair fell on, given half a pair: {', '.join(smoothed)}")
+        # The report's charts come from this linker: it reads the file as written.
+        linker = Linker(
+            db.register(table, dataset_display_name="train_smoothed"), str(model_path), log_level=logging.WARNING
+        )
     version = model_version(json.loads(model_path.read_text()))
     progress(f"trained in {time.monotonic() - started:.1f} s; model {version} written to {model_path}")
 
@@ -131,6 +139,33 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
         report_dir = write_report(config.out_dir / "report", linker, test_linker, metrics)
         progress(f"report: {report_dir / 'index.html'}")
     return TrainedModel(model_path, metrics_path, report_dir, evaluation, version)
+
+
+def smooth_unobserved(model_path: Path, positives: int | None, random_pairs: float) -> list[str]:
+    """Give every non-null level that training never saw an estimate of half a pair, rewriting
+    the model file: m of 0.5 / (positives + 1) where no labelled pair fell on it (`positives`
+    the labelled true pairs; None: m came from EM, left alone), u of 0.5 / (random_pairs + 1)
+    where no random pair did. The levels so changed, as "comparison: label (m|u)".
+
+    Splink leaves such a number out of the file and scores the level with a made-up default
+    (and warns at every predict); half a pair is the additive-smoothing estimate of a rare
+    event, and says what training did see: the level is rare among matches (or non-matches)."""
+    model = json.loads(model_path.read_text(encoding="utf-8"))
+    estimates = {"u_probability": 0.5 / (random_pairs + 1)}
+    if positives is not None:
+        estimates["m_probability"] = 0.5 / (positives + 1)
+    changed = []
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            for key, estimate in estimates.items():
+                if not isinstance(level.get(key), int | float):
+                    level[key] = estimate
+                    changed.append(f"{comparison['output_column_name']}: {level.get('label_for_charts')} ({key[0]})")
+    if changed:
+        model_path.write_text(json.dumps(model, indent=4) + "\n", encoding="utf-8")
+    return changed
 
 
 def _held_out(label: str, config: TrainConfig) -> bool:

@@ -31,39 +31,56 @@ DEFAULT_PROBABILITY_TWO_RANDOM_RECORDS_MATCH = 1e-4
 # adjustment log2(u_exact / tf) is capped instead of growing without bound for one-off addresses.
 TOP_IP_TF_MINIMUM_U = 1e-5
 
+# A user-agent string sent by fewer than 1 in 10,000 profiles counts as that rare, no rarer.
+USER_AGENT_TF_MINIMUM_U = 1e-4
+
 # Safari (ITP) keeps a cookie set by script for seven days: its next cookie begins at least
 # that long after the last one began.
 COOKIE_LIFETIME_SECONDS = 7 * 86_400
 
 
-def visitor_comparisons() -> list[dict[str, Any]]:
+def visitor_comparisons(user_agent_tf: bool = False) -> list[dict[str, Any]]:
     """The visitor model's comparisons as Splink comparison dicts, in model order.
 
-    - `place`: no IPs / two or more shared IPs (home and office, or an old and a new home) /
-      same top IP (term-frequency adjusted: a home IP is strong evidence, an office NAT or
-      carrier CGNAT address almost none) / the same home (`linkage.visitor._homes`: a rarely shared
-      address both settled on, or another address of that household: its ISP reassigned it) /
-      any shared IP / GPS centroids within 0.5 km / a
-      shared /24 (/48) / within 5 km / same city / same country / else. One comparison, not
-      three: a shared home address, a GPS centroid at that home and its city are the same
-      evidence (one household) seen three ways, and Fellegi-Sunter would add their weights as
-      if independent — which is what linked family members at high probability.
+    - `place`: no IPs / the same home and another shared place (a person's devices go where
+      the person goes; a household's members go to different places) / two or more shared
+      places without a shared home / two or more shared IPs (kept: on simulated traffic
+      dropping it cost recall) / same top IP (term-frequency adjusted: a home IP is strong
+      evidence, an office NAT or carrier CGNAT address almost none) / the same home
+      (`linkage.visitor._homes`: a rarely shared address both settled on, or another address
+      of that household: its ISP reassigned it) / any shared IP / a shared /24 (/48) / GPS
+      centroids within 5 km / same city / same country / else. Places are distinct: two
+      addresses of one home are one place, so an ISP's reassignment is not a second place.
+      "Home and another place" is one level, estimated as one, because Fellegi-Sunter would
+      otherwise add a home's and an office's weights as if independent, or ignore the second.
+      One comparison, not three: a shared home address, a GPS centroid at that home and its
+      city are the same evidence (one household) seen three ways.
     - `user_agent`: no device kind / the same full user-agent string, one in use after the
       other ended and begun 7+ days after it (a browser's cookies in turn: Safari drops them
       after 7 days) / the same string, one after the other / the same string in use at the
       same time (two devices alike: a family's phones) / same os+browser+kind / same device
       kind / else. Time and string are one comparison because only together do they tell one
-      browser from two: Fellegi-Sunter multiplies comparisons as if independent.
+      browser from two: Fellegi-Sunter multiplies comparisons as if independent. With
+      `user_agent_tf`, the two "in turn" levels are term-frequency adjusted on the full
+      string: a rare Android build string in turn says more than the commonest iPhone string.
+      Off in the bundled model: on simulated traffic it cost held-out recall (see
+      docs/visitor-model.md). Two devices with the same string at the same time are never
+      adjusted: a family owns alike devices.
     - `active_days`: none / 3+ shared days / 1+ shared day / else.
 
     Hours of activity are in the profile but not compared: trained on simulated traffic they
     told a person's devices from the household's no better than chance (m ≈ u at every level).
     """
+    agent_tf = _AGENT_TF if user_agent_tf else None
     return [
         comparison_settings(
             "place",
             [
                 LevelPlan(NullLevel(("ips",))),
+                LevelPlan(
+                    Both(ListOverlap("homes", 1), ListOverlap("places", 2)), label="same home and another shared place"
+                ),
+                LevelPlan(ListOverlap("places", 2), label="2+ shared places"),
                 LevelPlan(ListOverlap("ips", 2), label="2+ shared IPs"),
                 LevelPlan(
                     ExactMatch("top_ip"),
@@ -71,7 +88,6 @@ def visitor_comparisons() -> list[dict[str, Any]]:
                 ),
                 LevelPlan(ListOverlap("homes", 1), label="same home"),
                 LevelPlan(ListOverlap("ips", 1), label="shared IP"),
-                LevelPlan(WithinKm("latitude", "longitude", 0.5)),
                 LevelPlan(ListOverlap("ip_prefixes", 1), label="shared IP prefix"),
                 LevelPlan(WithinKm("latitude", "longitude", 5.0)),
                 LevelPlan(ExactMatch("city")),
@@ -87,9 +103,12 @@ def visitor_comparisons() -> list[dict[str, Any]]:
                 LevelPlan(
                     Both(ExactMatch("user_agent"), Successive(*_AGENT_SPAN, COOKIE_LIFETIME_SECONDS)),
                     label="same user agent, in turn, 7+ days apart",
+                    term_frequency=agent_tf,
                 ),
                 LevelPlan(
-                    Both(ExactMatch("user_agent"), Successive(*_AGENT_SPAN, 0)), label="same user agent, in turn"
+                    Both(ExactMatch("user_agent"), Successive(*_AGENT_SPAN, 0)),
+                    label="same user agent, in turn",
+                    term_frequency=agent_tf,
                 ),
                 LevelPlan(ExactMatch("user_agent"), label="same user agent at the same time"),
                 LevelPlan(ExactMatch("user_agent_family")),
@@ -112,6 +131,7 @@ def visitor_comparisons() -> list[dict[str, Any]]:
 
 
 _AGENT_SPAN = ("agent_first_seen", "agent_last_seen")
+_AGENT_TF = TermFrequency("user_agent", weight=1.0, minimum_u=USER_AGENT_TF_MINIMUM_U)
 
 
 def prediction_blocking_rules() -> list[dict[str, Any]]:
@@ -139,6 +159,7 @@ def training_blocking_rules() -> list[str]:
 
 def visitor_settings(
     probability_two_random_records_match: float = DEFAULT_PROBABILITY_TWO_RANDOM_RECORDS_MATCH,
+    user_agent_tf: bool = False,
 ) -> dict[str, Any]:
     """Settings for `splink.Linker` over `ProfileRecord.as_row()` rows: dedupe of one table of
     profiles keyed by `unique_id`, the visitor comparisons, prediction blocking rules, and the
@@ -151,7 +172,7 @@ def visitor_settings(
         "link_type": "dedupe_only",
         "unique_id_column_name": "unique_id",
         "probability_two_random_records_match": probability_two_random_records_match,
-        "comparisons": visitor_comparisons(),
+        "comparisons": visitor_comparisons(user_agent_tf),
         "blocking_rules_to_generate_predictions": prediction_blocking_rules(),
         "retain_matching_columns": True,
         "retain_intermediate_calculation_columns": True,

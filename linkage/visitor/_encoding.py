@@ -19,7 +19,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from ._profile import MAX_DAYS, MAX_HOMES, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
+from ._profile import MAX_DAYS, MAX_HOMES, MAX_HOURS, MAX_IPS, MAX_PLACES, MAX_PREFIXES, ProfileRecord
 
 BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.int64]
@@ -56,6 +56,8 @@ COLUMNS: Final[Mapping[str, ColumnType]] = {
     "agent_first_seen": ColumnType.INSTANT,
     "agent_last_seen": ColumnType.INSTANT,
     "homes": ColumnType.STRING_LIST,
+    "places": ColumnType.STRING_LIST,
+    "tf_user_agent": ColumnType.TERM_FREQUENCY,
 }
 LIST_WIDTHS: Final[Mapping[str, int]] = {
     "ips": MAX_IPS,
@@ -63,6 +65,7 @@ LIST_WIDTHS: Final[Mapping[str, int]] = {
     "active_hours": MAX_HOURS,
     "active_days": MAX_DAYS,
     "homes": MAX_HOMES,
+    "places": MAX_PLACES,
 }
 # (latitude, longitude) pairs: distances are measured between points, not single columns.
 POINTS: Final[tuple[tuple[str, str], ...]] = (("latitude", "longitude"),)

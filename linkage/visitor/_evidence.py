@@ -15,8 +15,8 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from .._types import Context
-from ._homes import HOME_MAX_VISITORS, homes_of_history
-from ._profile import MAX_DAYS, MAX_HOMES, MAX_HOURS, MAX_IPS, MAX_PREFIXES, ProfileRecord
+from ._homes import HOME_MAX_VISITORS, PLACE_MAX_VISITORS, homes_of_history
+from ._profile import MAX_DAYS, MAX_HOMES, MAX_HOURS, MAX_IPS, MAX_PLACES, MAX_PREFIXES, ProfileRecord
 from ._user_agents import parse_user_agent
 
 _DAY = 86_400
@@ -126,10 +126,14 @@ class Evidence:
         unique_id: int,
         share_of: Callable[[str], float | None] | None = None,
         home_of: Callable[[str], str | None] | None = None,
+        place_of: Callable[[str], str | None] | None = None,
+        agent_share: Callable[[str], float | None] | None = None,
     ) -> ProfileRecord:
         """The profile as the model compares it; `share_of` gives an address's term frequency
         (the top address's is compared), `home_of` the home of a settled address (None: not a
-        home, see `linkage._homes`)."""
+        home, see `linkage.visitor._homes`), `place_of` the place id of an address this visitor
+        returns to that is not a home (None: too many use it to say anything), `agent_share`
+        the term frequency of a user-agent string."""
         top_ip = _most_common(self.ips)
         place = _most_common(self.places)
         device = _most_common(self.devices)
@@ -153,11 +157,24 @@ class Evidence:
             agent_first_seen=agent[1][1] if agent else None,
             agent_last_seen=agent[1][2] if agent else None,
             homes=self._homes(home_of) if home_of is not None else None,
+            places=self._places(home_of, place_of) if home_of is not None and place_of is not None else None,
+            tf_user_agent=None if agent is None or agent_share is None else agent_share(agent[0]),
         )
 
     def _homes(self, home_of: Callable[[str], str | None]) -> tuple[str, ...] | None:
         homes = {home for ip in self.settled() if (home := home_of(ip)) is not None}
         return tuple(sorted(homes)[:MAX_HOMES]) or None
+
+    def _places(
+        self, home_of: Callable[[str], str | None], place_of: Callable[[str], str | None]
+    ) -> tuple[str, ...] | None:
+        # A place is an address the visitor came back to (a carrier's CGNAT address comes up on
+        # one day by chance); the addresses of one home are one place.
+        places = dict.fromkeys(self._homes(home_of) or ())
+        for ip in self.settled():
+            if home_of(ip) is None and (place := place_of(ip)) is not None:
+                places[place] = None
+        return tuple(sorted(list(places)[:MAX_PLACES])) or None
 
 
 @lru_cache(maxsize=1 << 16)
@@ -200,13 +217,23 @@ def _top(counter: Counter[str], n: int) -> tuple[str, ...] | None:
 
 def ip_shares(evidence: Iterable[Evidence]) -> dict[str, float]:
     """Each address's term frequency: the share of components with evidence that used it."""
+    return _shares(e.ips.keys() for e in evidence)
+
+
+def agent_shares(evidence: Iterable[Evidence]) -> dict[str, float]:
+    """Each user-agent string's term frequency: the share of components with evidence that sent it."""
+    return _shares(e.agents.keys() for e in evidence)
+
+
+def _shares(values_of_each: Iterable[Iterable[str]]) -> dict[str, float]:
     users: Counter[str] = Counter()
     total = 0
-    for e in evidence:
-        if e.ips:
+    for values in values_of_each:
+        kept = list(values)
+        if kept:
             total += 1
-            users.update(e.ips.keys())
-    return {ip: n / total for ip, n in users.items()} if total else {}
+            users.update(kept)
+    return {value: n / total for value, n in users.items()} if total else {}
 
 
 def history_records(evidence: Sequence[Evidence]) -> list[tuple[int, ProfileRecord]]:
@@ -218,9 +245,21 @@ def history_records(evidence: Sequence[Evidence]) -> list[tuple[int, ProfileReco
         users.update(e.ips.keys())
     shares = ip_shares(evidence)
     homes = homes_of_history((e.settled() for e in evidence), users)
+    agents = agent_shares(evidence)
 
     def home_of(ip: str) -> str | None:
         return homes.home(ip) if users[ip] <= HOME_MAX_VISITORS else None
 
+    def place_of(ip: str) -> str | None:
+        return place_id(ip) if users[ip] <= PLACE_MAX_VISITORS else None
+
     kept = [i for i, e in enumerate(evidence) if not e.empty]
-    return [(i, evidence[i].record(uid, share_of=shares.get, home_of=home_of)) for uid, i in enumerate(kept, 1)]
+    return [
+        (i, evidence[i].record(uid, share_of=shares.get, home_of=home_of, place_of=place_of, agent_share=agents.get))
+        for uid, i in enumerate(kept, 1)
+    ]
+
+
+def place_id(ip: str) -> str:
+    """The place id of an address that is not a home: the address itself, marked as a place."""
+    return f"@{ip}"

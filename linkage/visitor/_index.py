@@ -6,8 +6,8 @@ from itertools import islice
 from typing import TypeVar
 
 from .._types import Context
-from ._evidence import Evidence, ip_prefix
-from ._homes import HOME_MAX_VISITORS, Homes
+from ._evidence import Evidence, ip_prefix, place_id
+from ._homes import HOME_MAX_VISITORS, PLACE_MAX_VISITORS, Homes
 from ._profile import ProfileRecord
 
 K = TypeVar("K")
@@ -29,6 +29,7 @@ class VisitorIndex:
         self._evidence: dict[int, Evidence] = {}
         self._by_ip: dict[str, set[int]] = {}
         self._by_network: dict[tuple[str, str], set[int]] = {}
+        self._by_agent: dict[str, set[int]] = {}  # for user-agent term frequencies, not blocking
         self._components_with_ips = 0
         self.homes = Homes()
 
@@ -55,6 +56,8 @@ class VisitorIndex:
         had_ips = bool(evidence.ips)
         new_ip = bool(context.ip) and context.ip not in evidence.ips
         settled = evidence.observe(timestamp, context)
+        if context.user_agent:
+            self._by_agent.setdefault(context.user_agent, set()).add(component)
         if context.ip:
             if not had_ips:
                 self._components_with_ips += 1
@@ -73,7 +76,7 @@ class VisitorIndex:
             return
         if lost.ips:
             self._components_with_ips -= 1
-        for bucket in self._buckets_of(lost):
+        for bucket in self._buckets_of(lost) + [self._by_agent[a] for a in lost.agents if a in self._by_agent]:
             bucket.discard(loser)
             bucket.add(winner)
         kept = self._evidence.get(winner)
@@ -96,6 +99,7 @@ class VisitorIndex:
         for ip in _discard_everywhere(self._by_ip, component):
             self.homes.discard(ip)  # nobody left who used it: no trace of it stays
         _discard_everywhere(self._by_network, component)
+        _discard_everywhere(self._by_agent, component)
 
     def candidates(self, component: int, limit: int) -> list[int]:
         """Other components sharing an address, a home, or a network and city, most used first."""
@@ -116,13 +120,24 @@ class VisitorIndex:
         evidence = self._evidence.get(component)
         if evidence is None or evidence.empty:
             return None
-        return evidence.record(component, share_of=self._share, home_of=self._home)
+        return evidence.record(
+            component, share_of=self._share, home_of=self._home, place_of=self._place, agent_share=self._agent_share
+        )
 
     def _rare(self, ip: str) -> bool:
         return len(self._by_ip.get(ip, ())) <= HOME_MAX_VISITORS
 
     def _home(self, ip: str) -> str | None:
         return self.homes.home(ip) if self._rare(ip) else None
+
+    def _place(self, ip: str) -> str | None:
+        return place_id(ip) if len(self._by_ip.get(ip, ())) <= PLACE_MAX_VISITORS else None
+
+    def _agent_share(self, agent: str) -> float:
+        """A user-agent string's term frequency: the share of components that sent it."""
+        users = len(self._by_agent.get(agent, ()))
+        population = self._tf_population or len(self._evidence)
+        return min(max(users, 1) / max(population, 1), 1.0)
 
     def _share(self, ip: str) -> float:
         """An address's term frequency: the share of components that used it."""

@@ -16,6 +16,7 @@ MAX_PREFIXES = 8
 MAX_HOURS = 6
 MAX_DAYS = 30
 MAX_HOMES = 4
+MAX_PLACES = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,14 @@ class ProfileRecord:
     # one household's addresses over time, so a browser back on a reassigned home address
     # still shares something with its old cookie.
     homes: tuple[str, ...] | None = None
+    # Opaque ids of the places this component returns to (addresses it used on two or more
+    # days): its homes, and each other address few enough visitors use to say something (an
+    # office, a gym, a parent's home). Two addresses of one home are one place, so "2+ shared
+    # places" counts distinct places, not a household's reassigned addresses.
+    places: tuple[str, ...] | None = None
+    # The share of components that sent `user_agent`: a rare Android build string weighs more
+    # than the commonest iPhone string (Splink's term-frequency adjustment on the string).
+    tf_user_agent: float | None = None
 
     def as_row(self) -> dict[str, Any]:
         """The record as Splink takes it: a dict of plain values, lists for the tuples."""

@@ -7,6 +7,7 @@ or Firefox browser updates once in a while (the string changes, its family does 
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable
@@ -20,7 +21,7 @@ class Form(Enum):
     PHONE = "phone"
     TABLET = "tablet"
     COMPUTER = "computer"
-    WORK = "work"  # a work computer: only ever used at the office
+    WORK = "work"  # a work computer: at the office, and at home on home-office days if a laptop
 
 
 @dataclass(slots=True, eq=False)
@@ -117,7 +118,11 @@ _CHROME = (134, 135, 136)
 _CHROME_WEIGHTS = (15, 35, 50)
 _FIREFOX = (137, 138)
 _MAC_SAFARI = ((18, 5), (18, 4), (17, 6))
-_ANDROID_PHONES = ("SM-S921B", "SM-A556B", "Pixel 8", "Pixel 7a", "2312DRA50G", "CPH2581")
+# Android phones: a few best sellers and a long tail of models, by popularity (Zipf-like), as
+# in real traffic, where the model in an app's or Samsung Internet's user agent is often rare.
+_ANDROID_BEST_SELLERS = ("SM-A556B", "SM-S921B", "Pixel 8", "SM-A356B", "2312DRA50G", "Pixel 7a", "CPH2581")
+_ANDROID_SERIES = ("SM-A", "SM-M", "SM-G", "SM-S", "moto g", "RMX", "CPH", "V2", "M2", "XQ-", "Nokia G", "TECNO ")
+_ANDROID_TAIL = 600
 _ANDROID_TABLETS = ("SM-X210", "SM-X710", "Lenovo TB-X606F")
 _APP_VERSIONS = ("5.12.0", "5.13.1", "5.14.0")
 _MAC = "Macintosh; Intel Mac OS X 10_15_7"  # frozen by every macOS browser since 2020
@@ -192,11 +197,28 @@ class Clients:
         self._start = start
         self._span = span
         self._gps_share = gps_share
+        tail = sorted(
+            {
+                f"{rng.choice(_ANDROID_SERIES)}{rng.randrange(100, 999)}{rng.choice('ABFGNU')}"
+                for _ in range(_ANDROID_TAIL)
+            }
+        )
+        rng.shuffle(tail)
+        self._android_models = (*_ANDROID_BEST_SELLERS, *tail)
+        popularity = (1.0 / (k + 1) ** 0.9 for k in range(len(self._android_models)))
+        self._android_weights = list(itertools.accumulate(popularity))
 
     def handset(self, ios: bool) -> Handset:
         """A phone: an iPhone on one iOS version, or an Android model on one Android version."""
         rng = self._rng
-        return Handset(ios, self._ios(), rng.choice((13, 14, 15)), rng.choice(_ANDROID_PHONES))
+        model = rng.choices(self._android_models, cum_weights=self._android_weights)[0]
+        return Handset(ios, self._ios(), rng.choice((13, 14, 15)), model)
+
+    def same_handset(self, phone: Handset) -> Handset:
+        """Another phone of the same model (families often buy the same), on the same OS major."""
+        rng = self._rng
+        ios_version = phone.ios_version if rng.random() < 0.7 else self._ios()
+        return Handset(phone.ios, ios_version, phone.android, phone.model)
 
     def phone_app(self, phone: Handset) -> Client:
         rng = self._rng
@@ -233,10 +255,11 @@ class Clients:
         return self._client(Form.PHONE, uas)
 
     def computer(self, work: bool = False) -> Client:
-        """A personal computer (a laptop three times in five) or an office desktop."""
+        """A personal computer (a laptop three times in five) or a work computer (a laptop
+        seven times in ten: it goes home on home-office days)."""
         rng = self._rng
         form = Form.WORK if work else Form.COMPUTER
-        portable = not work and rng.random() < 0.6
+        portable = rng.random() < (0.7 if work else 0.6)
         roll = rng.random()
         if work or roll < 0.62:
             browser = rng.random()

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from linkage import Identifier
 
 from ._config import DAY, SimulationConfig
-from ._devices import Client, Clients, Form, Identities
+from ._devices import Client, Clients, Form, Handset, Identities
 from ._world import Carrier, HomeIsp, Site, World
 
 _MAX_SESSIONS_PER_DAY = 8.0
@@ -23,12 +23,21 @@ _ACTIVITY_SPREAD = 1.0  # sigma of the log of a person's session rate
 # Cities whose employers include the large offices, biggest first.
 _LARGE_OFFICE_CITIES = 3
 _HAUNTS = 2  # regular public-wifi places per person (a draw may repeat: then one)
+# Private places a person goes back to (a parent's or a friend's home), whose wifi their
+# devices know: one a household visits together, some of a person's own.
+_FAMILY_PLACE_SHARE = 0.35  # households with a place they visit (grandparents)
+_FAMILY_PLACE_VISITORS = 0.5  # members of such a household who go there
+_OWN_PLACE_SHARE = 0.4  # persons with a private place of their own
+_TRIP_SHARE = 0.25  # persons who travel in the window, for 2-4 days, to a hotel in another city
+_TRIP_COMPANY = 0.5  # household members who come along
+_SAME_PHONE_SHARE = 0.4  # phones of the same model as one already in the household
 
 
 class Place(IntEnum):
     HOME = 0
     OFFICE = 1
     OUT = 2
+    REMOTE = 3  # working from home: the home's address, the work laptop in use
 
 
 @dataclass(slots=True, eq=False)
@@ -41,6 +50,7 @@ class Household:
     members: list[Person] = field(default_factory=list)
     ip_since: list[float] = field(default_factory=list)  # when each home address took over
     ips: list[str] = field(default_factory=list)
+    place: Site | None = None  # another home the family visits
 
     def ip_at(self, t: float) -> str:
         return self.ips[bisect.bisect_right(self.ip_since, t) - 1]
@@ -71,9 +81,21 @@ class Person:
     clients: list[Client] = field(default_factory=list)
     # Public wifi the person goes to again and again (a cafe, the station on the way to work).
     haunts: tuple[Site, ...] = ()
+    # Every place the person goes back to: the haunts and any private places.
+    regulars: tuple[Site, ...] = ()
+    trip: Trip | None = None
     # Per place: the clients used there and their cumulative weights; web clients for clicks.
     choices: dict[Place, tuple[list[Client], list[float]]] = field(default_factory=dict)
     web_choices: dict[Place, tuple[list[Client], list[float]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """Days away: from the first local day, for `days` days, at a hotel with shared wifi."""
+
+    first_day: int
+    days: int
+    hotel: Site
 
 
 @dataclass(slots=True)
@@ -94,9 +116,10 @@ def build(config: SimulationConfig) -> Model:
     households, persons = _households(config, world, rng)
     offices = _offices(config, world, persons, rng)
     _routines(persons, rng)
+    handsets: dict[int, Handset] = {}  # the first phone bought in each household
     for person in persons:
         _accounts(config, person, identities, rng)
-        _devices(config, person, clients, rng)
+        _devices(config, person, clients, handsets, rng)
     for household in households:
         if len(household.members) >= 2 and rng.random() < config.family_tablet_share:
             tablet = clients.tablet(app=rng.random() < 0.6)
@@ -109,7 +132,39 @@ def build(config: SimulationConfig) -> Model:
     for person in persons:
         sites, weights = hotspots[person.household.city]
         person.haunts = tuple(rng.choices(sites, cum_weights=weights, k=_HAUNTS))
+    _regulars(config, world, households, hotspots, rng)
     return Model(world, households, persons, offices, hotspots)
+
+
+def _regulars(
+    config: SimulationConfig,
+    world: World,
+    households: list[Household],
+    hotspots: dict[int, tuple[list[Site], list[float]]],
+    rng: random.Random,
+) -> None:
+    """Private places and trips: a family's visits together, a person's own, time away."""
+    cities = sorted(hotspots)
+    days = max(1, config.days)
+    for household in households:
+        if rng.random() < _FAMILY_PLACE_SHARE:
+            household.place = world.private_site(household.city)
+        trip: Trip | None = None
+        for person in household.members:
+            places = list(dict.fromkeys(person.haunts))
+            if household.place is not None and rng.random() < _FAMILY_PLACE_VISITORS:
+                places.append(household.place)
+            if rng.random() < _OWN_PLACE_SHARE:
+                places.append(world.private_site(household.city))
+            person.regulars = tuple(places)
+            if trip is not None and rng.random() < _TRIP_COMPANY:
+                person.trip = trip
+            elif rng.random() < _TRIP_SHARE and len(cities) > 1:
+                away = rng.choice([c for c in cities if c != household.city])
+                sites, weights = hotspots[away]
+                length = rng.randint(2, 4)
+                hotel = rng.choices(sites, cum_weights=weights)[0]
+                person.trip = trip = Trip(rng.randrange(max(1, days - length)), length, hotel)
 
 
 def _households(config: SimulationConfig, world: World, rng: random.Random) -> tuple[list[Household], list[Person]]:
@@ -246,12 +301,18 @@ def _accounts(config: SimulationConfig, person: Person, identities: Identities, 
         person.email = identities.email()
 
 
-def _devices(config: SimulationConfig, person: Person, clients: Clients, rng: random.Random) -> None:
+def _devices(
+    config: SimulationConfig, person: Person, clients: Clients, handsets: dict[int, Handset], rng: random.Random
+) -> None:
     own: list[Client] = []
     if rng.random() < config.phone_share:
-        ios = rng.random() < 0.35
+        family = handsets.get(person.household.id)
+        if family is not None and rng.random() < _SAME_PHONE_SHARE:
+            phone = clients.same_handset(family)  # the household's members own similar phones
+        else:
+            phone = clients.handset(rng.random() < 0.35)
+            handsets.setdefault(person.household.id, phone)
         app = rng.random() < config.app_share
-        phone = clients.handset(ios)  # app and browser run on this one phone
         if app:
             own.append(clients.phone_app(phone))
         if not app or rng.random() < 0.7:
@@ -273,6 +334,7 @@ def _choices(person: Person, rng: random.Random) -> None:
     in_app = rng.uniform(0.4, 0.9)
     has_work = any(c.form is Form.WORK for c in person.clients)
     phones = [c for c in person.clients if c.form is Form.PHONE]
+    work_laptop = any(c.form is Form.WORK and c.portable for c in person.clients)
     weights: dict[Place, list[tuple[Client, float]]] = {place: [] for place in Place}
     for client in person.clients:
         share = 1.0
@@ -281,15 +343,21 @@ def _choices(person: Person, rng: random.Random) -> None:
         if client.form is Form.PHONE:
             weights[Place.HOME].append((client, phone * share))
             weights[Place.OFFICE].append((client, 0.7 * phone * share))
+            weights[Place.REMOTE].append((client, 0.7 * phone * share))
             weights[Place.OUT].append((client, phone * share))
         elif client.form is Form.TABLET:
             weights[Place.HOME].append((client, tablet))
+            weights[Place.REMOTE].append((client, 0.3 * tablet))
         elif client.form is Form.WORK:
             weights[Place.OFFICE].append((client, 3.0 * computer + 0.3))
+            if client.portable:
+                weights[Place.REMOTE].append((client, 3.0 * computer + 0.3))
         else:
             weights[Place.HOME].append((client, computer))
+            weights[Place.REMOTE].append((client, 0.3 * computer if work_laptop else computer))
             if client.portable:
-                weights[Place.OUT].append((client, 0.1 * computer))
+                # A laptop goes along now and then: to a cafe, a friend's, on a trip.
+                weights[Place.OUT].append((client, 0.35 * computer))
                 if not has_work:
                     weights[Place.OFFICE].append((client, computer))
     for place, options in weights.items():

@@ -31,13 +31,15 @@ from ._world import Site
 _HOURS = range(24)
 _MAX_PAGES = 40
 _WEEKEND_ACTIVITY = 1.15
-_PHONE_ON_CELLULAR = {Place.HOME: 0.2, Place.OFFICE: 0.35, Place.OUT: 0.25}  # otherwise on the place's wifi
+# Otherwise on the place's wifi.
+_PHONE_ON_CELLULAR = {Place.HOME: 0.2, Place.OFFICE: 0.35, Place.OUT: 0.25, Place.REMOTE: 0.2}
 # A day's outings (errands, a cafe, friends): how many on average, how long, and how often the
 # person goes to one of their regular public-wifi places rather than another one.
 _OUTINGS_PER_DAY = {False: 1.5, True: 2.2}  # weekday, weekend
 _OUTING_HOURS = (0.5, 3.5)
 _OUT_FROM, _OUT_UNTIL = 7.0, 22.0  # local hours: at home outside them
 _HAUNT_SHARE = 0.8
+_REGULAR_SHARE = 0.45  # outings to one of the person's regular places, whose wifi devices know
 _GPS_NOISE = 0.0004  # degrees, about 40 m
 _ROAMING = 0.03  # degrees: how far from home a person is when out, about 3 km
 
@@ -197,17 +199,23 @@ class _Traffic:
         """Where the person is at local hour `local` of `day`: one timeline per person and day,
         so that every session (and every device) of theirs at that hour is at the same place."""
         rng = self._rng
+        trip = person.trip
+        if trip is not None and trip.first_day <= day < trip.first_day + trip.days:
+            hotel = trip.hotel
+            return Place.OUT, _Outing(0.0, 24.0, hotel, (hotel.latitude, hotel.longitude))
         if person.office is not None and not weekend:
             key = (person.id, day)
             at_office = self._office_days.get(key)
             if at_office is None:
                 at_office = self._office_days[key] = rng.random() >= self._config.home_office_share
-            if at_office:
-                begin, end = person.work_hours
+            begin, end = person.work_hours
+            if not at_office:
                 if begin <= local < end:
-                    return Place.OFFICE, None
-                if begin - 1 <= local < begin or end <= local < end + 1:
-                    return Place.OUT, None  # commuting
+                    return Place.REMOTE, None
+            elif begin <= local < end:
+                return Place.OFFICE, None
+            elif begin - 1 <= local < begin or end <= local < end + 1:
+                return Place.OUT, None  # commuting
         for outing in self._day_out(person, day, weekend):
             if outing.begin <= local < outing.end:
                 return Place.OUT, outing
@@ -234,7 +242,10 @@ class _Traffic:
             hours = rng.uniform(*_OUTING_HOURS)
             begin = rng.uniform(_OUT_FROM, _OUT_UNTIL - hours)
             site: Site | None = None
-            if rng.random() < with_wifi:
+            if person.regulars and rng.random() < _REGULAR_SHARE:
+                site = rng.choice(person.regulars)
+                spot = (site.latitude, site.longitude)
+            elif rng.random() < with_wifi:
                 if rng.random() < _HAUNT_SHARE and person.haunts:
                     site = rng.choice(person.haunts)
                 else:

@@ -85,7 +85,7 @@ class Carrier:
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """A fixed place with its own address: an office NAT or a public hotspot."""
+    """A fixed place with its own address: an office NAT, a public hotspot or another home."""
 
     city: int
     ip: str
@@ -159,6 +159,12 @@ class World:
         ip = self._fresh(lambda: f"{a}.{b}.{self._rng.randrange(256)}.{self._rng.randrange(1, 255)}")
         self.geo[ip] = self.place(country, self.cities[city].name)
         latitude, longitude = self.near(city, 6.0)
+        return Site(city, ip, latitude, longitude)
+
+    def private_site(self, city: int) -> Site:
+        """Someone else's home in `city` (a parent's, a friend's): a residential address."""
+        ip = self.home_ip(self.pick_isp(self.cities[city].country), city)
+        latitude, longitude = self.near(city, 9.0)
         return Site(city, ip, latitude, longitude)
 
     def near(self, city: int, km: float) -> tuple[float, float]:
