@@ -16,6 +16,12 @@ from server import ConfigError, load_server_config, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return _run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `idstitch` argument parser: every subcommand and option (the docs test reads it)."""
     parser = argparse.ArgumentParser(prog="idstitch", description="Identity resolution and stitching service.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -84,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         default="labels",
         help="estimate m from the devices of training logins (default) or by EM over blocking passes",
     )
+    return parser
 
-    args = parser.parse_args(argv)
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
