@@ -57,11 +57,19 @@ from _harness import (
 from splink import DuckDBAPI, Linker
 
 from linkage import BUNDLED_MODEL, Signal
-from linkage.modelling import EncodedProfiles, Evidence, ProfileRecord, VisitorScorer, encode_profiles, history_records
+from linkage.modelling import (
+    EncodedProfiles,
+    Evidence,
+    ProfileRecord,
+    VisitorScorer,
+    encode_profiles,
+    history_records,
+    parse_user_agent,
+)
 from linkage.visitor import VisitorModel
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
-from training._simulate import SimulatedSignal, SimulationConfig, simulate
+from training._simulate import SimulatedSignal, SimulationConfig, population, simulate
 
 RESULTS_FILE = RESULTS_DIR / "visitor-latest.json"
 
@@ -521,12 +529,67 @@ class Accuracy:
     naive_ip: PairScores
     idstitch: PairScores
     soft_links: SoftLinkCheck
+    household_deterministic: PairScores  # a pair is right when both identifiers are of one household
+    household_idstitch: PairScores
+    by_kind: dict[str, KindRecall]
 
 
-def accuracy(signals: Sequence[SimulatedSignal], truth: Truth, run: ServerRun) -> Accuracy:
+@dataclass(frozen=True, slots=True)
+class KindRecall:
+    """True pairs of one kind (of one person's browser and app identifiers), and how many of
+    them each method placed together."""
+
+    true_pairs: int
+    deterministic: int
+    idstitch: int
+
+
+PAIR_KINDS = ("successive cookies of one browser", "app and web of one phone", "two devices")
+
+
+def pair_kind(a: IdentifierKey, b: IdentifierKey, agent_of: dict[IdentifierKey, str]) -> str:
+    """What a true pair of identifiers is, from what they sent: one browser's cookies send one
+    user-agent string; a phone's app and browser name one OS and kind; anything else is two devices."""
+    ua, ub = agent_of[a], agent_of[b]
+    if a[0] == b[0] == "cookie" and ua == ub:
+        return PAIR_KINDS[0]
+    if {a[0], b[0]} == {"cookie", "device"}:
+        (fa, ka), (fb, kb) = parse_user_agent(ua), parse_user_agent(ub)
+        if ka == kb == "phone" and fa.split("/")[0] == fb.split("/")[0]:
+            return PAIR_KINDS[1]
+    return PAIR_KINDS[2]
+
+
+def kind_recalls(
+    signals: Iterable[SimulatedSignal], truth: Truth, deterministic: Sequence[Hashable], default: Sequence[Hashable]
+) -> dict[str, KindRecall]:
+    agents: dict[IdentifierKey, Counter[str]] = {}
+    for item in signals:
+        for identifier in item.signal.identifiers:
+            if identifier.namespace in ("cookie", "device") and item.signal.context.user_agent:
+                key = (identifier.namespace, identifier.value)
+                agents.setdefault(key, Counter())[item.signal.context.user_agent] += 1
+    agent_of = {key: counts.most_common(1)[0][0] for key, counts in agents.items()}
+    by_person: dict[int, list[int]] = {}
+    for i, key in enumerate(truth.identifiers):
+        if key in agent_of:
+            by_person.setdefault(truth.person[i], []).append(i)
+    tally = {kind: [0, 0, 0] for kind in PAIR_KINDS}
+    for members in by_person.values():
+        for x, i in enumerate(members):
+            for j in members[x + 1 :]:
+                counts = tally[pair_kind(truth.identifiers[i], truth.identifiers[j], agent_of)]
+                counts[0] += 1
+                counts[1] += deterministic[i] == deterministic[j]
+                counts[2] += default[i] == default[j]
+    return {kind: KindRecall(*counts) for kind, counts in tally.items()}
+
+
+def accuracy(signals: Sequence[SimulatedSignal], truth: Truth, run: ServerRun, household_of: Sequence[int]) -> Accuracy:
     if truth.identifiers != run.keys:
         raise RuntimeError("the identifiers resolved are not those of the signals replayed")
     index = {key: i for i, key in enumerate(truth.identifiers)}
+    households = [household_of[p] for p in truth.person]
     return Accuracy(
         identifiers=len(truth.identifiers),
         namespaces=dict(Counter(ns for ns, _ in truth.identifiers)),
@@ -536,6 +599,9 @@ def accuracy(signals: Sequence[SimulatedSignal], truth: Truth, run: ServerRun) -
         naive_ip=pair_scores(naive_same_ip(signals, index), truth.person),
         idstitch=pair_scores(labels(run.default), truth.person),
         soft_links=check_soft_links(truth, run.deterministic, run.default),
+        household_deterministic=pair_scores(labels(run.deterministic), households),
+        household_idstitch=pair_scores(labels(run.default), households),
+        by_kind=kind_recalls(signals, truth, labels(run.deterministic), labels(run.default)),
     )
 
 
@@ -725,6 +791,9 @@ def summarise(
             "deterministic_only": scores.deterministic.as_dict(),
             "naive_same_ip": scores.naive_ip.as_dict(),
             "idstitch": scores.idstitch.as_dict(),
+            "household_deterministic_only": scores.household_deterministic.as_dict(),
+            "household_idstitch": scores.household_idstitch.as_dict(),
+            "by_kind": {kind: asdict(k) for kind, k in scores.by_kind.items()},
             "precision_goal": PRECISION_GOAL,
             "recall_gain_goal": RECALL_GAIN_GOAL,
         },
@@ -842,6 +911,20 @@ def accuracy_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"≥ +{RECALL_GAIN_GOAL}",
             verdict(gain >= RECALL_GAIN_GOAL),
         ),
+        *(
+            (
+                f"Recall, {kind}",
+                f"{k['deterministic'] / k['true_pairs']:.3f} → {k['idstitch'] / k['true_pairs']:.3f} "
+                f"({k['true_pairs']:,} true pairs)"
+                if k["true_pairs"]
+                else "no such pairs",
+                "",
+                "",
+            )
+            for kind, k in a["by_kind"].items()
+        ),
+        ("Household level: deterministic only", prf(a["household_deterministic_only"]), "", ""),
+        ("Household level: idstitch", prf(a["household_idstitch"]), "", ""),
     ]
 
 
@@ -961,7 +1044,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings: dict[str, float] = {}
     began = time.perf_counter()
     progress(f"simulating {config.persons:,} persons over {config.days} days ...")
-    signals = simulate(SimulationConfig(persons=config.persons, days=config.days, seed=config.seed))
+    simulation = SimulationConfig(persons=config.persons, days=config.days, seed=config.seed)
+    signals = simulate(simulation)
+    household_of = {p: h for h, members in enumerate(population(simulation).households) for p in members}
     timings["simulate"] = time.perf_counter() - began
     mark = time.perf_counter()
     requests = ingest_requests(signals, config.batch_size)
@@ -975,7 +1060,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mark = time.perf_counter()
     replayed = [s for n, ok in enumerate(run.replay.acknowledged) if ok for s in signals_of_batch(signals, n, config)]
     truth = ground_truth(replayed)
-    scores = accuracy(replayed, truth, run)
+    scores = accuracy(replayed, truth, run, [household_of[p] for p in range(len(household_of))])
     timings["accuracy"] = time.perf_counter() - mark
     progress("timing the online scorer ...")
     mark = time.perf_counter()

@@ -36,6 +36,7 @@ from .visitor._encoding import EncodedProfiles, encode_profiles
 from .visitor._evidence import Evidence, history_records, ip_prefix
 from .visitor._profile import ProfileRecord
 from .visitor._scorer import VisitorScorer
+from .visitor._user_agents import parse_user_agent
 
 __all__ = [
     "ATTRIBUTE_COLUMNS",
@@ -64,6 +65,7 @@ __all__ = [
     "model_version",
     "normalise_document_id",
     "normalise_text",
+    "parse_user_agent",
     "person_shares",
     "split_key",
 ]
