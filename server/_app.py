@@ -18,8 +18,8 @@ import linkage
 
 from ._config import Settings
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
-from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 from ._servicer import IdentityServicer
+from ._wire import service_handler
 
 log = logging.getLogger("idstitch.server")
 
@@ -63,7 +63,7 @@ async def start(settings: Settings) -> RunningServer:
             ("grpc.so_reuseport", 0),
         ]
     )
-    pb_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(stitcher), server)
+    server.add_generic_rpc_handlers([service_handler(IdentityServicer(stitcher))])
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]

@@ -116,3 +116,41 @@ def test_deadline_is_honoured_and_the_server_keeps_serving(server: ThreadServer)
     health = health_pb2_grpc.HealthStub(server.channel)
     assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
     assert server.stub.Ingest(batch(signal(("cookie", "after")))).results[0].person_id
+
+
+_NOT_A_MESSAGE = b"\x0a\xff\xff\xff\xff\x0f"  # field 1, length-delimited, a length past the end
+
+
+@pytest.mark.parametrize(
+    ("method", "shape"),
+    [
+        ("Resolve", "unary_unary"),
+        ("Ingest", "unary_unary"),
+        ("WatchChanges", "unary_stream"),
+        ("IngestStream", "stream_stream"),
+        ("SyncCrmRecords", "stream_unary"),
+    ],
+)
+def test_a_payload_that_does_not_decode_is_invalid_argument_and_leaves_no_trace(
+    server: ThreadServer, method: str, shape: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = f"/idstitch.v1.IdentityService/{method}"
+    call = getattr(server.channel, shape)(path)  # raw bytes both ways
+    if shape.startswith("stream"):
+        request: object = iter([_NOT_A_MESSAGE])
+    else:
+        request = _NOT_A_MESSAGE
+    with caplog.at_level("WARNING", logger="idstitch.server"):
+
+        def send() -> None:
+            answer = call(request, timeout=5)
+            if shape.endswith("stream"):
+                list(answer)
+
+        code, details = _status(send)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("request: not a valid idstitch.v1.")
+    assert "DecodeError" not in details and "google" not in details
+    assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info]
+    # Still serving, and nothing was written.
+    assert resolve(server.stub, ("cookie", "x")) == [""]
