@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 import linkage
 
-from ._config import Settings
+from ._config import Settings, make_private_dir
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
 from ._servicer import IdentityServicer
 from ._wire import service_handler
@@ -49,6 +50,11 @@ async def start(settings: Settings) -> RunningServer:
     cfg = settings.server
     model = _load_model(cfg.model_path, cfg.model_threshold)
     customer_model = _load_customer_model(cfg.customer_model_path, cfg.customer_model_threshold)
+    make_private_dir(cfg.data_dir)
+    # Everything the store writes (database, WAL, temporary files) is private to this user.
+    os.umask(0o077)
+    if cfg.database.exists():
+        cfg.database.chmod(0o600)
     store = linkage.DuckDBStore(cfg.database)
     stitcher = linkage.Stitcher(settings.linkage, store, model=model, customer_model=customer_model)
     await stitcher.start()

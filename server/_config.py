@@ -139,15 +139,33 @@ def _hash_secret(secret_file: str | None, data_dir: Path) -> bytes:
         return from_env.encode()
     path = Path(secret_file) if secret_file else data_dir / "hash-secret"
     if path.exists():
+        refuse_if_shared(path)
         secret = path.read_bytes().strip()
         if not secret:
             raise ConfigError(f"{path} is empty")
         return secret
     if secret_file:
         raise ConfigError(f"identity.hash_secret_file {path} does not exist")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(secrets.token_hex(32))
     log.warning("created a new hash secret in %s: back it up, stored hashes depend on it", path)
     return path.read_bytes().strip()
+
+
+def refuse_if_shared(path: Path) -> None:
+    """A secret others can read is no secret: refuse it, saying how to fix it."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(f"{path} is readable by others (mode {mode:04o}); make it private: chmod 600 {path}")
+
+
+def make_private_dir(path: Path) -> None:
+    """Create the data directory private to the service's user (0700), or make it so: it
+    holds personal data (the store) and the hash secret."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        path.chmod(0o700)
+        log.warning("made the data directory %s private (it was %04o)", path, mode)

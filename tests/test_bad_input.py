@@ -154,3 +154,12 @@ def test_a_payload_that_does_not_decode_is_invalid_argument_and_leaves_no_trace(
     assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info]
     # Still serving, and nothing was written.
     assert resolve(server.stub, ("cookie", "x")) == [""]
+
+
+def test_an_unknown_namespace_is_named_only_when_it_looks_like_a_name(server: ThreadServer) -> None:
+    huge = "x" * 20_000
+    code, details = _status(lambda: server.stub.Resolve(pb.ResolveRequest(identifiers=[ident(huge, "v")])))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details == "identifiers[0].namespace: unknown namespace (a value of 20000 characters)"
+    code, details = _status(lambda: server.stub.Resolve(pb.ResolveRequest(identifiers=[ident("cokie", "v")])))
+    assert details == "identifiers[0].namespace: unknown namespace 'cokie'"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from server import ConfigError, load_settings
 from tests._servers import REPO, ProcessServer, ThreadServer
 from tests._signals import batch, signal
 
@@ -112,3 +114,27 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(tmp_path: Path) -
         assert "cannot open" in second.stderr and "Traceback" not in second.stderr
     finally:
         owner.terminate()
+
+
+def test_the_data_directory_and_its_files_are_private_to_the_service_user(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)  # as an older version (or a careless umask) left it
+    running = ThreadServer(data)
+    try:
+        running.stub.Ingest(batch(signal(("cookie", "c-1"))))
+    finally:
+        running.stop()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for path in data.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path.name} is readable by others"
+
+
+def test_a_hash_secret_others_can_read_is_refused_with_the_fix(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    secret = data / "hash-secret"
+    secret.write_text("s" * 64)
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"readable by others \(mode 0644\); make it private: chmod 600"):
+        load_settings(None, data_dir=data)

@@ -70,7 +70,7 @@ class IdentifierPolicy:
         """Normalise and hash; None for a blocked value. Raises `InvalidArgument` naming `field`."""
         ns = self.namespace(identifier.namespace)
         if ns is None:
-            raise InvalidArgument(f"{field}.namespace", f"unknown namespace {identifier.namespace!r}")
+            raise InvalidArgument(f"{field}.namespace", f"unknown namespace {_shown(identifier.namespace)}")
         raw = identifier.value
         if len(raw) > self._config.max_value_length:
             raise InvalidArgument(f"{field}.value", f"longer than {self._config.max_value_length} characters")
@@ -134,3 +134,12 @@ def clash(a: Mapping[str, str], b: Mapping[str, str]) -> str | None:
         if other is not None and other != key:
             return namespace
     return None
+
+
+_SHOWABLE = re.compile(r"[a-z0-9_:-]{1,40}")
+
+
+def _shown(client_text: str) -> str:
+    """Client text as an error message may repeat it: a short name-like value, else only its
+    length (an error must not echo arbitrary input, nor overflow gRPC's status metadata)."""
+    return repr(client_text) if _SHOWABLE.fullmatch(client_text) else f"(a value of {len(client_text)} characters)"
