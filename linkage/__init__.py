@@ -9,7 +9,7 @@ links share), `visitor` and `customer` (the two models). Training's face is `lin
 """
 
 from ._config import DEFAULT_BLOCKED_VALUES, DEFAULT_NAMESPACES, LinkageConfig, NamespaceConfig
-from ._errors import InvalidArgument, LinkageError, ModelError, NotFound, Unavailable
+from ._errors import FellBehind, InvalidArgument, LinkageError, ModelError, NotFound, Unavailable
 from ._types import (
     Change,
     ChangeKind,
@@ -53,6 +53,7 @@ __all__ = [
     "DuckDBStore",
     "Erased",
     "Explanation",
+    "FellBehind",
     "Geo",
     "Identifier",
     "IdentifierPolicy",

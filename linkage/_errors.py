@@ -24,6 +24,14 @@ class Unavailable(LinkageError):
     """The core cannot take the request now (shutting down, store failed); retrying may help."""
 
 
+class FellBehind(LinkageError):
+    """A follower of the change feed fell too far behind it; it resumes from its cursor."""
+
+    def __init__(self, cursor: int, behind: int) -> None:
+        super().__init__(f"fell {behind} changes behind the change feed; resume with after_sequence={cursor}")
+        self.cursor = cursor
+
+
 class ModelError(LinkageError):
     """A model file a scorer cannot compile: SQL outside its catalogue, a column its records
     lack, numbers Splink would refuse. The message names the comparison and level."""

@@ -56,7 +56,9 @@ async def start(settings: Settings) -> RunningServer:
     if cfg.database.exists():
         cfg.database.chmod(0o600)
     store = linkage.DuckDBStore(cfg.database)
-    stitcher = linkage.Stitcher(settings.linkage, store, model=model, customer_model=customer_model)
+    stitcher = linkage.Stitcher(
+        settings.linkage, store, model=model, customer_model=customer_model, max_feed_lag=cfg.change_feed_max_lag
+    )
     await stitcher.start()
     # The graph is millions of long-lived objects: leave them out of every collection, and
     # collect less often, or the cyclic GC rescans them all the time (10-15 % of a bulk sync).

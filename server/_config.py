@@ -38,6 +38,9 @@ class ServerConfig:
     # The customer-record model for matching CRM records; None links them by exact keys only.
     customer_model_path: Path | None = linkage.BUNDLED_CUSTOMER_MODEL
     customer_model_threshold: float | None = None
+    # A WatchChanges follower that falls this many changes behind the head is cut off
+    # (ABORTED, with the cursor to resume from), so that a slow subscriber never holds ingest.
+    change_feed_max_lag: int = 100_000
 
     @property
     def database(self) -> Path:

@@ -15,6 +15,7 @@ _CODES: tuple[tuple[type[linkage.LinkageError], grpc.StatusCode], ...] = (
     (linkage.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (linkage.NotFound, grpc.StatusCode.NOT_FOUND),
     (linkage.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (linkage.FellBehind, grpc.StatusCode.ABORTED),
 )
 
 

@@ -10,6 +10,7 @@ import linkage
 
 from . import _convert as convert
 from ._errors import status_from_errors
+from ._feed import EncodedChanges
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
 from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
@@ -17,6 +18,7 @@ from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
     def __init__(self, stitcher: linkage.Stitcher) -> None:
         self._stitcher = stitcher
+        self._encoded = EncodedChanges()
 
     async def Ingest(self, request: pb.IngestRequest, context: grpc.aio.ServicerContext) -> pb.IngestResponse:
         async with status_from_errors(context, "Ingest"):
@@ -52,10 +54,10 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
 
     async def WatchChanges(
         self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.Change]:
+    ) -> AsyncIterator[bytes]:
         async with status_from_errors(context, "WatchChanges"):
             async for change in self._stitcher.changes(request.after_sequence, follow=not request.stop_at_end):
-                yield convert.change(change)
+                yield self._encoded.encode(change)  # serialized once for every subscriber
 
     async def Explain(self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext) -> pb.ExplainResponse:
         async with status_from_errors(context, "Explain"):

@@ -61,12 +61,16 @@ def service_handler(servicer: object) -> grpc.GenericRpcHandler:
     handlers = {}
     for method in SERVICE.methods:
         request_type = getattr(pb, method.input_type.name)
-        response_type = getattr(pb, method.output_type.name)
         behaviour = getattr(servicer, method.name)
         streams = (method.client_streaming, method.server_streaming)
         kind, wrapped = _wrap(behaviour, request_type, method.name, *streams)
-        handlers[method.name] = kind(wrapped, response_serializer=response_type.SerializeToString)
+        handlers[method.name] = kind(wrapped, response_serializer=_serialize)
     return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
+
+
+def _serialize(response: Message | bytes) -> bytes:
+    # A servicer may hand over a message already serialized (the change feed encodes once).
+    return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 def _wrap(

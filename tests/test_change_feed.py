@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import queue
+import re
 import threading
+from pathlib import Path
 
 import grpc
+import pytest
 
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from tests._servers import ThreadServer
@@ -56,3 +59,24 @@ def test_follow_streams_new_changes_live_then_resumes(server: ThreadServer) -> N
     assert second.kind == pb.CHANGE_KIND_IDENTIFIER_ADDED and second.identifier.value == "live-2"
     # A client that missed the live stream resumes from its last cursor and sees the same.
     assert _backlog(server, cursor)[:3] == [*first, second]
+
+
+def test_a_follower_that_falls_far_behind_is_cut_off_with_its_cursor_and_resumes(tmp_path: Path) -> None:
+    server = ThreadServer(tmp_path / "data", change_feed_max_lag=500)
+    try:
+        server.stub.Ingest(batch(signal(("cookie", "first"))))
+        follower = server.stub.WatchChanges(pb.WatchChangesRequest(after_sequence=0), timeout=60)
+        seen = [next(follower)]  # caught up: live from here, and then it stops reading
+        for n in range(25):
+            server.stub.Ingest(batch(*[signal(("cookie", f"c{n}-{k}")) for k in range(1000)]))
+        with pytest.raises(grpc.RpcError) as cut:
+            seen.extend(follower)
+        assert cut.value.code() == grpc.StatusCode.ABORTED
+        match = re.search(r"resume with after_sequence=(\d+)$", cut.value.details())
+        assert match is not None
+        cursor = int(match.group(1))
+        assert cursor == seen[-1].sequence  # every change up to the cursor was delivered
+        rest = _backlog(server, cursor)
+        assert [c.sequence for c in seen + rest] == list(range(1, rest[-1].sequence + 1))
+    finally:
+        server.stop()

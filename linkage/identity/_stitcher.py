@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._config import LinkageConfig
-from .._errors import InvalidArgument, LinkageError, NotFound, Unavailable
+from .._errors import FellBehind, InvalidArgument, LinkageError, NotFound, Unavailable
 from .._types import (
     Change,
     Decision,
@@ -45,6 +47,9 @@ from ._graph import IdentityGraph
 log = logging.getLogger("idstitch.linkage")
 
 _CHANGE_PAGE = 1000
+# Committed changes kept in memory for followers of the feed, so that a live subscriber never
+# queries the store and every subscriber reads the same objects (encoded once at the edge).
+_RECENT_CHANGES = 20_000
 # A large sync yields the event loop this often while it is applied, so reads go on meanwhile.
 _RECORDS_PER_SLICE = 2000
 
@@ -84,8 +89,13 @@ class Stitcher:
         clock: Callable[[], float] = time.time,
         model: VisitorModel | None = None,
         customer_model: CustomerModel | None = None,
+        max_feed_lag: int = 100_000,
     ) -> None:
+        if max_feed_lag < 1:
+            raise ValueError("max_feed_lag must be positive")
         self._config = config
+        self._max_feed_lag = max_feed_lag
+        self._recent: deque[Change] = deque(maxlen=_RECENT_CHANGES)
         self._store = store
         self._model = model
         self._customer_model = customer_model
@@ -220,6 +230,10 @@ class Stitcher:
                 if not job.done.done():
                     job.done.set_exception(Unavailable("the store could not commit; nothing was written"))
             return
+        if batch.erasures:
+            self._recent.clear()  # the store's copies lose the erased identifiers; these would not
+        elif batch.changes:
+            self._recent.extend(batch.changes)
         if batch.changes:
             self._last_committed = batch.changes[-1].sequence
             self._wake_watchers()
@@ -376,8 +390,13 @@ class Stitcher:
         if after_sequence < 0:
             raise InvalidArgument("after_sequence", "must not be negative")
         cursor = after_sequence
+        live = False  # caught up once: from then on, falling far behind ends the watch
         while True:
-            page = await asyncio.to_thread(self._store.changes_after, cursor, _CHANGE_PAGE)
+            if live and self._last_committed - cursor > self._max_feed_lag:
+                raise FellBehind(cursor, self._last_committed - cursor)
+            page = self._recent_after(cursor)
+            if page is None:
+                page = await asyncio.to_thread(self._store.changes_after, cursor, _CHANGE_PAGE)
             for change in page:
                 yield change
                 cursor = change.sequence
@@ -385,8 +404,20 @@ class Stitcher:
                 continue
             if not follow or self._watches_ended:
                 return
+            live = True
             while self._last_committed <= cursor and not self._watches_ended:
                 await self._committed.wait()
+
+    def _recent_after(self, cursor: int) -> list[Change] | None:
+        """Up to a page of the changes after `cursor` from memory; None if they are not all
+        there (the store has them)."""
+        recent = self._recent
+        if not recent or cursor >= self._last_committed:
+            return None if not recent else []
+        start = cursor + 1 - recent[0].sequence  # sequences are gap-free
+        if start < 0 or recent[-1].sequence != self._last_committed:
+            return None
+        return list(itertools.islice(recent, start, start + _CHANGE_PAGE))
 
     def _wake_watchers(self) -> None:
         self._committed.set()

@@ -1,0 +1,30 @@
+"""The change feed's messages, encoded once for all subscribers."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import linkage
+
+from . import _convert as convert
+
+_KEPT = 20_000
+
+
+class EncodedChanges:
+    """Serialized `Change` messages by sequence. Followers of the feed read the same change
+    objects from the core's window, so each is converted and serialized once; a change read
+    again from the store (after an erasure rewrote it) is another object and encoded anew."""
+
+    def __init__(self) -> None:
+        self._by_sequence: OrderedDict[int, tuple[linkage.Change, bytes]] = OrderedDict()
+
+    def encode(self, change: linkage.Change) -> bytes:
+        held = self._by_sequence.get(change.sequence)
+        if held is not None and held[0] is change:
+            return held[1]
+        encoded: bytes = convert.change(change).SerializeToString()
+        self._by_sequence[change.sequence] = (change, encoded)
+        if len(self._by_sequence) > _KEPT:
+            self._by_sequence.popitem(last=False)
+        return encoded
