@@ -71,7 +71,11 @@ async def start(settings: Settings) -> RunningServer:
             ("grpc.so_reuseport", 0),
         ]
     )
-    server.add_generic_rpc_handlers([service_handler(IdentityServicer(stitcher))])
+    prechecks = {
+        "Ingest": lambda request: stitcher.check_batch_count(len(request.signals)),
+        "Resolve": lambda request: stitcher.check_resolve_count(len(request.identifiers)),
+    }
+    server.add_generic_rpc_handlers([service_handler(IdentityServicer(stitcher), prechecks)])
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]

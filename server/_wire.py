@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -56,14 +56,21 @@ async def _decoded(raw: AsyncIterator[bytes], request_type: type[Message], metho
         yield _decode(item, request_type, method)
 
 
-def service_handler(servicer: object) -> grpc.GenericRpcHandler:
-    """IdentityService's handlers over `servicer`, with requests decoded here (see module)."""
+Precheck = Callable[[Any], None]  # raises linkage.InvalidArgument for a request refused by its size
+
+
+def service_handler(servicer: object, prechecks: Mapping[str, Precheck]) -> grpc.GenericRpcHandler:
+    """IdentityService's handlers over `servicer`, with requests decoded here (see module).
+
+    `prechecks[method]` runs on a unary request before the servicer: a request refused by its
+    size alone is dropped right there, so that nothing (no traceback frame, no conversion)
+    keeps its decoded message alive."""
     handlers = {}
     for method in SERVICE.methods:
         request_type = getattr(pb, method.input_type.name)
         behaviour = getattr(servicer, method.name)
         streams = (method.client_streaming, method.server_streaming)
-        kind, wrapped = _wrap(behaviour, request_type, method.name, *streams)
+        kind, wrapped = _wrap(behaviour, request_type, method.name, *streams, prechecks.get(method.name))
         handlers[method.name] = kind(wrapped, response_serializer=_serialize)
     return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
 
@@ -79,6 +86,7 @@ def _wrap(
     name: str,
     client_streaming: bool,
     server_streaming: bool,
+    precheck: Precheck | None,
 ) -> tuple[Callable[..., grpc.RpcMethodHandler], Callable[..., Any]]:
     # A stream's undecodable message surfaces inside the servicer's loop, where the error
     # mapping turns it into INVALID_ARGUMENT like any other bad input.
@@ -105,9 +113,24 @@ def _wrap(
         return grpc.unary_stream_rpc_method_handler, unary_stream
 
     async def unary_unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-        return await behaviour(await _request(raw, request_type, name, context), context)
+        request = await _request(raw, request_type, name, context)
+        refused = _refusal(precheck, request)
+        if refused is not None:
+            del request, raw
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, refused)
+        return await behaviour(request, context)
 
     return grpc.unary_unary_rpc_method_handler, unary_unary
+
+
+def _refusal(precheck: Precheck | None, request: Message) -> str | None:
+    if precheck is None:
+        return None
+    try:
+        precheck(request)
+    except linkage.InvalidArgument as error:
+        return str(error)
+    return None
 
 
 async def _request(raw: bytes, request_type: type[Message], name: str, context: grpc.aio.ServicerContext) -> Message:

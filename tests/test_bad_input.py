@@ -163,3 +163,14 @@ def test_an_unknown_namespace_is_named_only_when_it_looks_like_a_name(server: Th
     assert details == "identifiers[0].namespace: unknown namespace (a value of 20000 characters)"
     code, details = _status(lambda: server.stub.Resolve(pb.ResolveRequest(identifiers=[ident("cokie", "v")])))
     assert details == "identifiers[0].namespace: unknown namespace 'cokie'"
+
+
+def test_an_oversized_request_is_refused_by_its_count_before_any_conversion(server: ThreadServer) -> None:
+    resolve_call = server.channel.unary_unary("/idstitch.v1.IdentityService/Resolve")
+    code, details = _status(lambda: resolve_call(b"\x0a\x00" * 2_000_000, timeout=30))  # 2 M empty identifiers
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details == "identifiers: 2000000 identifiers; at most 10000 per call"
+    ingest_call = server.channel.unary_unary("/idstitch.v1.IdentityService/Ingest")
+    code, details = _status(lambda: ingest_call(b"\x0a\x00" * 1_500_000, timeout=30))  # 1.5 M empty signals
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("signals: 1500000 signals; a batch holds at most")

@@ -34,13 +34,16 @@ def prepare_batch(
     signals: Sequence[Signal], policy: IdentifierPolicy, config: LinkageConfig, now: float
 ) -> list[PreparedSignal]:
     """Validate and normalise a batch, or raise `InvalidArgument` for its first bad field."""
-    if not signals:
-        raise InvalidArgument("signals", "must hold at least one signal")
-    if len(signals) > config.max_signals_per_batch:
-        raise InvalidArgument(
-            "signals", f"{len(signals)} signals; a batch holds at most {config.max_signals_per_batch}"
-        )
+    check_batch_count(len(signals), config)
     return [prepare_signal(signal, policy, config, now, f"signals[{i}]") for i, signal in enumerate(signals)]
+
+
+def check_batch_count(count: int, config: LinkageConfig) -> None:
+    """Raise `InvalidArgument` for an empty or oversized batch: cheap, before any conversion."""
+    if not count:
+        raise InvalidArgument("signals", "must hold at least one signal")
+    if count > config.max_signals_per_batch:
+        raise InvalidArgument("signals", f"{count} signals; a batch holds at most {config.max_signals_per_batch}")
 
 
 def prepare_signal(

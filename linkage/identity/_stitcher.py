@@ -38,7 +38,7 @@ from ..customer._records import (
     prepare_customer_records,
 )
 from ..identifiers._namespaces import IdentifierPolicy, split_key
-from ..identifiers._signals import PreparedSignal, prepare_batch
+from ..identifiers._signals import PreparedSignal, check_batch_count, prepare_batch
 from ..store._protocol import Store
 from ..store._rows import Erasure
 from ..visitor._model import VisitorModel
@@ -288,6 +288,19 @@ class Stitcher:
 
     # -- reads ---------------------------------------------------------------------------
 
+    def check_batch_count(self, count: int) -> None:
+        """Refuse an empty or oversized Ingest batch by its count alone: the edge calls this
+        before converting anything, so a huge rejected request costs no memory."""
+        check_batch_count(count, self._config)
+
+    def check_resolve_count(self, count: int) -> None:
+        """Refuse an empty or oversized Resolve by its count alone (see `check_batch_count`)."""
+        if not count:
+            raise InvalidArgument("identifiers", "must hold at least one identifier")
+        limit = self._config.max_identifiers_per_resolve
+        if count > limit:
+            raise InvalidArgument("identifiers", f"{count} identifiers; at most {limit} per call")
+
     def resolve(
         self, identifiers: Sequence[Identifier], min_probability: float | None = None, deterministic_only: bool = False
     ) -> list[Resolution]:
@@ -298,11 +311,7 @@ class Stitcher:
         """
         if min_probability is not None and not 0.0 <= min_probability <= 1.0:
             raise InvalidArgument("min_probability", "must be between 0 and 1")
-        if not identifiers:
-            raise InvalidArgument("identifiers", "must hold at least one identifier")
-        limit = self._config.max_identifiers_per_resolve
-        if len(identifiers) > limit:
-            raise InvalidArgument("identifiers", f"{len(identifiers)} identifiers; at most {limit} per call")
+        self.check_resolve_count(len(identifiers))
         keys = [self._key(identifier, f"identifiers[{i}]") for i, identifier in enumerate(identifiers)]
         resolutions = []
         for identifier, key in zip(identifiers, keys, strict=True):
