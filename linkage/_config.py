@@ -73,6 +73,9 @@ class LinkageConfig:
     max_signals_per_batch: int = 1000
     max_identifiers_per_signal: int = 32
     max_identifiers_per_resolve: int = 10_000
+    # SyncCrmRecords: per message, and per stream (one stream is one transaction, held whole).
+    max_records_per_message: int = 50_000
+    max_records_per_sync: int = 2_000_000
     max_value_length: int = 256
     earliest_timestamp: float = 946_684_800.0  # 2000-01-01T00:00:00Z
     max_clock_skew_seconds: float = 86_400.0

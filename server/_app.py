@@ -74,6 +74,8 @@ async def start(settings: Settings) -> RunningServer:
     prechecks = {
         "Ingest": lambda request: stitcher.check_batch_count(len(request.signals)),
         "Resolve": lambda request: stitcher.check_resolve_count(len(request.identifiers)),
+        "IngestStream": lambda request: stitcher.check_batch_count(len(request.signals)),
+        "SyncCrmRecords": lambda request: stitcher.check_sync_chunk(len(request.records), 0),
     }
     server.add_generic_rpc_handlers([service_handler(IdentityServicer(stitcher), prechecks)])
     health = health_aio.HealthServicer()

@@ -59,6 +59,8 @@ _LINKAGE_KEYS = {
     "max_signals_per_batch",
     "max_identifiers_per_signal",
     "max_identifiers_per_resolve",
+    "max_records_per_message",
+    "max_records_per_sync",
     "max_value_length",
     "max_clock_skew_seconds",
 }

@@ -72,7 +72,10 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self, request_iterator: AsyncIterator[pb.SyncCrmRecordsRequest], context: grpc.aio.ServicerContext
     ) -> pb.SyncCrmRecordsResponse:
         async with status_from_errors(context, "SyncCrmRecords"):
-            records = [convert.customer_record(r) async for request in request_iterator for r in request.records]
+            records: list[linkage.CustomerRecord] = []
+            async for request in request_iterator:
+                self._stitcher.check_sync_chunk(len(request.records), len(records))
+                records.extend(convert.customer_record(r) for r in request.records)
             summary = await self._stitcher.sync_customer_records(records)
             return convert.sync_response(summary)
 

@@ -51,9 +51,16 @@ def _decode(raw: bytes, request_type: type[Message], method: str) -> Message:
         raise linkage.InvalidArgument("request", f"not a valid {request_type.DESCRIPTOR.full_name} message") from None
 
 
-async def _decoded(raw: AsyncIterator[bytes], request_type: type[Message], method: str) -> AsyncIterator[Message]:
+async def _decoded(
+    raw: AsyncIterator[bytes], request_type: type[Message], method: str, precheck: Precheck | None
+) -> AsyncIterator[Message]:
     async for item in raw:
-        yield _decode(item, request_type, method)
+        message = _decode(item, request_type, method)
+        refused = _refusal(precheck, message)
+        if refused is not None:
+            del message, item  # nothing of a refused message outlives the refusal
+            raise refused
+        yield message
 
 
 Precheck = Callable[[Any], None]  # raises linkage.InvalidArgument for a request refused by its size
@@ -93,14 +100,14 @@ def _wrap(
     if client_streaming and server_streaming:
 
         async def stream_stream(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async for response in behaviour(_decoded(raw, request_type, name), context):
+            async for response in behaviour(_decoded(raw, request_type, name, precheck), context):
                 yield response
 
         return grpc.stream_stream_rpc_method_handler, stream_stream
     if client_streaming:
 
         async def stream_unary(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
-            return await behaviour(_decoded(raw, request_type, name), context)
+            return await behaviour(_decoded(raw, request_type, name, precheck), context)
 
         return grpc.stream_unary_rpc_method_handler, stream_unary
     if server_streaming:
@@ -117,19 +124,20 @@ def _wrap(
         refused = _refusal(precheck, request)
         if refused is not None:
             del request, raw
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, refused)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(refused))
         return await behaviour(request, context)
 
     return grpc.unary_unary_rpc_method_handler, unary_unary
 
 
-def _refusal(precheck: Precheck | None, request: Message) -> str | None:
+def _refusal(precheck: Precheck | None, request: Message) -> linkage.InvalidArgument | None:
     if precheck is None:
         return None
     try:
         precheck(request)
     except linkage.InvalidArgument as error:
-        return str(error)
+        # Without its traceback the error holds no frame, and so not the refused message.
+        return error.with_traceback(None)
     return None
 
 

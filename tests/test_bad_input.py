@@ -6,6 +6,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+import linkage
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from tests._servers import ThreadServer
 from tests._signals import batch, ident, resolve, signal
@@ -174,3 +175,16 @@ def test_an_oversized_request_is_refused_by_its_count_before_any_conversion(serv
     code, details = _status(lambda: ingest_call(b"\x0a\x00" * 1_500_000, timeout=30))  # 1.5 M empty signals
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details.startswith("signals: 1500000 signals; a batch holds at most")
+
+
+def test_customer_records_are_capped_per_message_and_per_stream(server: ThreadServer) -> None:
+    sync = server.channel.stream_unary("/idstitch.v1.IdentityService/SyncCrmRecords")
+    code, details = _status(lambda: sync(iter([b"\x0a\x00" * 60_000]), timeout=30))  # 60,000 empty records
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details == "records: 60000 records in one message; at most 50000"
+
+    config = linkage.LinkageConfig(hash_secret=b"s" * 32, max_records_per_sync=10)
+    stitcher = linkage.Stitcher(config, linkage.MemoryStore())
+    stitcher.check_sync_chunk(6, 4)  # exactly at the cap
+    with pytest.raises(linkage.InvalidArgument, match="more than 10 records in one stream"):
+        stitcher.check_sync_chunk(6, 5)

@@ -293,6 +293,17 @@ class Stitcher:
         before converting anything, so a huge rejected request costs no memory."""
         check_batch_count(count, self._config)
 
+    def check_sync_chunk(self, count: int, so_far: int) -> None:
+        """Refuse a SyncCrmRecords message by its record count, or a stream that has grown
+        past the per-stream cap, before converting its records."""
+        per_message, per_sync = self._config.max_records_per_message, self._config.max_records_per_sync
+        if count > per_message:
+            raise InvalidArgument("records", f"{count} records in one message; at most {per_message}")
+        if so_far + count > per_sync:
+            raise InvalidArgument(
+                "records", f"more than {per_sync} records in one stream; split the file or raise max_records_per_sync"
+            )
+
     def check_resolve_count(self, count: int) -> None:
         """Refuse an empty or oversized Resolve by its count alone (see `check_batch_count`)."""
         if not count:
