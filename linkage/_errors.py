@@ -29,7 +29,6 @@ class FellBehind(LinkageError):
 
     def __init__(self, cursor: int, behind: int) -> None:
         super().__init__(f"fell {behind} changes behind the change feed; resume with after_sequence={cursor}")
-        self.cursor = cursor
 
 
 class ModelError(LinkageError):

@@ -30,7 +30,6 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> AsyncIterator[pb.IngestResponse]:
         async with status_from_errors(context, "IngestStream"):
             async for request in request_iterator:
-                self._stitcher.check_batch_count(len(request.signals))
                 results = await self._stitcher.ingest(convert.signals(request))
                 yield convert.ingest_response(results)
 

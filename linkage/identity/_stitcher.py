@@ -432,12 +432,10 @@ class Stitcher:
         """Up to a page of the changes after `cursor` from memory; None if they are not all
         there (the store has them)."""
         recent = self._recent
-        if not recent or cursor >= self._last_committed:
-            return None if not recent else []
-        start = cursor + 1 - recent[0].sequence  # sequences are gap-free
-        if start < 0 or recent[-1].sequence != self._last_committed:
+        if not recent or recent[-1].sequence != self._last_committed:
             return None
-        return list(itertools.islice(recent, start, start + _CHANGE_PAGE))
+        start = cursor + 1 - recent[0].sequence  # sequences are gap-free
+        return None if start < 0 else list(itertools.islice(recent, start, start + _CHANGE_PAGE))
 
     def _wake_watchers(self) -> None:
         self._committed.set()

@@ -139,6 +139,7 @@ class Evidence:
         device = _most_common(self.devices)
         agent = min(self.agents.items(), key=lambda item: (-item[1][0], item[0])) if self.agents else None
         active = [h for h in heapq.nlargest(MAX_HOURS, range(24), key=lambda h: (self.hours[h], -h)) if self.hours[h]]
+        homes = self._homes(home_of) if home_of is not None else None
         return ProfileRecord(
             unique_id=unique_id,
             top_ip=top_ip,
@@ -156,8 +157,8 @@ class Evidence:
             user_agent=agent[0] if agent else None,
             agent_first_seen=agent[1][1] if agent else None,
             agent_last_seen=agent[1][2] if agent else None,
-            homes=self._homes(home_of) if home_of is not None else None,
-            places=self._places(home_of, place_of) if home_of is not None and place_of is not None else None,
+            homes=homes,
+            places=self._places(homes, home_of, place_of) if home_of is not None and place_of is not None else None,
             tf_user_agent=None if agent is None or agent_share is None else agent_share(agent[0]),
         )
 
@@ -166,11 +167,14 @@ class Evidence:
         return tuple(sorted(homes)[:MAX_HOMES]) or None
 
     def _places(
-        self, home_of: Callable[[str], str | None], place_of: Callable[[str], str | None]
+        self,
+        homes: tuple[str, ...] | None,
+        home_of: Callable[[str], str | None],
+        place_of: Callable[[str], str | None],
     ) -> tuple[str, ...] | None:
         # A place is an address the visitor came back to (a carrier's CGNAT address comes up on
         # one day by chance); the addresses of one home are one place.
-        places = dict.fromkeys(self._homes(home_of) or ())
+        places = dict.fromkeys(homes or ())
         for ip in self.settled():
             if home_of(ip) is None and (place := place_of(ip)) is not None:
                 places[place] = None

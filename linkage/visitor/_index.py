@@ -22,8 +22,12 @@ class VisitorIndex:
     term frequency makes it weak evidence anyway.
     """
 
-    def __init__(self, bucket_limit: int = 200, tf_population: int | None = None) -> None:
+    def __init__(
+        self, bucket_limit: int = 200, tf_population: int | None = None, agent_frequencies: bool = True
+    ) -> None:
         self._bucket_limit = bucket_limit
+        # Who sent each user-agent string is kept only for a model that weighs the string's rarity.
+        self._agent_frequencies = agent_frequencies
         # None: a term frequency is a share of this index's own components.
         self._tf_population = tf_population
         self._evidence: dict[int, Evidence] = {}
@@ -56,7 +60,7 @@ class VisitorIndex:
         had_ips = bool(evidence.ips)
         new_ip = bool(context.ip) and context.ip not in evidence.ips
         settled = evidence.observe(timestamp, context)
-        if context.user_agent:
+        if context.user_agent and self._agent_frequencies:
             self._by_agent.setdefault(context.user_agent, set()).add(component)
         if context.ip:
             if not had_ips:
@@ -121,7 +125,11 @@ class VisitorIndex:
         if evidence is None or evidence.empty:
             return None
         return evidence.record(
-            component, share_of=self._share, home_of=self._home, place_of=self._place, agent_share=self._agent_share
+            component,
+            share_of=self._share,
+            home_of=self._home,
+            place_of=self._place,
+            agent_share=self._agent_share if self._agent_frequencies else None,
         )
 
     def _rare(self, ip: str) -> bool:

@@ -29,7 +29,10 @@ class SoftLinks:
 
     def __init__(self, model: VisitorModel | None, candidate_limit: int = 300) -> None:
         self.model = model
-        self.index = VisitorIndex(tf_population=model.tf_population if model is not None else None)
+        self.index = VisitorIndex(
+            tf_population=model.tf_population if model is not None else None,
+            agent_frequencies=model is not None and "user_agent" in model.scorer.term_frequency_columns,
+        )
         self._candidate_limit = candidate_limit
         self._links: dict[int, SoftLink] = {}
         self._members: dict[int, set[int]] = {}

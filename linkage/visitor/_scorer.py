@@ -237,6 +237,11 @@ class VisitorScorer:
     # -- scoring ----------------------------------------------------------------------------
 
     @property
+    def term_frequency_columns(self) -> frozenset[str]:
+        """The record columns this model adjusts by term frequency (`top_ip`, `user_agent`)."""
+        return frozenset(name.removeprefix("tf_") for _, _, name, *_ in self._tf_steps)
+
+    @property
     def comparison_names(self) -> tuple[str, ...]:
         """Comparison names in model order: the columns of `Scores.comparison_weights`."""
         return tuple(c.name for c in self.comparisons)
