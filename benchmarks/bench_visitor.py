@@ -295,6 +295,7 @@ class Resolved:
 
     person: list[str] = field(default_factory=list)
     decision: list[int] = field(default_factory=list)
+    household: list[str] = field(default_factory=list)  # "" when in no household
     shared: int = 0
     not_found: int = 0
     seconds: float = 0.0
@@ -322,10 +323,12 @@ async def resolve_all(
             out.errors[exc.code().name] += 1
             out.person += [""] * len(chunk)
             out.decision += [pb.DECISION_UNSPECIFIED] * len(chunk)
+            out.household += [""] * len(chunk)
             continue
         for r in response.resolutions:
             out.person.append(r.person_id if r.found else "")
             out.decision.append(r.decision)
+            out.household.append(r.household_id)
             out.shared += r.shared
             out.not_found += not r.found
     out.seconds = time.perf_counter() - began
@@ -442,6 +445,11 @@ def labels(resolved: Resolved) -> list[Hashable]:
     return [person if person else ("unresolved", i) for i, person in enumerate(resolved.person)]
 
 
+def household_labels(resolved: Resolved) -> list[Hashable]:
+    """The household id where the answer has one, else the person id (see `labels`)."""
+    return [h if h else person for h, person in zip(resolved.household, labels(resolved), strict=True)]
+
+
 class UnionFind:
     def __init__(self, size: int) -> None:
         self._parent = list(range(size))
@@ -531,6 +539,9 @@ class Accuracy:
     soft_links: SoftLinkCheck
     household_deterministic: PairScores  # a pair is right when both identifiers are of one household
     household_idstitch: PairScores
+    # Households as an answer: an identifier with a household id is placed by it, others by person.
+    household_answers: PairScores
+    household_linked: int  # identifiers whose answer carries a household id
     by_kind: dict[str, KindRecall]
 
 
@@ -601,6 +612,8 @@ def accuracy(signals: Sequence[SimulatedSignal], truth: Truth, run: ServerRun, h
         soft_links=check_soft_links(truth, run.deterministic, run.default),
         household_deterministic=pair_scores(labels(run.deterministic), households),
         household_idstitch=pair_scores(labels(run.default), households),
+        household_answers=pair_scores(household_labels(run.default), households),
+        household_linked=sum(1 for h in run.default.household if h),
         by_kind=kind_recalls(signals, truth, labels(run.deterministic), labels(run.default)),
     )
 
@@ -793,6 +806,8 @@ def summarise(
             "idstitch": scores.idstitch.as_dict(),
             "household_deterministic_only": scores.household_deterministic.as_dict(),
             "household_idstitch": scores.household_idstitch.as_dict(),
+            "household_answers": scores.household_answers.as_dict(),
+            "household_linked_identifiers": scores.household_linked,
             "by_kind": {kind: asdict(k) for kind, k in scores.by_kind.items()},
             "precision_goal": PRECISION_GOAL,
             "recall_gain_goal": RECALL_GAIN_GOAL,
@@ -925,6 +940,12 @@ def accuracy_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ),
         ("Household level: deterministic only", prf(a["household_deterministic_only"]), "", ""),
         ("Household level: idstitch", prf(a["household_idstitch"]), "", ""),
+        (
+            "Household level: idstitch with household answers",
+            f"{prf(a['household_answers'])} ({a['household_linked_identifiers']:,} identifiers with a household id)",
+            "",
+            "",
+        ),
     ]
 
 

@@ -92,6 +92,9 @@ class Resolution:
     decision: Decision | None = None
     shared: bool = False
     probability: float = 0.0  # of the soft link, for DECISION.PROBABILISTIC
+    # The household the identifier belongs to, if any, and how likely it is one of its persons'.
+    household_id: int | None = None
+    household_probability: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,16 @@ class PersonView:
     soft_links: tuple[tuple[int, float, str], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class HouseholdView:
+    """A household: persons the visitor model could not tell apart on some visitor, and the
+    visitors linked to the household, each (its own person, probability, model version)."""
+
+    household_id: int
+    persons: tuple[PersonView, ...]
+    visitors: tuple[tuple[PersonView, float, str], ...]
+
+
 class ChangeKind(enum.Enum):
     PERSON_CREATED = "person_created"
     IDENTIFIER_ADDED = "identifier_added"
@@ -136,6 +149,8 @@ class ChangeKind(enum.Enum):
     SOFT_LINKED = "soft_linked"
     SOFT_UNLINKED = "soft_unlinked"
     PERSON_ERASED = "person_erased"
+    HOUSEHOLD_LINKED = "household_linked"
+    HOUSEHOLD_UNLINKED = "household_unlinked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +166,9 @@ class Change:
     value: str = ""
     event_id: str = ""
     detail: str = ""
-    probability: float = 0.0  # of a soft link made or dropped
+    probability: float = 0.0  # of a soft link (or household link) made
+    household_id: int | None = None  # of a household link made or dropped
+    household_persons: tuple[int, ...] = ()  # the household's persons after the change
 
 
 class LinkKind(enum.Enum):

@@ -12,6 +12,7 @@ import linkage
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
 
 _PERSON_ID = re.compile(r"^p_([1-9][0-9]{0,17})$")
+_HOUSEHOLD_ID = re.compile(r"^[hp]_([1-9][0-9]{0,17})$")
 
 _DECISIONS = {
     linkage.Decision.NEW: pb.DECISION_NEW,
@@ -29,6 +30,8 @@ _CHANGE_KINDS = {
     linkage.ChangeKind.SOFT_LINKED: pb.CHANGE_KIND_SOFT_LINKED,
     linkage.ChangeKind.SOFT_UNLINKED: pb.CHANGE_KIND_SOFT_UNLINKED,
     linkage.ChangeKind.PERSON_ERASED: pb.CHANGE_KIND_PERSON_ERASED,
+    linkage.ChangeKind.HOUSEHOLD_LINKED: pb.CHANGE_KIND_HOUSEHOLD_LINKED,
+    linkage.ChangeKind.HOUSEHOLD_UNLINKED: pb.CHANGE_KIND_HOUSEHOLD_UNLINKED,
 }
 _LINK_KINDS = {linkage.LinkKind.HARD: pb.LINK_KIND_HARD, linkage.LinkKind.SOFT: pb.LINK_KIND_SOFT}
 
@@ -41,6 +44,18 @@ def parse_person_id(text: str, field: str = "person_id") -> int:
     match = _PERSON_ID.match(text)
     if match is None:
         raise linkage.InvalidArgument(field, "not a person id (p_<number>)")
+    return int(match.group(1))
+
+
+def format_household_id(household_id: int) -> str:
+    return f"h_{household_id}"
+
+
+def parse_household_id(text: str, field: str = "household_id") -> int:
+    """A household id, or the id of one of its persons (which finds the same household)."""
+    match = _HOUSEHOLD_ID.match(text)
+    if match is None:
+        raise linkage.InvalidArgument(field, "not a household id (h_<number>) or person id (p_<number>)")
     return int(match.group(1))
 
 
@@ -164,6 +179,9 @@ def resolve_response(resolutions: Sequence[linkage.Resolution]) -> pb.ResolveRes
             item.probability = r.probability
             if r.decision is not None:
                 item.decision = _DECISIONS[r.decision]
+            if r.household_id is not None:
+                item.household_id = format_household_id(r.household_id)
+                item.household_probability = r.household_probability
     return out
 
 
@@ -206,7 +224,23 @@ def change(c: linkage.Change) -> pb.Change:
     if c.namespace:
         message.identifier.namespace = c.namespace
         message.identifier.value = c.value
+    if c.household_id is not None:
+        message.household_id = format_household_id(c.household_id)
+        message.household_person_ids.extend(format_person_id(p) for p in c.household_persons)
     return message
+
+
+def household(view: linkage.HouseholdView) -> pb.GetHouseholdResponse:
+    return pb.GetHouseholdResponse(
+        household=pb.Household(
+            household_id=format_household_id(view.household_id),
+            persons=[person(p) for p in view.persons],
+            visitors=[
+                pb.HouseholdVisitor(person=person(v), probability=p, model_version=version)
+                for v, p, version in view.visitors
+            ],
+        )
+    )
 
 
 def confidence(request: pb.ResolveRequest) -> tuple[float | None, bool]:

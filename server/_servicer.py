@@ -52,6 +52,19 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                 raise linkage.InvalidArgument("selector", "give person_id or identifier")
             return pb.GetPersonResponse(person=convert.person(view))
 
+    async def GetHousehold(
+        self, request: pb.GetHouseholdRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetHouseholdResponse:
+        async with status_from_errors(context, "GetHousehold"):
+            selector = request.WhichOneof("selector")
+            if selector == "household_id":
+                view = self._stitcher.household(convert.parse_household_id(request.household_id))
+            elif selector == "identifier":
+                view = self._stitcher.household_of(convert.identifier(request.identifier))
+            else:
+                raise linkage.InvalidArgument("selector", "give household_id or identifier")
+            return convert.household(view)
+
     async def WatchChanges(
         self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:

@@ -20,7 +20,7 @@ from ..customer._records import CUSTOMER_RECORD_CHANNEL, PreparedCustomerRecord
 from ..identifiers import clash
 from ..identifiers._namespaces import IdentifierPolicy, PreparedIdentifier, split_key
 from ..identifiers._signals import PreparedSignal
-from ..softlinks import SoftLink
+from ..softlinks import HouseholdLink, SoftLink
 from ..store._rows import CommitBatch, CustomerRecordRow, Erasure, EventRow, IdentifierRow, PersonRow, StoredState
 from ..visitor._linker import SoftLinks
 from ..visitor._model import VisitorModel
@@ -156,6 +156,7 @@ class IdentityGraph:
         graph._events = state.events
         graph._next_sequence = state.last_sequence + 1
         graph._soft.load(state.soft_links)
+        graph._soft.households.load(state.household_links)
         for record in state.customer_records:
             attributes = CustomerAttributes(
                 given_name=record.given_name,
@@ -226,6 +227,36 @@ class IdentityGraph:
 
     def root_of(self, component: int) -> int:
         return self._soft.root_of(component)
+
+    def household_of(self, component: int, min_probability: float | None = None) -> tuple[int, float] | None:
+        """The household of a component and how likely the component is one of its persons':
+        its own household link, or else its person's household (as likely as its soft link)."""
+        households = self._soft.households
+        held = households.link_of(component)
+        if held is not None:
+            if min_probability is not None and held.probability < min_probability:
+                return None
+            found = households.household(held.persons)
+            return None if found is None else (found[0], held.probability)
+        link = self._soft.link_of(component)
+        if link is not None and min_probability is not None and link.probability < min_probability:
+            link = None
+        root = component if link is None else link.target
+        found = households.household((root,))
+        if found is None:
+            return None
+        return found[0], 1.0 if link is None else link.probability
+
+    def household(self, household_id: int) -> tuple[int, list[int], list[HouseholdLink]]:
+        """A household by id (or by any of its persons' ids or aliases): its id, its persons'
+        root components and its links; `NotFound` if the person is in no household."""
+        households = self._soft.households
+        root = self._soft.root_of(self.survivor(household_id))
+        roots, links = households.household_links((root,))
+        if not links:
+            raise NotFound(f"no household {household_id}")
+        persons = sorted(roots, key=self._soft.person_of)
+        return self._soft.person_of(persons[0]), persons, links
 
     def group(self, person_id: int) -> list[int]:
         """The components of a person at default confidence, the root first."""
@@ -370,11 +401,19 @@ class IdentityGraph:
             self._soft_change_recorder(record.signal.event_id),
             self._now,
         )
+        self._flush_households(record.signal.event_id)
         made = link if link is not None and link is not before else None
         return ("created" if previous is None else "updated"), made
 
     def _stitch_softly(self, component: int, signal: PreparedSignal, visitor_evidence: bool) -> SoftLink | None:
         """Probabilistic second: drop what hard evidence contradicts, then (re)score if anonymous."""
+        link = self._stitch_softly_unflushed(component, signal, visitor_evidence)
+        self._flush_households(signal.event_id)
+        return link
+
+    def _stitch_softly_unflushed(
+        self, component: int, signal: PreparedSignal, visitor_evidence: bool
+    ) -> SoftLink | None:
         record = self._soft_change_recorder(signal.event_id)
         self._soft.check(component, self._unique_values, record)
         if self._soft.model is None or not visitor_evidence:
@@ -409,6 +448,27 @@ class IdentityGraph:
 
         return record
 
+    def _flush_households(self, event_id: str) -> None:
+        """The household links made or dropped since the last flush, as changes."""
+        events = self._soft.households.events
+        for event in events:
+            kind = ChangeKind.HOUSEHOLD_LINKED if event.linked else ChangeKind.HOUSEHOLD_UNLINKED
+            self._pending_changes.append(
+                Change(
+                    self._take_sequence(),
+                    self._now,
+                    kind,
+                    event.household_id,
+                    event.component,
+                    event_id=event_id,
+                    detail=f"model {self._soft.model.version}" if event.linked and self._soft.model else event.reason,
+                    probability=event.probability if event.linked else 0.0,
+                    household_id=event.household_id,
+                    household_persons=event.persons,
+                )
+            )
+        events.clear()
+
     def _processing_order(self, items: Iterable[PreparedIdentifier]) -> list[PreparedIdentifier]:
         # Unique identifiers anchor the person; shared identifiers only ever follow it.
         def rank(item: PreparedIdentifier) -> int:
@@ -437,6 +497,7 @@ class IdentityGraph:
         for alias in (other, *loser.aliases):
             self._merged_into[alias] = into
         self._soft.merged(other, into, self._unique_values, self._soft_change_recorder(event_id))
+        self._flush_households(event_id)
         self._dirty_persons.update((other, into))
         self._pending_changes.append(
             Change(self._take_sequence(), self._now, ChangeKind.PERSONS_MERGED, into, other, event_id=event_id)
@@ -552,6 +613,7 @@ class IdentityGraph:
         person = self._persons.pop(component)
         ids = (component, *person.aliases)
         self._soft.forget(component, self._soft_change_recorder(""))
+        self._flush_households("")
         keys = tuple(person.keys)
         index = self._customers.index
         records = [k for k in keys if index.fingerprint(k) is not None]
@@ -606,6 +668,7 @@ class IdentityGraph:
             p = self._persons[person_id]
             batch.persons.append(PersonRow(person_id, p.first_seen, p.last_seen, None, p.channels))
         batch.soft_links, batch.removed_soft_links = self._soft.drain()
+        batch.household_links, batch.removed_household_links = self._soft.households.drain()
         self._dirty_identifiers = set()
         self._dirty_persons = set()
         self._pending_events = []

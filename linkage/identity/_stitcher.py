@@ -18,6 +18,7 @@ from .._types import (
     Decision,
     Erased,
     Explanation,
+    HouseholdView,
     Identifier,
     LinkKind,
     LinkStep,
@@ -331,15 +332,19 @@ class Stitcher:
                 resolutions.append(Resolution(identifier, None))
                 continue
             component, shared = owner
+            household = None if deterministic_only else self._graph.household_of(component, min_probability)
+            at = (None, 0.0) if household is None else household
             link = None if deterministic_only else self._graph.soft_link(component)
             if link is not None and (min_probability is None or link.probability >= min_probability):
                 person = self._graph.person_at(component, min_probability)
-                resolutions.append(Resolution(identifier, person, Decision.PROBABILISTIC, shared, link.probability))
+                resolutions.append(
+                    Resolution(identifier, person, Decision.PROBABILISTIC, shared, link.probability, *at)
+                )
             elif deterministic_only:
                 resolutions.append(Resolution(identifier, component, Decision.DETERMINISTIC, shared))
             else:
                 person = self._graph.person_at(component, min_probability)
-                resolutions.append(Resolution(identifier, person, Decision.DETERMINISTIC, shared))
+                resolutions.append(Resolution(identifier, person, Decision.DETERMINISTIC, shared, 0.0, *at))
         return resolutions
 
     def explain(self, a: Identifier, b: Identifier) -> Explanation:
@@ -398,6 +403,26 @@ class Stitcher:
             last_seen=max(state.last_seen for state, _ in states),
             soft_links=tuple(soft_links),
         )
+
+    def household(self, household_id: int) -> HouseholdView:
+        """A household by its id (or any of its persons' ids): its persons, and the visitors
+        linked to it with their probability; `NotFound` if there is no such household."""
+        found, roots, links = self._graph.household(household_id)
+        return HouseholdView(
+            household_id=found,
+            persons=tuple(self.person(root) for root in roots),
+            visitors=tuple((self.person(link.component), link.probability, link.model_version) for link in links),
+        )
+
+    def household_of(self, identifier: Identifier, field: str = "identifier") -> HouseholdView:
+        """The household of the person (or visitor) holding an identifier."""
+        owner = self._graph.owner(self._key(identifier, field))
+        if owner is None:
+            raise NotFound(f"no person holds this {identifier.namespace} identifier")
+        household = self._graph.household_of(owner[0])
+        if household is None:
+            raise NotFound(f"this {identifier.namespace} identifier belongs to no household")
+        return self.household(household[0])
 
     def person_of(self, identifier: Identifier, field: str = "identifier") -> PersonView:
         owner = self._graph.owner(self._key(identifier, field))

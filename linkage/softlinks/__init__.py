@@ -1,6 +1,19 @@
-"""Soft links, whichever model makes them: the link record, the state linkers share, and how
-candidate persons share one visitor's probability."""
+"""Soft links, whichever model makes them: the link record, the state linkers share, how
+candidate persons share one visitor's probability, and household links where they cannot."""
 
+from ._households import MAX_HOUSEHOLD_PERSONS, HouseholdEvent, HouseholdLink, Households, household_rows
 from ._link import LinkState, Record, SoftLink, UniquesOf, person_probabilities, person_shares
 
-__all__ = ["LinkState", "Record", "SoftLink", "UniquesOf", "person_probabilities", "person_shares"]
+__all__ = [
+    "MAX_HOUSEHOLD_PERSONS",
+    "HouseholdEvent",
+    "HouseholdLink",
+    "Households",
+    "LinkState",
+    "Record",
+    "SoftLink",
+    "UniquesOf",
+    "household_rows",
+    "person_probabilities",
+    "person_shares",
+]

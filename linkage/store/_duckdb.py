@@ -15,15 +15,18 @@ from ._rows import (
     CustomerRecordRow,
     Erasure,
     EventRow,
+    HouseholdLinkRow,
     IdentifierRow,
     PersonRow,
     SoftLinkRow,
     StoredState,
 )
 
-SCHEMA_VERSION = 3  # 2: soft_links table, changes.probability; 3: customer_records table, persons.erased
+# 2: soft_links table, changes.probability; 3: customer_records table, persons.erased;
+# 4: household_links table, changes.household_id and household_persons
+SCHEMA_VERSION = 4
 # Versions this build opens, bringing them up to SCHEMA_VERSION with the CREATE ... IF NOT EXISTS.
-_UPGRADABLE = {2}
+_UPGRADABLE = {2, 3}
 
 # Times are TIMESTAMP in UTC, written and read as whole microseconds since the epoch.
 _SCHEMA = """
@@ -70,6 +73,13 @@ CREATE TABLE IF NOT EXISTS soft_links (
     weights DOUBLE[] NOT NULL,
     linked_at TIMESTAMP NOT NULL
 );
+CREATE TABLE IF NOT EXISTS household_links (
+    component_id BIGINT PRIMARY KEY,
+    persons BIGINT[] NOT NULL,
+    probability DOUBLE NOT NULL,
+    model_version VARCHAR NOT NULL,
+    linked_at TIMESTAMP NOT NULL
+);
 -- Customer attributes are personal data: here only, for matching, deleted with the person.
 CREATE TABLE IF NOT EXISTS customer_records (
     key VARCHAR PRIMARY KEY,
@@ -93,10 +103,23 @@ CREATE TABLE IF NOT EXISTS changes (
     value VARCHAR,
     event_id VARCHAR,
     detail VARCHAR,
-    probability DOUBLE
+    probability DOUBLE,
+    household_id BIGINT,
+    household_persons BIGINT[]
 );
+ALTER TABLE changes ADD COLUMN IF NOT EXISTS household_id BIGINT;
+ALTER TABLE changes ADD COLUMN IF NOT EXISTS household_persons BIGINT[];
 """
-_TABLES = ("meta", "persons", "identifiers", "events", "soft_links", "customer_records", "changes")
+_TABLES = (
+    "meta",
+    "persons",
+    "identifiers",
+    "events",
+    "soft_links",
+    "household_links",
+    "customer_records",
+    "changes",
+)
 
 # Each commit hands DuckDB one Arrow table per table it writes (columns built from Python lists
 # in C): one statement per table per commit, whatever the batch size. "ts" columns are whole
@@ -107,8 +130,9 @@ _WRITES: dict[str, tuple[str, tuple[pa.DataType | str, ...]]] = {
     "identifiers": ("INSERT OR REPLACE", (_STR, _STR, _STR, _INT, _TS, _TS, pa.bool_())),
     "persons": ("INSERT OR REPLACE", (_INT, _TS, _TS, _INT, pa.list_(_STR), pa.bool_())),
     "events": ("INSERT", (_STR, _TS, _TS, _STR, _INT, pa.list_(_STR), _STR, _STR, _STR, _FLOAT, _FLOAT, _STR)),
-    "changes": ("INSERT", (_INT, _TS, _STR, _INT, _INT, _STR, _STR, _STR, _STR, _FLOAT)),
+    "changes": ("INSERT", (_INT, _TS, _STR, _INT, _INT, _STR, _STR, _STR, _STR, _FLOAT, _INT, pa.list_(_INT))),
     "soft_links": ("INSERT OR REPLACE", (_INT, _INT, _FLOAT, _FLOAT, _STR, pa.list_(_STR), pa.list_(_FLOAT), _TS)),
+    "household_links": ("INSERT OR REPLACE", (_INT, pa.list_(_INT), _FLOAT, _STR, _TS)),
     "customer_records": ("INSERT OR REPLACE", (*(_STR,) * 9, _TS)),
 }
 
@@ -200,7 +224,15 @@ class DuckDBStore:
                 "fingerprint, epoch_us(updated_at) FROM customer_records"
             ).fetchall()
         ]
-        return StoredState(identifiers, persons, events, int(row[0]) if row else 0, soft_links, customer_records)
+        household_links = [
+            HouseholdLinkRow(c, tuple(persons), p, v, at / 1e6)
+            for c, persons, p, v, at in con.execute(
+                "SELECT component_id, persons, probability, model_version, epoch_us(linked_at) FROM household_links"
+            ).fetchall()
+        ]
+        return StoredState(
+            identifiers, persons, events, int(row[0]) if row else 0, soft_links, customer_records, household_links
+        )
 
     def commit(self, batch: CommitBatch) -> None:
         con = self._con
@@ -225,6 +257,13 @@ class DuckDBStore:
                 )
             if batch.soft_links:
                 _write(con, "soft_links", _soft_link_columns(batch.soft_links))
+            if batch.removed_household_links:
+                con.execute(
+                    "DELETE FROM household_links WHERE component_id IN (SELECT unnest($1::BIGINT[]))",
+                    [batch.removed_household_links],
+                )
+            if batch.household_links:
+                _write(con, "household_links", _household_link_columns(batch.household_links))
             if batch.customer_records:
                 _write(con, "customer_records", _customer_record_columns(batch.customer_records))
             for erasure in batch.erasures:
@@ -240,7 +279,7 @@ class DuckDBStore:
         try:
             rows = cursor.execute(
                 "SELECT sequence, epoch_us(ts), kind, person_id, other_person_id, namespace, value, event_id, detail, "
-                "probability "
+                "probability, household_id, household_persons "
                 "FROM changes WHERE sequence > ? ORDER BY sequence LIMIT ?",
                 [sequence, limit],
             ).fetchall()
@@ -248,9 +287,20 @@ class DuckDBStore:
             cursor.close()
         return [
             Change(
-                seq, ts / 1e6, ChangeKind(kind), pid, other, ns or "", value or "", event or "", detail or "", p or 0.0
+                seq,
+                ts / 1e6,
+                ChangeKind(kind),
+                pid,
+                other,
+                ns or "",
+                value or "",
+                event or "",
+                detail or "",
+                p or 0.0,
+                household,
+                tuple(members or ()),
             )
-            for seq, ts, kind, pid, other, ns, value, event, detail, p in rows
+            for seq, ts, kind, pid, other, ns, value, event, detail, p, household, members in rows
         ]
 
     def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
@@ -345,6 +395,11 @@ def _erase(con: duckdb.DuckDBPyConnection, erasure: Erasure) -> None:
         [ids],
     )
     con.execute(
+        "DELETE FROM household_links WHERE component_id IN (SELECT unnest($1::BIGINT[])) "
+        "OR list_has_any(persons, $1::BIGINT[])",
+        [ids],
+    )
+    con.execute(
         "UPDATE changes SET namespace = NULL, value = NULL "
         "WHERE namespace IS NOT NULL AND (person_id IN (SELECT unnest($1::BIGINT[])) "
         "OR namespace || $3 || value IN (SELECT unnest($2::VARCHAR[])))",
@@ -422,6 +477,18 @@ def _change_columns(rows: list[Change]) -> list[Sequence[object]]:
         [c.event_id for c in rows],
         [c.detail for c in rows],
         [c.probability for c in rows],
+        [c.household_id for c in rows],
+        [list(c.household_persons) if c.household_id is not None else None for c in rows],
+    ]
+
+
+def _household_link_columns(rows: list[HouseholdLinkRow]) -> list[Sequence[object]]:
+    return [
+        [r.component for r in rows],
+        [list(r.persons) for r in rows],
+        [r.probability for r in rows],
+        [r.model_version for r in rows],
+        _micros(r.linked_at for r in rows),
     ]
 
 

@@ -13,6 +13,7 @@ from ._rows import (
     CustomerRecordRow,
     Erasure,
     EventRow,
+    HouseholdLinkRow,
     IdentifierRow,
     PersonRow,
     SoftLinkRow,
@@ -50,6 +51,7 @@ class MemoryStore:
         self._event_rows: list[EventRow] = []
         self._changes: list[Change] = []
         self._soft_links: dict[int, SoftLinkRow] = {}
+        self._household_links: dict[int, HouseholdLinkRow] = {}
         self._customer_records: dict[str, CustomerRecordRow] = {}
         self.commits = 0
 
@@ -62,6 +64,7 @@ class MemoryStore:
             last,
             list(self._soft_links.values()),
             list(self._customer_records.values()),
+            list(self._household_links.values()),
         )
 
     def commit(self, batch: CommitBatch) -> None:
@@ -79,6 +82,10 @@ class MemoryStore:
             self._soft_links.pop(component, None)
         for link in batch.soft_links:
             self._soft_links[link.component] = link
+        for component in batch.removed_household_links:
+            self._household_links.pop(component, None)
+        for household in batch.household_links:
+            self._household_links[household.component] = household
         for record in batch.customer_records:
             self._customer_records[record.key] = record
         for erasure in batch.erasures:
@@ -98,6 +105,9 @@ class MemoryStore:
         for component, link in list(self._soft_links.items()):
             if component in ids or link.target in ids:
                 del self._soft_links[component]
+        for component, household in list(self._household_links.items()):
+            if component in ids or ids.intersection(household.persons):
+                del self._household_links[component]
         self._changes = [
             replace(c, namespace="", value="")
             if c.person_id in ids or (c.namespace and join_key(c.namespace, c.value) in keys)

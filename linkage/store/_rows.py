@@ -61,6 +61,17 @@ class SoftLinkRow:
 
 
 @dataclass(frozen=True, slots=True)
+class HouseholdLinkRow:
+    """A component linked to a household: the persons it is one of, none alone likely enough."""
+
+    component: int
+    persons: tuple[int, ...]
+    probability: float
+    model_version: str
+    linked_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerRecordRow:
     """The latest record of one source key: its matching attributes (personal data, kept only
     for matching) and the fingerprint that tells a re-sent record from a changed one."""
@@ -101,6 +112,8 @@ class CommitBatch:
     changes: list[Change] = field(default_factory=list)
     soft_links: list[SoftLinkRow] = field(default_factory=list)
     removed_soft_links: list[int] = field(default_factory=list)
+    household_links: list[HouseholdLinkRow] = field(default_factory=list)
+    removed_household_links: list[int] = field(default_factory=list)
     customer_records: list[CustomerRecordRow] = field(default_factory=list)
     # Applied last in the transaction, so they reach rows written by this very batch too.
     erasures: list[Erasure] = field(default_factory=list)
@@ -115,6 +128,8 @@ class CommitBatch:
                 self.changes,
                 self.soft_links,
                 self.removed_soft_links,
+                self.household_links,
+                self.removed_household_links,
                 self.customer_records,
                 self.erasures,
             )
@@ -131,3 +146,4 @@ class StoredState:
     last_sequence: int
     soft_links: list[SoftLinkRow] = field(default_factory=list)
     customer_records: list[CustomerRecordRow] = field(default_factory=list)
+    household_links: list[HouseholdLinkRow] = field(default_factory=list)

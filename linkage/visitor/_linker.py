@@ -12,7 +12,7 @@ import numpy as np
 
 from .._types import Context
 from ..identifiers import clash
-from ..softlinks import Record, SoftLink, UniquesOf, person_shares
+from ..softlinks import HouseholdLink, Households, Record, SoftLink, UniquesOf, household_rows, person_shares
 from ..store._rows import SoftLinkRow
 from ._encoded_table import EncodedTable
 from ._encoding import EncodedProfiles
@@ -42,6 +42,7 @@ class SoftLinks:
         self._fresh: set[int] = set()
         self._dirty: set[int] = set()
         self._scored_at: dict[int, int] = {}  # component -> observations when last scored
+        self.households = Households(self)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -144,6 +145,8 @@ class SoftLinks:
         self._forget_encoding(loser)
         self._forget_encoding(winner)
         self._table.drop(loser)
+        self.households.drop(loser, "hard merge")
+        self.households.person_moved(loser, winner, "its persons proved one")
         if loser in self._links:
             self._drop(loser, record, "hard merge")
         if winner in self._links and loser in self._members:
@@ -170,6 +173,8 @@ class SoftLinks:
             self._drop(component, record, "person erased")
         for member in sorted(self._members.get(component, set())):
             self._drop(member, record, "person erased")
+        self.households.drop(component, "person erased")
+        self.households.person_moved(component, None, "person erased")
         self.index.remove(component)
         self._scored_at.pop(component, None)
         self._forget_encoding(component)
@@ -220,6 +225,12 @@ class SoftLinks:
         mine = uniques_of(component)
         persons = [roots[candidate] for candidate in scores.candidate_ids.tolist()]
         rows_by_person, probabilities = person_shares(scores.match_weight, persons)
+        if current is None:
+            household = household_rows(probabilities, model.threshold)
+            if household is not None:
+                self._link_household(component, [persons[int(rows_by_person[at])] for at in household],
+                                     float(probabilities[household].sum()), now)  # fmt: skip
+                return None
         for at in np.argsort(-probabilities, kind="stable"):
             probability = float(probabilities[at])
             if probability < model.threshold:
@@ -247,10 +258,20 @@ class SoftLinks:
             )
             if current is not None:
                 self._drop(component, record, "a better match")
+            self.households.drop(component, "linked to a person")
             self._set(link)
             record(component, root, link, "")
             return link
         return current
+
+    def _link_household(self, component: int, persons: list[int], probability: float, now: float) -> None:
+        """Link to the household of these persons, unless already linked to the same ones."""
+        assert self.model is not None
+        chosen = tuple(sorted(set(persons)))
+        held = self.households.link_of(component)
+        if held is not None and {self.root_of(p) for p in held.persons} == set(chosen):
+            return
+        self.households.add(HouseholdLink(component, chosen, probability, self.model.version, now))
 
     def attach(self, link: SoftLink, record: Record) -> None:
         """Link a component that another model matched (customer records), replacing its link."""
@@ -258,6 +279,7 @@ class SoftLinks:
             raise ValueError("a root of soft links cannot be soft-linked itself")
         if link.component in self._links:
             self._drop(link.component, record, "a better match")
+        self.households.drop(link.component, "linked to a person")
         self._set(link)
         record(link.component, link.target, link, "")
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from linkage.softlinks import person_probabilities
+from linkage.softlinks import MAX_HOUSEHOLD_PERSONS, household_rows, person_probabilities
 
 
 def _pairwise(weight: float) -> float:
@@ -37,3 +37,28 @@ def test_huge_weights_do_not_overflow() -> None:
     assert np.all(np.isfinite(shares))
     assert shares[0] == pytest.approx(2 / 3) and shares[1] == pytest.approx(1 / 3)
     assert math.isclose(float(shares.sum()), 1.0)
+
+
+def test_two_persons_sure_together_but_neither_alone_are_a_household() -> None:
+    shares = person_probabilities(np.array([6.0, 6.0, -4.0]))
+    rows = household_rows(shares, threshold=0.8)
+    assert rows is not None and sorted(rows.tolist()) == [0, 1]
+
+
+def test_one_person_sure_alone_is_no_household() -> None:
+    assert household_rows(person_probabilities(np.array([12.0, 1.0])), threshold=0.8) is None
+
+
+def test_the_colleagues_behind_one_office_address_are_no_household() -> None:
+    """300 persons each weakly like the visitor: together they reach the threshold, but no
+    few of them do, and a household answer names at most a few."""
+    shares = person_probabilities(np.full(300, 1.0))
+    assert shares.sum() > 0.8
+    assert household_rows(shares, threshold=0.8) is None
+    assert MAX_HOUSEHOLD_PERSONS <= 6
+
+
+def test_the_fewest_persons_that_reach_the_threshold_are_chosen() -> None:
+    shares = np.array([0.5, 0.35, 0.1, 0.04])
+    rows = household_rows(shares, threshold=0.8)
+    assert rows is not None and rows.tolist() == [0, 1]

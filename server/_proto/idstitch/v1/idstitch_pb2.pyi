@@ -35,6 +35,8 @@ class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHANGE_KIND_SOFT_LINKED: _ClassVar[ChangeKind]
     CHANGE_KIND_SOFT_UNLINKED: _ClassVar[ChangeKind]
     CHANGE_KIND_PERSON_ERASED: _ClassVar[ChangeKind]
+    CHANGE_KIND_HOUSEHOLD_LINKED: _ClassVar[ChangeKind]
+    CHANGE_KIND_HOUSEHOLD_UNLINKED: _ClassVar[ChangeKind]
 
 class LinkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -57,6 +59,8 @@ CHANGE_KIND_CONFLICT: ChangeKind
 CHANGE_KIND_SOFT_LINKED: ChangeKind
 CHANGE_KIND_SOFT_UNLINKED: ChangeKind
 CHANGE_KIND_PERSON_ERASED: ChangeKind
+CHANGE_KIND_HOUSEHOLD_LINKED: ChangeKind
+CHANGE_KIND_HOUSEHOLD_UNLINKED: ChangeKind
 LINK_KIND_UNSPECIFIED: LinkKind
 LINK_KIND_HARD: LinkKind
 LINK_KIND_SOFT: LinkKind
@@ -172,20 +176,24 @@ class ResolveRequest(_message.Message):
     def __init__(self, identifiers: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ..., deterministic_only: _Optional[bool] = ..., min_probability: _Optional[float] = ...) -> None: ...
 
 class Resolution(_message.Message):
-    __slots__ = ("identifier", "found", "person_id", "decision", "shared", "probability")
+    __slots__ = ("identifier", "found", "person_id", "decision", "shared", "probability", "household_id", "household_probability")
     IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
     FOUND_FIELD_NUMBER: _ClassVar[int]
     PERSON_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     SHARED_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    HOUSEHOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    HOUSEHOLD_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     identifier: Identifier
     found: bool
     person_id: str
     decision: Decision
     shared: bool
     probability: float
-    def __init__(self, identifier: _Optional[_Union[Identifier, _Mapping]] = ..., found: _Optional[bool] = ..., person_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., shared: _Optional[bool] = ..., probability: _Optional[float] = ...) -> None: ...
+    household_id: str
+    household_probability: float
+    def __init__(self, identifier: _Optional[_Union[Identifier, _Mapping]] = ..., found: _Optional[bool] = ..., person_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., shared: _Optional[bool] = ..., probability: _Optional[float] = ..., household_id: _Optional[str] = ..., household_probability: _Optional[float] = ...) -> None: ...
 
 class ResolveResponse(_message.Message):
     __slots__ = ("resolutions",)
@@ -251,6 +259,40 @@ class GetPersonResponse(_message.Message):
     person: Person
     def __init__(self, person: _Optional[_Union[Person, _Mapping]] = ...) -> None: ...
 
+class GetHouseholdRequest(_message.Message):
+    __slots__ = ("household_id", "identifier")
+    HOUSEHOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    household_id: str
+    identifier: Identifier
+    def __init__(self, household_id: _Optional[str] = ..., identifier: _Optional[_Union[Identifier, _Mapping]] = ...) -> None: ...
+
+class HouseholdVisitor(_message.Message):
+    __slots__ = ("person", "probability", "model_version")
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    person: Person
+    probability: float
+    model_version: str
+    def __init__(self, person: _Optional[_Union[Person, _Mapping]] = ..., probability: _Optional[float] = ..., model_version: _Optional[str] = ...) -> None: ...
+
+class Household(_message.Message):
+    __slots__ = ("household_id", "persons", "visitors")
+    HOUSEHOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSONS_FIELD_NUMBER: _ClassVar[int]
+    VISITORS_FIELD_NUMBER: _ClassVar[int]
+    household_id: str
+    persons: _containers.RepeatedCompositeFieldContainer[Person]
+    visitors: _containers.RepeatedCompositeFieldContainer[HouseholdVisitor]
+    def __init__(self, household_id: _Optional[str] = ..., persons: _Optional[_Iterable[_Union[Person, _Mapping]]] = ..., visitors: _Optional[_Iterable[_Union[HouseholdVisitor, _Mapping]]] = ...) -> None: ...
+
+class GetHouseholdResponse(_message.Message):
+    __slots__ = ("household",)
+    HOUSEHOLD_FIELD_NUMBER: _ClassVar[int]
+    household: Household
+    def __init__(self, household: _Optional[_Union[Household, _Mapping]] = ...) -> None: ...
+
 class WatchChangesRequest(_message.Message):
     __slots__ = ("after_sequence", "stop_at_end")
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
@@ -260,7 +302,7 @@ class WatchChangesRequest(_message.Message):
     def __init__(self, after_sequence: _Optional[int] = ..., stop_at_end: _Optional[bool] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("sequence", "time", "kind", "person_id", "other_person_id", "identifier", "event_id", "detail", "probability")
+    __slots__ = ("sequence", "time", "kind", "person_id", "other_person_id", "identifier", "event_id", "detail", "probability", "household_id", "household_person_ids")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -270,6 +312,8 @@ class Change(_message.Message):
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    HOUSEHOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    HOUSEHOLD_PERSON_IDS_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     time: _timestamp_pb2.Timestamp
     kind: ChangeKind
@@ -279,7 +323,9 @@ class Change(_message.Message):
     event_id: str
     detail: str
     probability: float
-    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., person_id: _Optional[str] = ..., other_person_id: _Optional[str] = ..., identifier: _Optional[_Union[Identifier, _Mapping]] = ..., event_id: _Optional[str] = ..., detail: _Optional[str] = ..., probability: _Optional[float] = ...) -> None: ...
+    household_id: str
+    household_person_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., person_id: _Optional[str] = ..., other_person_id: _Optional[str] = ..., identifier: _Optional[_Union[Identifier, _Mapping]] = ..., event_id: _Optional[str] = ..., detail: _Optional[str] = ..., probability: _Optional[float] = ..., household_id: _Optional[str] = ..., household_person_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ExplainRequest(_message.Message):
     __slots__ = ("a", "b")

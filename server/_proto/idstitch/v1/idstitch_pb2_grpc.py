@@ -60,6 +60,11 @@ class IdentityServiceStub:
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.WatchChangesRequest.SerializeToString,
                 response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.Change.FromString,
                 _registered_method=True)
+        self.GetHousehold = channel.unary_unary(
+                '/idstitch.v1.IdentityService/GetHousehold',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdResponse.FromString,
+                _registered_method=True)
         self.Explain = channel.unary_unary(
                 '/idstitch.v1.IdentityService/Explain',
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.ExplainRequest.SerializeToString,
@@ -114,6 +119,16 @@ class IdentityServiceServicer:
     def WatchChanges(self, request, context):
         """Streams the change log from a cursor, then follows it live. Resume by
         passing the sequence of the last change received as after_sequence.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHousehold(self, request, context):
+        """A household: persons the visitor model found behind one visitor without
+        telling which of them it was (see Resolution.household_id), with the
+        visitors linked to it. By household id, any of its persons' ids, or an
+        identifier of one of its persons or visitors.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,6 +198,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.WatchChanges,
                     request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.WatchChangesRequest.FromString,
                     response_serializer=idstitch_dot_v1_dot_idstitch__pb2.Change.SerializeToString,
+            ),
+            'GetHousehold': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHousehold,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdResponse.SerializeToString,
             ),
             'Explain': grpc.unary_unary_rpc_method_handler(
                     servicer.Explain,
@@ -335,6 +355,33 @@ class IdentityService:
             '/idstitch.v1.IdentityService/WatchChanges',
             idstitch_dot_v1_dot_idstitch__pb2.WatchChangesRequest.SerializeToString,
             idstitch_dot_v1_dot_idstitch__pb2.Change.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHousehold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/GetHousehold',
+            idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdResponse.FromString,
             options,
             channel_credentials,
             insecure,
