@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from itertools import islice
 from typing import TypeVar
 
@@ -11,6 +13,11 @@ from ._homes import HOME_MAX_VISITORS, PLACE_MAX_VISITORS, Homes
 from ._profile import ProfileRecord
 
 K = TypeVar("K")
+
+
+class Observed(NamedTuple):
+    new_address: bool
+    settled: bool
 
 
 class VisitorIndex:
@@ -52,8 +59,9 @@ class VisitorIndex:
         """The components that used an address."""
         return self._by_ip.get(ip, set())
 
-    def observe(self, component: int, timestamp: float, context: Context) -> bool:
-        """Add one signal's evidence; True when it brought an address or network not seen before."""
+    def observe(self, component: int, timestamp: float, context: Context) -> Observed:
+        """Add one signal's evidence: whether it brought an address not seen before, and whether
+        it settled the visitor on an address (a second day there: a home or a place)."""
         evidence = self._evidence.get(component)
         if evidence is None:
             evidence = self._evidence[component] = Evidence()
@@ -71,7 +79,7 @@ class VisitorIndex:
             if context.geo.city:
                 network = (ip_prefix(context.ip), context.geo.city.strip().lower())
                 self._by_network.setdefault(network, set()).add(component)
-        return new_ip
+        return Observed(new_ip, settled)
 
     def merge(self, loser: int, winner: int) -> None:
         """The loser's evidence joins the winner's (a hard merge)."""

@@ -86,9 +86,10 @@ class SoftLinks:
     # -- evidence --------------------------------------------------------------------------
 
     def observe(self, component: int, timestamp: float, context: Context, record: Record) -> bool:
-        """Add evidence; True when it brought a new address (worth re-scoring for)."""
+        """Add evidence; True when it brought a new address or settled the visitor on one (worth
+        re-scoring for: a home is what a household answer rests on)."""
         self._forget_encoding(component)
-        new_address = self.index.observe(component, timestamp, context)
+        new_address, settled = self.index.observe(component, timestamp, context)
         if new_address:
             users = self.index.users(context.ip)
             if len(users) >= 4 and len(users) & (len(users) - 1) == 0:
@@ -97,7 +98,7 @@ class SoftLinks:
             new_address or self.index.observations(component) % RESCORE_EVERY == 0
         ):
             self._recheck(component, record)
-        return new_address
+        return new_address or settled
 
     def _recheck(self, component: int, record: Record) -> None:
         """Score again the links at `component` (its own, and those of its members) and drop
@@ -228,9 +229,12 @@ class SoftLinks:
         if current is None:
             household = household_rows(probabilities, model.threshold)
             if household is not None:
-                self._link_household(component, [persons[int(rows_by_person[at])] for at in household],
-                                     float(probabilities[household].sum()), now)  # fmt: skip
-                return None
+                best = [int(scores.candidate_ids[rows_by_person[at]]) for at in household]
+                if self._share_a_home(component, best):
+                    self._link_household(
+                        component, [roots[c] for c in best], float(probabilities[household].sum()), now
+                    )
+                    return None
         for at in np.argsort(-probabilities, kind="stable"):
             probability = float(probabilities[at])
             if probability < model.threshold:
@@ -263,6 +267,19 @@ class SoftLinks:
             record(component, root, link, "")
             return link
         return current
+
+    def _share_a_home(self, component: int, others: list[int]) -> bool:
+        """Whether each of `others` shares a home with `component`: a household answer is about
+        one home's persons, not a few visitors of one café or office."""
+        mine = self.index.record(component)
+        if mine is None or not mine.homes:
+            return False
+        homes = set(mine.homes)
+        for other in others:
+            theirs = self.index.record(other)
+            if theirs is None or not homes.intersection(theirs.homes or ()):
+                return False
+        return True
 
     def _link_household(self, component: int, persons: list[int], probability: float, now: float) -> None:
         """Link to the household of these persons, unless already linked to the same ones."""

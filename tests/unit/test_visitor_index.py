@@ -43,11 +43,13 @@ def test_merge_moves_evidence_and_index_entries() -> None:
     assert index.candidates(3, limit=10) == [1]
 
 
-def test_observe_reports_new_addresses_only() -> None:
+def test_observe_reports_new_addresses_and_settling() -> None:
     index = VisitorIndex()
-    assert index.observe(1, T, _ctx("10.0.0.1"))
-    assert not index.observe(1, T + 60, _ctx("10.0.0.1"))
-    assert index.observe(1, T + 120, _ctx("10.0.0.2"))
+    assert index.observe(1, T, _ctx("10.0.0.1")) == (True, False)
+    assert index.observe(1, T + 60, _ctx("10.0.0.1")) == (False, False)
+    assert index.observe(1, T + 120, _ctx("10.0.0.2")) == (True, False)
+    assert index.observe(1, T + 86_400, _ctx("10.0.0.1")) == (False, True), "a second day there: settled"
+    assert index.observe(1, T + 86_460, _ctx("10.0.0.1")) == (False, False)
 
 
 def test_remove_forgets_evidence_and_every_index_entry() -> None:
