@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from itertools import islice
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from .._types import Context
 from ._evidence import Evidence, ip_prefix, place_id
