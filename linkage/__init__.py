@@ -11,6 +11,7 @@ links share), `visitor` and `customer` (the two models). Training's face is `lin
 from ._config import DEFAULT_BLOCKED_VALUES, DEFAULT_NAMESPACES, LinkageConfig, NamespaceConfig
 from ._errors import FellBehind, InvalidArgument, LinkageError, ModelError, NotFound, Unavailable
 from ._types import (
+    AuditEntry,
     Change,
     ChangeKind,
     Conflict,
@@ -38,6 +39,7 @@ from .store import Compaction, DuckDBStore, MemoryStore, Store, StoreLocked, com
 from .visitor import BUNDLED_MODEL, VisitorModel, VisitorScorer
 
 __all__ = [
+    "AuditEntry",
     "BUNDLED_CUSTOMER_MODEL",
     "BUNDLED_MODEL",
     "DEFAULT_BLOCKED_VALUES",

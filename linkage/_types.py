@@ -83,6 +83,8 @@ class SignalResult:
     ignored: tuple[IgnoredIdentifier, ...] = ()
     merged_person_ids: tuple[int, ...] = ()
     conflicts: tuple[Conflict, ...] = ()
+    # The event or one of its identifiers is of an erased person: nothing of it was stored.
+    suppressed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,19 @@ class Change:
     probability: float = 0.0  # of a soft link (or household link) made
     household_id: int | None = None  # of a household link made or dropped
     household_persons: tuple[int, ...] = ()  # the household's persons after the change
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who did what and when, for the operations that erase, lift an erasure, compact or read
+    in bulk. `subject` is an id (a person id, a count), never a personal value."""
+
+    sequence: int
+    time: float
+    principal: str  # a token's name, a certificate's subject, or local:<user> for the CLI
+    action: str
+    subject: str = ""
+    detail: str = ""
 
 
 class LinkKind(enum.Enum):

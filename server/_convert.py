@@ -127,7 +127,9 @@ def customer_record(message: pb.CustomerRecord) -> linkage.CustomerRecord:
 def ingest_response(results: Sequence[linkage.SignalResult]) -> pb.IngestResponse:
     return pb.IngestResponse(
         results=[
-            pb.SignalResult(
+            pb.SignalResult(event_id=r.event_id, suppressed=True)
+            if r.suppressed
+            else pb.SignalResult(
                 event_id=r.event_id,
                 person_id=format_person_id(r.person_id),
                 person_created=r.person_created,
@@ -277,6 +279,22 @@ def forget_selector(request: pb.ForgetRequest) -> tuple[int | None, linkage.Iden
     if selector == "identifier":
         return None, identifier(request.identifier)
     raise linkage.InvalidArgument("selector", "give person_id or identifier")
+
+
+def audit_response(entries: Sequence[linkage.AuditEntry]) -> pb.ListAuditResponse:
+    return pb.ListAuditResponse(
+        entries=[
+            pb.AuditEntry(
+                sequence=e.sequence,
+                time=_timestamp(e.time),
+                principal=e.principal,
+                action=e.action,
+                subject=e.subject,
+                detail=e.detail,
+            )
+            for e in entries
+        ]
+    )
 
 
 def forget_response(erased: linkage.Erased) -> pb.ForgetResponse:

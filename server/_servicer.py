@@ -69,6 +69,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         async with status_from_errors(context, "WatchChanges"):
+            await self._stitcher.record_read(
+                _principal(context), "watch_changes", f"after sequence {request.after_sequence}"
+            )
             async for change in self._stitcher.changes(request.after_sequence, follow=not request.stop_at_end):
                 yield self._encoded.encode(change)  # serialized once for every subscriber
 
@@ -94,5 +97,23 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def Forget(self, request: pb.ForgetRequest, context: grpc.aio.ServicerContext) -> pb.ForgetResponse:
         async with status_from_errors(context, "Forget"):
             person_id, identifier = convert.forget_selector(request)
-            erased = await self._stitcher.forget(person_id, identifier)
+            erased = await self._stitcher.forget(person_id, identifier, principal=_principal(context))
             return convert.forget_response(erased)
+
+    async def LiftSuppression(
+        self, request: pb.LiftSuppressionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.LiftSuppressionResponse:
+        async with status_from_errors(context, "LiftSuppression"):
+            identifiers = convert.identifiers(request.identifiers)
+            lifted = await self._stitcher.lift_suppression(identifiers, principal=_principal(context))
+            return pb.LiftSuppressionResponse(lifted=lifted)
+
+    async def ListAudit(self, request: pb.ListAuditRequest, context: grpc.aio.ServicerContext) -> pb.ListAuditResponse:
+        async with status_from_errors(context, "ListAudit"):
+            entries = await self._stitcher.audit_log(request.after_sequence, request.limit or 1000)
+            return convert.audit_response(entries)
+
+
+def _principal(context: grpc.aio.ServicerContext) -> str:
+    """Who is calling, for the audit log."""
+    return "unknown"

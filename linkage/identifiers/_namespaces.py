@@ -119,6 +119,12 @@ class IdentifierPolicy:
         message = KEY_SEPARATOR.join(parts).encode()
         return hmac.new(self._config.hash_secret, b"fingerprint" + message, hashlib.sha256).hexdigest()
 
+    def erasure_digest(self, kind: str, text: str) -> str:
+        """The keyed hash an erased identifier key or event id is remembered by (`kind` keeps
+        the two apart): enough to refuse it when it comes back, nothing to read it from."""
+        message = f"erased{KEY_SEPARATOR}{kind}{KEY_SEPARATOR}{text}".encode()
+        return hmac.new(self._config.hash_secret, message, hashlib.sha256).hexdigest()
+
     def _hash(self, namespace: str, value: str) -> str:
         message = f"{namespace}{KEY_SEPARATOR}{value}".encode()
         return hmac.new(self._config.hash_secret, message, hashlib.sha256).hexdigest()

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from .._config import LinkageConfig
 from .._errors import NotFound
-from .._types import Change, ChangeKind, Conflict, Context, Decision, Geo, Identifier, SignalResult
+from .._types import AuditEntry, Change, ChangeKind, Conflict, Context, Decision, Geo, Identifier, SignalResult
 from ..customer._catalogue import CustomerAttributes
 from ..customer._links import CustomerLinks
 from ..customer._model import CustomerModel
@@ -21,7 +21,16 @@ from ..identifiers import clash
 from ..identifiers._namespaces import IdentifierPolicy, PreparedIdentifier, split_key
 from ..identifiers._signals import PreparedSignal
 from ..softlinks import HouseholdLink, SoftLink
-from ..store._rows import CommitBatch, CustomerRecordRow, Erasure, EventRow, IdentifierRow, PersonRow, StoredState
+from ..store._rows import (
+    CommitBatch,
+    CustomerRecordRow,
+    Erasure,
+    EventRow,
+    IdentifierRow,
+    PersonRow,
+    StoredState,
+    SuppressionRow,
+)
 from ..visitor._linker import SoftLinks
 from ..visitor._model import VisitorModel
 
@@ -114,6 +123,11 @@ class IdentityGraph:
         self._persons: dict[int, _PersonState] = {}
         self._merged_into: dict[int, int] = {}  # alias -> surviving person, always one hop
         self._erased: set[int] = set()  # erased persons and their aliases: never reused, never found
+        self._suppressed: set[str] = set()  # erasure digests of erased identifier keys and event ids
+        self._pending_suppressions: list[SuppressionRow] = []
+        self._lifted: list[str] = []
+        self._pending_audit: list[AuditEntry] = []
+        self._next_audit = 1
         self._pending_erasures: list[Erasure] = []
         self._events: dict[str, int] = {}
         self._next_person_id = 1
@@ -154,6 +168,8 @@ class IdentityGraph:
             person = graph._persons[row.person_id]
             person.add_key(row.key, row.namespace if graph._is_unique(row.namespace) else None)
         graph._events = state.events
+        graph._suppressed = set(state.suppressed)
+        graph._next_audit = state.last_audit_sequence + 1
         graph._next_sequence = state.last_sequence + 1
         graph._soft.load(state.soft_links)
         graph._soft.households.load(state.household_links)
@@ -284,6 +300,8 @@ class IdentityGraph:
                 duplicate=True,
                 ignored=signal.ignored,
             )
+        if self._suppressed and self._is_suppressed(signal):
+            return SignalResult(event_id=signal.event_id, person_id=0, decision=Decision.NEW, suppressed=True)
         self._now = received_at
         authenticated = any(p.config.unique for p in signal.identifiers)
         group: list[int] = []
@@ -595,6 +613,29 @@ class IdentityGraph:
 
     # -- erasure -------------------------------------------------------------------------
 
+    def _is_suppressed(self, signal: PreparedSignal) -> bool:
+        digest = self._policy.erasure_digest
+        return digest("event", signal.event_id) in self._suppressed or any(
+            digest("identifier", item.key) in self._suppressed for item in signal.identifiers
+        )
+
+    def lift_suppression(self, keys: Iterable[str]) -> int:
+        """Let these identifier keys in again (a person back with fresh consent); how many were
+        suppressed. The erased person's old event ids stay refused: their data stays erased."""
+        lifted = 0
+        for key in keys:
+            digest = self._policy.erasure_digest("identifier", key)
+            if digest in self._suppressed:
+                self._suppressed.discard(digest)
+                self._lifted.append(digest)
+                lifted += 1
+        return lifted
+
+    def audit(self, now: float, principal: str, action: str, subject: str = "", detail: str = "") -> None:
+        """Record an audited operation; written with the next commit."""
+        self._pending_audit.append(AuditEntry(self._next_audit, now, principal, action, subject, detail))
+        self._next_audit += 1
+
     def forget(self, now: float, person_id: int | None = None, key: str | None = None) -> Erasure:
         """Erase a person's own hard-linked component, found by id or alias or by one of its
         identifier keys: its identifiers, aliases, evidence and customer records go, and so do
@@ -629,9 +670,22 @@ class IdentityGraph:
         self._erased.update(ids)
         self._dirty_persons.update(ids)
         self._pending_changes.append(Change(self._take_sequence(), now, ChangeKind.PERSON_ERASED, component))
+        self._suppress(component, now, keys, ids)
         erasure = Erasure(component, ids, keys, len(records))
         self._pending_erasures.append(erasure)
         return erasure
+
+    def _suppress(self, component: int, now: float, keys: Iterable[str], ids: tuple[int, ...]) -> None:
+        """Remember the erased identifier keys, and the ids of the events that resolved to the
+        person, by their erasure digests only."""
+        digest = self._policy.erasure_digest
+        gone = set(ids)
+        rows = [SuppressionRow(digest("identifier", k), "identifier", component, now) for k in keys]
+        rows += [
+            SuppressionRow(digest("event", e), "event", component, now) for e, p in self._events.items() if p in gone
+        ]
+        self._suppressed.update(row.digest for row in rows)
+        self._pending_suppressions.extend(rows)
 
     def forget_events(self, event_ids: Iterable[str]) -> None:
         """The store deleted these events with an erased person: they are unknown again."""
@@ -647,6 +701,9 @@ class IdentityGraph:
             changes=self._pending_changes,
             customer_records=self._pending_customer_records,
             erasures=self._pending_erasures,
+            suppressions=self._pending_suppressions,
+            lifted_suppressions=self._lifted,
+            audit=self._pending_audit,
         )
         for key in self._dirty_identifiers:
             state = self._identifiers.get(key)
@@ -675,6 +732,9 @@ class IdentityGraph:
         self._pending_changes = []
         self._pending_customer_records = []
         self._pending_erasures = []
+        self._pending_suppressions = []
+        self._lifted = []
+        self._pending_audit = []
         return batch
 
 

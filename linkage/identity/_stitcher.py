@@ -14,6 +14,7 @@ from typing import Any
 from .._config import LinkageConfig
 from .._errors import FellBehind, InvalidArgument, LinkageError, NotFound, Unavailable
 from .._types import (
+    AuditEntry,
     Change,
     Decision,
     Erased,
@@ -70,6 +71,9 @@ class _Job:
     rejected: list[RecordError] = field(default_factory=list)
     # An erasure: the person by id or alias, or by an identifier key.
     forget: tuple[int | None, str | None] | None = None
+    lift: tuple[str, ...] | None = None  # identifier keys whose erasure is lifted
+    audit: tuple[str, str, str] | None = None  # an audited read: (action, subject, detail)
+    principal: str = ""  # who asked, for the audit log
     abandoned: bool = False  # the caller went away before the answer: roll back if not committed
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -165,7 +169,9 @@ class Stitcher:
             raise
         return summary
 
-    async def forget(self, person_id: int | None = None, identifier: Identifier | None = None) -> Erased:
+    async def forget(
+        self, person_id: int | None = None, identifier: Identifier | None = None, principal: str = "unknown"
+    ) -> Erased:
         """Erase a person's own hard-linked component (by id or alias, or by one of its
         identifiers) and everything stored of it; answered once durable. `NotFound` if no such
         person (or it was erased already)."""
@@ -174,10 +180,38 @@ class Stitcher:
         if (person_id is None) == (identifier is None):
             raise InvalidArgument("selector", "give person_id or identifier")
         key = None if identifier is None else self._key(identifier, "identifier")
-        job = _Job(quantize(self._clock()), forget=(person_id, key))
+        job = _Job(quantize(self._clock()), forget=(person_id, key), principal=principal)
         await self._queue.put(job)
         erasure: Erasure = await asyncio.shield(job.done)
         return Erased(erasure.person_id, len(erasure.keys), erasure.customer_records, len(erasure.events))
+
+    async def lift_suppression(self, identifiers: Sequence[Identifier], principal: str = "unknown") -> int:
+        """Let the identifiers of an erased person in again (it came back with fresh consent):
+        later events carrying them are stitched as new. Audited; how many were suppressed."""
+        if self._closing:
+            raise Unavailable("shutting down")
+        self.check_resolve_count(len(identifiers))
+        keys = tuple(self._key(identifier, f"identifiers[{i}]") for i, identifier in enumerate(identifiers))
+        job = _Job(quantize(self._clock()), lift=keys, principal=principal)
+        await self._queue.put(job)
+        lifted: int = await asyncio.shield(job.done)
+        return lifted
+
+    async def record_read(self, principal: str, action: str, subject: str = "", detail: str = "") -> None:
+        """Audit a bulk read (a change-feed subscription), durable before the read begins."""
+        if self._closing:
+            raise Unavailable("shutting down")
+        job = _Job(quantize(self._clock()), audit=(action, subject, detail), principal=principal)
+        await self._queue.put(job)
+        await asyncio.shield(job.done)
+
+    async def audit_log(self, after_sequence: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        """The audit log after a cursor, oldest first."""
+        if after_sequence < 0:
+            raise InvalidArgument("after_sequence", "must not be negative")
+        if not 1 <= limit <= 10_000:
+            raise InvalidArgument("limit", "must be between 1 and 10000")
+        return await asyncio.to_thread(self._store.audit_after, after_sequence, limit)
 
     async def _write_loop(self) -> None:
         stopping = False
@@ -205,9 +239,21 @@ class Stitcher:
             for job in jobs:
                 if job.forget is not None:
                     try:
-                        results.append(self._graph.forget(job.received_at, *job.forget))
+                        erasure = self._graph.forget(job.received_at, *job.forget)
                     except LinkageError as refused:  # checked before anything changed
                         results.append(refused)
+                    else:
+                        self._graph.audit(job.received_at, job.principal, "forget", f"person {erasure.person_id}")
+                        results.append(erasure)
+                elif job.lift is not None:
+                    lifted = self._graph.lift_suppression(job.lift)
+                    self._graph.audit(
+                        job.received_at, job.principal, "lift_suppression", f"{lifted} of {len(job.lift)} identifiers"
+                    )
+                    results.append(lifted)
+                elif job.audit is not None:
+                    self._graph.audit(job.received_at, job.principal, *job.audit)
+                    results.append(None)
                 elif job.records is None:
                     results.append([self._graph.ingest(s, job.received_at) for s in job.signals])
                 else:

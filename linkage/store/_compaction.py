@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class Compaction:
     rows: dict[str, int]
 
 
-def compact_store(path: str | os.PathLike[str]) -> Compaction:
+def compact_store(path: str | os.PathLike[str], principal: str = "local") -> Compaction:
     """Rewrite the store file at `path` into a fresh file and replace the original with it.
 
     The store must not be open elsewhere: a running server holds it, and this raises
@@ -38,7 +39,8 @@ def compact_store(path: str | os.PathLike[str]) -> Compaction:
     only while this process still holds the original's lock, with the original's mode (and
     owner, when run as root). Interrupted, it leaves the original as it was and a stray
     `.<name>.compacting-*` directory, which the next run removes. Any other failure raises
-    `RuntimeError` and leaves the original as it was.
+    `RuntimeError` and leaves the original as it was. The audit log, which the copy keeps,
+    gains a "compaction" entry by `principal`.
     """
     original = Path(path)
     if not original.is_file():
@@ -52,6 +54,7 @@ def compact_store(path: str | os.PathLike[str]) -> Compaction:
         workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=original.parent))  # mode 0700
         try:
             fresh = workdir / original.name
+            store.append_audit(principal, "compaction", original.name, f"{status.st_size} bytes before", time.time())
             rows = store.copy_to(fresh)
             os.chmod(fresh, status.st_mode & 0o7777)
             if os.geteuid() == 0:

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from .._types import Change, ChangeKind
+from .._types import AuditEntry, Change, ChangeKind
 from ..identifiers._namespaces import KEY_SEPARATOR
 from ._rows import (
     CommitBatch,
@@ -20,13 +20,14 @@ from ._rows import (
     PersonRow,
     SoftLinkRow,
     StoredState,
+    SuppressionRow,
 )
 
 # 2: soft_links table, changes.probability; 3: customer_records table, persons.erased;
-# 4: household_links table, changes.household_id and household_persons
-SCHEMA_VERSION = 4
+# 4: household_links table, changes.household_id and household_persons; 5: suppressed, audit
+SCHEMA_VERSION = 5
 # Versions this build opens, bringing them up to SCHEMA_VERSION with the CREATE ... IF NOT EXISTS.
-_UPGRADABLE = {2, 3}
+_UPGRADABLE = {2, 3, 4}
 
 # Times are TIMESTAMP in UTC, written and read as whole microseconds since the epoch.
 _SCHEMA = """
@@ -80,6 +81,22 @@ CREATE TABLE IF NOT EXISTS household_links (
     model_version VARCHAR NOT NULL,
     linked_at TIMESTAMP NOT NULL
 );
+-- Keyed hashes of erased identifier keys and event ids: what comes back of them is refused.
+CREATE TABLE IF NOT EXISTS suppressed (
+    digest VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,
+    person_id BIGINT NOT NULL,
+    erased_at TIMESTAMP NOT NULL
+);
+-- Who erased, lifted an erasure, compacted or read in bulk: ids and counts, no personal values.
+CREATE TABLE IF NOT EXISTS audit (
+    sequence BIGINT NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    principal VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,
+    subject VARCHAR,
+    detail VARCHAR
+);
 -- Customer attributes are personal data: here only, for matching, deleted with the person.
 CREATE TABLE IF NOT EXISTS customer_records (
     key VARCHAR PRIMARY KEY,
@@ -119,6 +136,8 @@ _TABLES = (
     "household_links",
     "customer_records",
     "changes",
+    "suppressed",
+    "audit",
 )
 
 # Each commit hands DuckDB one Arrow table per table it writes (columns built from Python lists
@@ -133,6 +152,8 @@ _WRITES: dict[str, tuple[str, tuple[pa.DataType | str, ...]]] = {
     "changes": ("INSERT", (_INT, _TS, _STR, _INT, _INT, _STR, _STR, _STR, _STR, _FLOAT, _INT, pa.list_(_INT))),
     "soft_links": ("INSERT OR REPLACE", (_INT, _INT, _FLOAT, _FLOAT, _STR, pa.list_(_STR), pa.list_(_FLOAT), _TS)),
     "household_links": ("INSERT OR REPLACE", (_INT, pa.list_(_INT), _FLOAT, _STR, _TS)),
+    "suppressed": ("INSERT OR REPLACE", (_STR, _STR, _INT, _TS)),
+    "audit": ("INSERT", (_INT, _TS, _STR, _STR, _STR, _STR)),
     "customer_records": ("INSERT OR REPLACE", (*(_STR,) * 9, _TS)),
 }
 
@@ -230,8 +251,18 @@ class DuckDBStore:
                 "SELECT component_id, persons, probability, model_version, epoch_us(linked_at) FROM household_links"
             ).fetchall()
         ]
+        suppressed = {digest for (digest,) in con.execute("SELECT digest FROM suppressed").fetchall()}
+        (audited,) = con.execute("SELECT coalesce(max(sequence), 0) FROM audit").fetchone() or (0,)
         return StoredState(
-            identifiers, persons, events, int(row[0]) if row else 0, soft_links, customer_records, household_links
+            identifiers,
+            persons,
+            events,
+            int(row[0]) if row else 0,
+            soft_links,
+            customer_records,
+            household_links,
+            suppressed,
+            int(audited),
         )
 
     def commit(self, batch: CommitBatch) -> None:
@@ -266,6 +297,14 @@ class DuckDBStore:
                 _write(con, "household_links", _household_link_columns(batch.household_links))
             if batch.customer_records:
                 _write(con, "customer_records", _customer_record_columns(batch.customer_records))
+            if batch.suppressions:
+                _write(con, "suppressed", _suppression_columns(batch.suppressions))
+            if batch.lifted_suppressions:
+                con.execute(
+                    "DELETE FROM suppressed WHERE digest IN (SELECT unnest($1::VARCHAR[]))", [batch.lifted_suppressions]
+                )
+            if batch.audit:
+                _write(con, "audit", _audit_columns(batch.audit))
             for erasure in batch.erasures:
                 _erase(con, erasure)
             con.execute("COMMIT")
@@ -302,6 +341,33 @@ class DuckDBStore:
             )
             for seq, ts, kind, pid, other, ns, value, event, detail, p, household, members in rows
         ]
+
+    def audit_after(self, sequence: int, limit: int) -> list[AuditEntry]:
+        cursor = self._con.cursor()
+        try:
+            rows = cursor.execute(
+                "SELECT sequence, epoch_us(ts), principal, action, subject, detail FROM audit "
+                "WHERE sequence > ? ORDER BY sequence LIMIT ?",
+                [sequence, limit],
+            ).fetchall()
+        finally:
+            cursor.close()
+        return [
+            AuditEntry(seq, ts / 1e6, who, what, subject or "", detail or "")
+            for seq, ts, who, what, subject, detail in rows
+        ]
+
+    def append_audit(self, principal: str, action: str, subject: str = "", detail: str = "", at: float = 0.0) -> None:
+        """One audit entry outside a commit (an offline operation such as compaction)."""
+        (last,) = self._con.execute("SELECT coalesce(max(sequence), 0) FROM audit").fetchone() or (0,)
+        entry = AuditEntry(int(last) + 1, at, principal, action, subject, detail)
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            _write(self._con, "audit", _audit_columns([entry]))
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
 
     def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
         cursor = self._con.cursor()
@@ -479,6 +545,26 @@ def _change_columns(rows: list[Change]) -> list[Sequence[object]]:
         [c.probability for c in rows],
         [c.household_id for c in rows],
         [list(c.household_persons) if c.household_id is not None else None for c in rows],
+    ]
+
+
+def _suppression_columns(rows: list[SuppressionRow]) -> list[Sequence[object]]:
+    return [
+        [r.digest for r in rows],
+        [r.kind for r in rows],
+        [r.person_id for r in rows],
+        _micros(r.erased_at for r in rows),
+    ]
+
+
+def _audit_columns(rows: list[AuditEntry]) -> list[Sequence[object]]:
+    return [
+        [a.sequence for a in rows],
+        _micros(a.time for a in rows),
+        [a.principal for a in rows],
+        [a.action for a in rows],
+        [a.subject for a in rows],
+        [a.detail for a in rows],
     ]
 
 

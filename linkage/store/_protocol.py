@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Protocol
 
-from .._types import Change
+from .._types import AuditEntry, Change
 from ..identifiers._namespaces import join_key
 from ._rows import (
     CommitBatch,
@@ -18,6 +18,7 @@ from ._rows import (
     PersonRow,
     SoftLinkRow,
     StoredState,
+    SuppressionRow,
 )
 
 
@@ -33,6 +34,8 @@ class Store(Protocol):
     def commit(self, batch: CommitBatch) -> None: ...
 
     def changes_after(self, sequence: int, limit: int) -> list[Change]: ...
+
+    def audit_after(self, sequence: int, limit: int) -> list[AuditEntry]: ...
 
     def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
         """Every stored signal with its evidence, in time order (for profiles and training)."""
@@ -52,6 +55,8 @@ class MemoryStore:
         self._changes: list[Change] = []
         self._soft_links: dict[int, SoftLinkRow] = {}
         self._household_links: dict[int, HouseholdLinkRow] = {}
+        self._suppressed: dict[str, SuppressionRow] = {}
+        self._audit: list[AuditEntry] = []
         self._customer_records: dict[str, CustomerRecordRow] = {}
         self.commits = 0
 
@@ -65,6 +70,8 @@ class MemoryStore:
             list(self._soft_links.values()),
             list(self._customer_records.values()),
             list(self._household_links.values()),
+            set(self._suppressed),
+            self._audit[-1].sequence if self._audit else 0,
         )
 
     def commit(self, batch: CommitBatch) -> None:
@@ -88,6 +95,11 @@ class MemoryStore:
             self._household_links[household.component] = household
         for record in batch.customer_records:
             self._customer_records[record.key] = record
+        for suppression in batch.suppressions:
+            self._suppressed[suppression.digest] = suppression
+        for digest in batch.lifted_suppressions:
+            self._suppressed.pop(digest, None)
+        self._audit.extend(batch.audit)
         for erasure in batch.erasures:
             self._erase(erasure)
         self.commits += 1
@@ -117,6 +129,9 @@ class MemoryStore:
 
     def changes_after(self, sequence: int, limit: int) -> list[Change]:
         return [c for c in self._changes if c.sequence > sequence][:limit]
+
+    def audit_after(self, sequence: int, limit: int) -> list[AuditEntry]:
+        return [a for a in self._audit if a.sequence > sequence][:limit]
 
     def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
         return iter(sorted(self._event_rows, key=lambda e: e.timestamp))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .._types import Change
+from .._types import AuditEntry, Change
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,17 @@ class CustomerRecordRow:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class SuppressionRow:
+    """A keyed hash of an erased identifier key or event id: checked on ingest, so redelivered
+    or new events of an erased person store nothing."""
+
+    digest: str
+    kind: str  # "identifier" or "event"
+    person_id: int
+    erased_at: float
+
+
 @dataclass(slots=True)
 class Erasure:
     """One person erased (`Forget`): its ids (the person and its aliases) and the identifier
@@ -113,8 +124,13 @@ class CommitBatch:
     soft_links: list[SoftLinkRow] = field(default_factory=list)
     removed_soft_links: list[int] = field(default_factory=list)
     household_links: list[HouseholdLinkRow] = field(default_factory=list)
+    suppressed: set[str] = field(default_factory=set)  # digests
+    last_audit_sequence: int = 0
     removed_household_links: list[int] = field(default_factory=list)
     customer_records: list[CustomerRecordRow] = field(default_factory=list)
+    suppressions: list[SuppressionRow] = field(default_factory=list)
+    lifted_suppressions: list[str] = field(default_factory=list)  # digests
+    audit: list[AuditEntry] = field(default_factory=list)
     # Applied last in the transaction, so they reach rows written by this very batch too.
     erasures: list[Erasure] = field(default_factory=list)
 
@@ -131,6 +147,9 @@ class CommitBatch:
                 self.household_links,
                 self.removed_household_links,
                 self.customer_records,
+                self.suppressions,
+                self.lifted_suppressions,
+                self.audit,
                 self.erasures,
             )
         )
@@ -147,3 +166,5 @@ class StoredState:
     soft_links: list[SoftLinkRow] = field(default_factory=list)
     customer_records: list[CustomerRecordRow] = field(default_factory=list)
     household_links: list[HouseholdLinkRow] = field(default_factory=list)
+    suppressed: set[str] = field(default_factory=set)  # digests
+    last_audit_sequence: int = 0

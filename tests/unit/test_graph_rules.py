@@ -169,34 +169,40 @@ def test_forget_in_the_same_group_as_its_signals_and_after_a_rebuild() -> None:
         kinds = [c.kind async for c in s.changes(0, follow=False)]
         assert kinds[-1] is ChangeKind.PERSON_ERASED
         assert not [c for c in store.changes_after(0, 100) if c.value in ("c1", "eve")]
-        # The erased event is unknown again: sent again, it is a new signal (as after a restart).
+        # The erased event, sent again, is suppressed: nothing of it is stored or linked.
         again = await _one(s, "f1", ("cookie", "c9"))
-        assert not again.duplicate and again.person_id not in (erased.person_id, first[1].person_id)
+        assert again.suppressed and not again.duplicate
+        assert s.resolve([Identifier("cookie", "c9")])[0].person_id is None
 
     async def after(s: Stitcher) -> None:
         assert s.resolve([Identifier("login", "eve")])[0].person_id is None
         with pytest.raises(NotFound):
             s.person(gone[0])
-        assert (await _one(s, "f3", ("cookie", "new"))).person_id > 4, "ids are never reused"
+        assert (await _one(s, "f1", ("cookie", "c9"))).suppressed, "suppressed after a rebuild too"
+        assert (await _one(s, "f3", ("cookie", "new"))).person_id > 3, "ids are never reused"
 
     _run(erase, store)
     _run(after, store)
 
 
-def test_a_signal_queued_right_after_a_forget_is_not_erased_with_it() -> None:
+def test_a_signal_queued_right_after_a_forget_is_suppressed_not_stored() -> None:
     store = MemoryStore()
     kept: list[int] = []
 
     async def erase_then_see_again(s: Stitcher) -> None:
         old = await _one(s, "g1", ("cookie", "g"))
-        erased, [again] = await asyncio.gather(
-            s.forget(identifier=Identifier("cookie", "g")), s.ingest([_signal("g2", ("cookie", "g"))])
+        erased, [again], [other] = await asyncio.gather(
+            s.forget(identifier=Identifier("cookie", "g")),
+            s.ingest([_signal("g2", ("cookie", "g"))]),
+            s.ingest([_signal("g3", ("cookie", "h"))]),
         )
-        assert erased.person_id == old.person_id and again.person_created
-        kept.append(again.person_id)
+        assert erased.person_id == old.person_id and again.suppressed
+        assert other.person_created
+        kept.append(other.person_id)
 
     async def after(s: Stitcher) -> None:
-        assert s.resolve([Identifier("cookie", "g")])[0].person_id == kept[0]
+        assert s.resolve([Identifier("cookie", "g")])[0].person_id is None
+        assert s.resolve([Identifier("cookie", "h")])[0].person_id == kept[0]
 
     _run(erase_then_see_again, store)
     _run(after, store)

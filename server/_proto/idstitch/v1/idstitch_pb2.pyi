@@ -138,7 +138,7 @@ class Conflict(_message.Message):
     def __init__(self, identifier: _Optional[_Union[Identifier, _Mapping]] = ..., person_id: _Optional[str] = ..., other_person_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SignalResult(_message.Message):
-    __slots__ = ("event_id", "person_id", "person_created", "decision", "probability", "duplicate", "ignored", "merged_person_ids", "conflicts")
+    __slots__ = ("event_id", "person_id", "person_created", "decision", "probability", "duplicate", "ignored", "merged_person_ids", "conflicts", "suppressed")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     PERSON_ID_FIELD_NUMBER: _ClassVar[int]
     PERSON_CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class SignalResult(_message.Message):
     IGNORED_FIELD_NUMBER: _ClassVar[int]
     MERGED_PERSON_IDS_FIELD_NUMBER: _ClassVar[int]
     CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     person_id: str
     person_created: bool
@@ -157,7 +158,8 @@ class SignalResult(_message.Message):
     ignored: _containers.RepeatedCompositeFieldContainer[IgnoredIdentifier]
     merged_person_ids: _containers.RepeatedScalarFieldContainer[str]
     conflicts: _containers.RepeatedCompositeFieldContainer[Conflict]
-    def __init__(self, event_id: _Optional[str] = ..., person_id: _Optional[str] = ..., person_created: _Optional[bool] = ..., decision: _Optional[_Union[Decision, str]] = ..., probability: _Optional[float] = ..., duplicate: _Optional[bool] = ..., ignored: _Optional[_Iterable[_Union[IgnoredIdentifier, _Mapping]]] = ..., merged_person_ids: _Optional[_Iterable[str]] = ..., conflicts: _Optional[_Iterable[_Union[Conflict, _Mapping]]] = ...) -> None: ...
+    suppressed: bool
+    def __init__(self, event_id: _Optional[str] = ..., person_id: _Optional[str] = ..., person_created: _Optional[bool] = ..., decision: _Optional[_Union[Decision, str]] = ..., probability: _Optional[float] = ..., duplicate: _Optional[bool] = ..., ignored: _Optional[_Iterable[_Union[IgnoredIdentifier, _Mapping]]] = ..., merged_person_ids: _Optional[_Iterable[str]] = ..., conflicts: _Optional[_Iterable[_Union[Conflict, _Mapping]]] = ..., suppressed: _Optional[bool] = ...) -> None: ...
 
 class IngestResponse(_message.Message):
     __slots__ = ("results",)
@@ -452,3 +454,45 @@ class ForgetResponse(_message.Message):
     customer_records_erased: int
     events_erased: int
     def __init__(self, person_id: _Optional[str] = ..., identifiers_erased: _Optional[int] = ..., customer_records_erased: _Optional[int] = ..., events_erased: _Optional[int] = ...) -> None: ...
+
+class LiftSuppressionRequest(_message.Message):
+    __slots__ = ("identifiers",)
+    IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
+    identifiers: _containers.RepeatedCompositeFieldContainer[Identifier]
+    def __init__(self, identifiers: _Optional[_Iterable[_Union[Identifier, _Mapping]]] = ...) -> None: ...
+
+class LiftSuppressionResponse(_message.Message):
+    __slots__ = ("lifted",)
+    LIFTED_FIELD_NUMBER: _ClassVar[int]
+    lifted: int
+    def __init__(self, lifted: _Optional[int] = ...) -> None: ...
+
+class ListAuditRequest(_message.Message):
+    __slots__ = ("after_sequence", "limit")
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after_sequence: int
+    limit: int
+    def __init__(self, after_sequence: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class AuditEntry(_message.Message):
+    __slots__ = ("sequence", "time", "principal", "action", "subject", "detail")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    time: _timestamp_pb2.Timestamp
+    principal: str
+    action: str
+    subject: str
+    detail: str
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., principal: _Optional[str] = ..., action: _Optional[str] = ..., subject: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class ListAuditResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...

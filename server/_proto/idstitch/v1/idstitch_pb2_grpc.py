@@ -80,6 +80,16 @@ class IdentityServiceStub:
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.ForgetRequest.SerializeToString,
                 response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ForgetResponse.FromString,
                 _registered_method=True)
+        self.LiftSuppression = channel.unary_unary(
+                '/idstitch.v1.IdentityService/LiftSuppression',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.LiftSuppressionRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.LiftSuppressionResponse.FromString,
+                _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/idstitch.v1.IdentityService/ListAudit',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -165,7 +175,28 @@ class IdentityServiceServicer:
         (CHANGE_KIND_SOFT_UNLINKED), but a component only soft-linked to it is
         NOT erased: a model linked it, nothing proved it the same person. The id
         and aliases are never reused and are NOT_FOUND afterwards; a second Forget
-        of the same person is NOT_FOUND. Answered once durable.
+        of the same person is NOT_FOUND. The erased identifiers and event ids are
+        kept as keyed hashes: later signals carrying one are suppressed (see
+        LiftSuppression). Audited. Answered once durable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LiftSuppression(self, request, context):
+        """After Forget, keyed hashes of the erased identifiers and of the person's
+        event ids are kept: a signal carrying one of them (a redelivery, or a new
+        event of that cookie) stores and links nothing (SignalResult.suppressed).
+        This lets the identifiers in again, for a person who came back with fresh
+        consent; the old event ids stay refused. Audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAudit(self, request, context):
+        """The audit log: who erased, lifted an erasure, compacted or subscribed to
+        the change feed, and when. Ids and counts only, no personal values.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -218,6 +249,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.Forget,
                     request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ForgetRequest.FromString,
                     response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ForgetResponse.SerializeToString,
+            ),
+            'LiftSuppression': grpc.unary_unary_rpc_method_handler(
+                    servicer.LiftSuppression,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.LiftSuppressionRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.LiftSuppressionResponse.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ListAuditRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ListAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -463,6 +504,60 @@ class IdentityService:
             '/idstitch.v1.IdentityService/Forget',
             idstitch_dot_v1_dot_idstitch__pb2.ForgetRequest.SerializeToString,
             idstitch_dot_v1_dot_idstitch__pb2.ForgetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LiftSuppression(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/LiftSuppression',
+            idstitch_dot_v1_dot_idstitch__pb2.LiftSuppressionRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.LiftSuppressionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/ListAudit',
+            idstitch_dot_v1_dot_idstitch__pb2.ListAuditRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.ListAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,
