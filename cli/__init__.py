@@ -1,4 +1,4 @@
-"""The `idstitch` command: serve, demo, import (and watch), simulate, train, compact.
+"""The `idstitch` command: serve, demo, import (and watch), token, simulate, train, compact.
 
 The clients live here, not in the server: the importer reads customer files and sends them
 over gRPC like any integrator's client, the demo tells its story over gRPC, and the training

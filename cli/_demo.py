@@ -11,6 +11,8 @@ import grpc
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
+from ._connect import Connection
+
 _DECISION = {
     pb.DECISION_NEW: "new person",
     pb.DECISION_DETERMINISTIC: "deterministic",
@@ -79,8 +81,9 @@ def _safari_story(tag: str, ev: Callable[[int], str]) -> tuple[list[pb.Signal], 
     return signals, old, new
 
 
-def run_demo(target: str, out: object = print) -> int:
+def run_demo(connection: Connection, out: object = print) -> int:
     say = out if callable(out) else print
+    target = connection.target
     tag = secrets.token_hex(3)  # each run tells the story with fresh identifiers
 
     def ev(n: int) -> str:
@@ -114,7 +117,7 @@ def run_demo(target: str, out: object = print) -> int:
         ),
         ("The web shop retries event 3 (idempotent)", _signal(ev(3), "web", ("login", anna), ("cookie", laptop))),
     ]
-    with grpc.insecure_channel(target) as channel:
+    with connection.channel() as channel:
         stub = pb_grpc.IdentityServiceStub(channel)
         try:
             grpc.channel_ready_future(channel).result(timeout=5)
@@ -122,39 +125,58 @@ def run_demo(target: str, out: object = print) -> int:
             say(f"no idstitch server at {target}; start one with `make serve`")
             return 1
         say(f"Sending {len(story)} signals to {target}\n")
-        for title, signal in story:
-            result = stub.Ingest(pb.IngestRequest(signals=[signal]), timeout=10).results[0]
-            how = "replayed, nothing changed" if result.duplicate else _DECISION.get(result.decision, "?")
-            notes = []
-            if result.merged_person_ids:
-                notes.append(f"merged {', '.join(result.merged_person_ids)} into it")
-            if result.conflicts:
-                notes.append("; ".join(f"{c.identifier.namespace} conflict: {c.reason}" for c in result.conflicts))
-            if result.ignored:
-                notes.append(", ".join(f"ignored blocked {i.namespace}" for i in result.ignored))
-            say(f"  {title}\n    -> {result.person_id} ({how}){'  ' + '; '.join(notes) if notes else ''}")
-        lookups = [("cookie", laptop), ("device", phone), ("device", tablet), ("login", anna), ("login", ben)]
-        resolved = stub.Resolve(
-            pb.ResolveRequest(identifiers=[pb.Identifier(namespace=n, value=v) for n, v in lookups])
-        )
-        say("\nResolve:")
-        for r in resolved.resolutions:
-            shared = "  (shared: follows the last login)" if r.shared else ""
-            say(f"  {r.identifier.namespace}:{r.identifier.value} -> {r.person_id}{shared}")
-        person = stub.GetPerson(pb.GetPersonRequest(identifier=pb.Identifier(namespace="login", value=anna))).person
-        say(f"\nGetPerson {person.person_id}: aliases {list(person.aliases)}, channels {list(person.channels)}")
-        for i in person.identifiers:
-            value = i.value[:16] + "… (keyed hash)" if i.hashed else i.value
-            say(f"  {i.namespace}: {value}")
-        _probabilistic_chapter(stub, tag, ev, say)
-        say("\nChange feed entries of this run:")
-        for change in stub.WatchChanges(pb.WatchChangesRequest(after_sequence=0, stop_at_end=True)):
-            if change.event_id.startswith(f"demo-{tag}-"):
-                kind = pb.ChangeKind.Name(change.kind).removeprefix("CHANGE_KIND_").lower()
-                ident = f" {change.identifier.namespace}" if change.identifier.namespace else ""
-                other = f" <- {change.other_person_id}" if change.other_person_id else ""
-                say(f"  #{change.sequence} {kind}: {change.person_id}{other}{ident}")
+        try:
+            _tell(stub, story, tag, ev, say)
+        except grpc.RpcError as error:
+            if error.code() not in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                raise
+            say(
+                f"{target} refused the demo ({error.code().name}: {error.details()}); it needs a token with the "
+                "ingest, resolve, read and changes scopes, such as the admin token (see docs/security.md)"
+            )
+            return 1
     return 0
+
+
+def _tell(
+    stub: pb_grpc.IdentityServiceStub,
+    story: list[tuple[str, pb.Signal]],
+    tag: str,
+    ev: Callable[[int], str],
+    say: Callable[[str], object],
+) -> None:
+    laptop, phone, tablet = (f"cookie-{tag}-laptop", f"app-{tag}-phone", f"tablet-{tag}")
+    anna, ben = f"anna-{tag}", f"ben-{tag}"
+    for title, signal in story:
+        result = stub.Ingest(pb.IngestRequest(signals=[signal]), timeout=10).results[0]
+        how = "replayed, nothing changed" if result.duplicate else _DECISION.get(result.decision, "?")
+        notes = []
+        if result.merged_person_ids:
+            notes.append(f"merged {', '.join(result.merged_person_ids)} into it")
+        if result.conflicts:
+            notes.append("; ".join(f"{c.identifier.namespace} conflict: {c.reason}" for c in result.conflicts))
+        if result.ignored:
+            notes.append(", ".join(f"ignored blocked {i.namespace}" for i in result.ignored))
+        say(f"  {title}\n    -> {result.person_id} ({how}){'  ' + '; '.join(notes) if notes else ''}")
+    lookups = [("cookie", laptop), ("device", phone), ("device", tablet), ("login", anna), ("login", ben)]
+    resolved = stub.Resolve(pb.ResolveRequest(identifiers=[pb.Identifier(namespace=n, value=v) for n, v in lookups]))
+    say("\nResolve:")
+    for r in resolved.resolutions:
+        shared = "  (shared: follows the last login)" if r.shared else ""
+        say(f"  {r.identifier.namespace}:{r.identifier.value} -> {r.person_id}{shared}")
+    person = stub.GetPerson(pb.GetPersonRequest(identifier=pb.Identifier(namespace="login", value=anna))).person
+    say(f"\nGetPerson {person.person_id}: aliases {list(person.aliases)}, channels {list(person.channels)}")
+    for i in person.identifiers:
+        value = i.value[:16] + "… (keyed hash)" if i.hashed else i.value
+        say(f"  {i.namespace}: {value}")
+    _probabilistic_chapter(stub, tag, ev, say)
+    say("\nChange feed entries of this run:")
+    for change in stub.WatchChanges(pb.WatchChangesRequest(after_sequence=0, stop_at_end=True)):
+        if change.event_id.startswith(f"demo-{tag}-"):
+            kind = pb.ChangeKind.Name(change.kind).removeprefix("CHANGE_KIND_").lower()
+            ident = f" {change.identifier.namespace}" if change.identifier.namespace else ""
+            other = f" <- {change.other_person_id}" if change.other_person_id else ""
+            say(f"  #{change.sequence} {kind}: {change.person_id}{other}{ident}")
 
 
 def _probabilistic_chapter(

@@ -28,6 +28,8 @@ import grpc
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
+from ._connect import ConnectError, Connection
+from ._connect import add_arguments as add_connect_arguments
 from ._import_files import CustomerFile, FileReadError, Issue, open_customer_file
 from ._import_report import FileReport
 
@@ -257,6 +259,9 @@ def _rpc_message(exc: grpc.aio.AioRpcError) -> tuple[str, bool]:
     details = exc.details() or ""
     if code == grpc.StatusCode.UNAVAILABLE:
         return f"server unavailable ({details}); nothing of this file was applied", True
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        # Not the file's fault: a watcher keeps it for when the token is fixed.
+        return f"server refused the token ({code.name}: {details}); nothing of this file was applied", True
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return "this server does not support SyncCrmRecords (an older version?)", False
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -273,7 +278,7 @@ def _rpc_message(exc: grpc.aio.AioRpcError) -> tuple[str, bool]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help=".csv, .csv.gz or .parquet files")
     parser.add_argument("--system", help="source system for rows without a source_system value")
-    parser.add_argument("--target", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    add_connect_arguments(parser)  # --target, --data-dir, --token-file, --tls-*
     parser.add_argument("--watch", type=Path, metavar="DIR", help="import files dropped into DIR, until stopped")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between polls of --watch DIR")
     parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="rows read and sent at a time")
@@ -296,9 +301,14 @@ def run(args: argparse.Namespace) -> int:
     if args.watch is not None and not args.watch.is_dir():
         print(f"idstitch import: no folder {args.watch}", file=sys.stderr)
         return 2
+    try:
+        connection = Connection.from_args(args)
+    except ConnectError as exc:
+        print(f"idstitch import: {exc}", file=sys.stderr)
+        return 2
     progress = Progress(sys.stderr, enabled=sys.stderr.isatty() if args.progress is None else args.progress)
     try:
-        return asyncio.run(_main(args, progress))
+        return asyncio.run(_main(args, connection, progress))
     except (KeyboardInterrupt, asyncio.CancelledError):
         if args.watch is not None:
             # Stopping is how a watcher ends; a file caught mid-send stays in the folder for next time.
@@ -317,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
 
-async def _main(args: argparse.Namespace, progress: Progress) -> int:
+async def _main(args: argparse.Namespace, connection: Connection, progress: Progress) -> int:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if task is not None:
@@ -325,7 +335,7 @@ async def _main(args: argparse.Namespace, progress: Progress) -> int:
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     # A watcher outlives server restarts: reconnect within seconds, not gRPC's default two minutes.
     options = [("grpc.initial_reconnect_backoff_ms", 1_000), ("grpc.max_reconnect_backoff_ms", 10_000)]
-    async with grpc.aio.insecure_channel(args.target, options=options) as channel:
+    async with connection.aio_channel(options) as channel:
         stub = pb_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
         if args.watch is not None:
             from ._watch import Watcher

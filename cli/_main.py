@@ -14,6 +14,10 @@ from pathlib import Path
 from linkage import ModelError
 from server import ConfigError, load_server_config, load_settings
 
+from ._connect import ConnectError, Connection
+from ._connect import add_arguments as add_connect_arguments
+from ._tokens import add_arguments as add_token_arguments
+
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -49,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     compact.add_argument("--data-dir", type=Path, help="the data directory (default ./var)")
 
     demo = sub.add_parser("demo", help="send a small story of signals to a running server and print the result")
-    demo.add_argument("--target", default="127.0.0.1:50051")
+    add_connect_arguments(demo)
 
     imports = sub.add_parser(
         "import",
@@ -60,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     from ._import import add_arguments as add_import_arguments
 
     add_import_arguments(imports)
+
+    tokens = sub.add_parser(
+        "token",
+        help="add, list or revoke the bearer tokens of a data directory",
+        description="Tokens grant scopes (ingest, resolve, read, changes, admin); clients send them as "
+        "'authorization: Bearer <token>'. See docs/security.md.",
+    )
+    add_token_arguments(tokens)
 
     simulate = sub.add_parser("simulate", help="generate simulated traffic, with the true person of each signal")
     simulate.add_argument("--persons", type=int, default=20_000)
@@ -117,6 +129,9 @@ def _run(args: argparse.Namespace) -> int:
 
         try:
             asyncio.run(run(settings))
+        except ConfigError as exc:  # found on start: TLS files, tokens, the loopback rule
+            print(f"idstitch: configuration error: {exc}", file=sys.stderr)
+            return 2
         except (OSError, RuntimeError, ModelError) as exc:
             print(f"idstitch: {exc}", file=sys.stderr)
             return 1
@@ -137,7 +152,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from ._demo import run_demo
 
-        return run_demo(args.target)
+        try:
+            connection = Connection.from_args(args)
+        except ConnectError as exc:
+            print(f"idstitch demo: {exc}", file=sys.stderr)
+            return 2
+        return run_demo(connection)
+    if args.command == "token":
+        from ._tokens import run as run_tokens
+
+        return run_tokens(args)
     return 2
 
 

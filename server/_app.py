@@ -17,10 +17,13 @@ from grpc_reflection.v1alpha import reflection
 
 import linkage
 
+from ._auth import NOOP_RESOLVE, Authoriser
 from ._config import Settings, make_private_dir
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
 from ._servicer import IdentityServicer
-from ._wire import service_handler
+from ._tls import server_credentials
+from ._tokens import TokenFile, ensure_tokens
+from ._wire import Admit, service_handler
 
 log = logging.getLogger("idstitch.server")
 
@@ -46,13 +49,19 @@ class RunningServer:
 
 
 async def start(settings: Settings) -> RunningServer:
-    """Open the store, rebuild the graph and start serving; returns once the port is bound."""
+    """Open the store, rebuild the graph and start serving; returns once the port is bound.
+
+    Refuses (ConfigError) plaintext on an address other than loopback, TLS keys or tokens
+    others can read; makes the admin token on first start (see server/_tokens.py)."""
     cfg = settings.server
+    credentials = server_credentials(cfg)
     model = _load_model(cfg.model_path, cfg.model_threshold)
     customer_model = _load_customer_model(cfg.customer_model_path, cfg.customer_model_threshold)
     make_private_dir(cfg.data_dir)
     # Everything the store writes (database, WAL, temporary files) is private to this user.
     os.umask(0o077)
+    ensure_tokens(cfg)
+    authoriser = Authoriser(TokenFile(cfg.tokens_path), cfg.client_scopes)
     if cfg.database.exists():
         cfg.database.chmod(0o600)
     store = linkage.DuckDBStore(cfg.database)
@@ -77,14 +86,20 @@ async def start(settings: Settings) -> RunningServer:
         "IngestStream": lambda request: stitcher.check_batch_count(len(request.signals)),
         "SyncCrmRecords": lambda request: stitcher.check_sync_chunk(len(request.records), 0),
     }
-    server.add_generic_rpc_handlers([service_handler(IdentityServicer(stitcher), prechecks)])
+    server.add_generic_rpc_handlers([service_handler(IdentityServicer(stitcher), prechecks, authoriser.admit)])
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
     reflection.enable_server_reflection(services, server)
     if cfg.bench_noop:
-        server.add_generic_rpc_handlers([_noop_handler()])
-    port = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
+        server.add_generic_rpc_handlers([_noop_handler(authoriser.admit)])
+    address = f"{cfg.host}:{cfg.port}"
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
+        mtls = cfg.tls_client_ca_file is not None
+        log.info("TLS on; %s", "client certificates required (mTLS)" if mtls else "no client certificates")
     if port == 0:
         await stitcher.close()
         raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
@@ -133,10 +148,11 @@ def _load_customer_model(path: Path | None, threshold: float | None) -> linkage.
     return model
 
 
-def _noop_handler() -> grpc.GenericRpcHandler:
-    """Same messages, same stack, no work: the ceiling for Resolve in the benchmark."""
+def _noop_handler(admit: Admit) -> grpc.GenericRpcHandler:
+    """Same messages, same stack (authorisation included), no work: the ceiling for Resolve in the benchmark."""
 
     async def resolve(request: pb.ResolveRequest, context: grpc.aio.ServicerContext) -> pb.ResolveResponse:
+        await admit(NOOP_RESOLVE, context)
         return pb.ResolveResponse()
 
     return grpc.method_handlers_generic_handler(

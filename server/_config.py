@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,34 @@ class ServerConfig:
     # A WatchChanges follower that falls this many changes behind the head is cut off
     # (ABORTED, with the cursor to resume from), so that a slow subscriber never holds ingest.
     change_feed_max_lag: int = 100_000
+    # TLS: with a certificate and its key the server speaks only TLS; with a client CA too,
+    # only to clients presenting a certificate that CA signed (mTLS). See docs/security.md.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    # Plaintext is refused on any address but loopback unless this says otherwise.
+    allow_insecure_remote: bool = False
+    # Names, SHA-256 hashes and scopes of the bearer tokens; default <data_dir>/tokens.
+    tokens_file: Path | None = None
+    # mTLS: the scopes a verified client certificate's subject CN has without a token.
+    client_scopes: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def database(self) -> Path:
         return self.data_dir / "idstitch.duckdb"
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.tokens_file if self.tokens_file is not None else self.data_dir / "tokens"
+
+    @property
+    def admin_token_path(self) -> Path:
+        """Where the first start writes the secret of the admin token (beside the hash secret)."""
+        return self.data_dir / "admin-token"
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +139,46 @@ def _server_config(table: dict[str, Any], overrides: dict[str, Any]) -> ServerCo
     values = dict(table)
     if "data_dir" in values:
         values["data_dir"] = Path(values["data_dir"])
-    for key in ("model_path", "customer_model_path"):
+    for key in ("model_path", "customer_model_path", *_OPTIONAL_FILES):
         if key in values:
             values[key] = Path(values[key]) if values[key] else None
+    if "client_scopes" in values:
+        values["client_scopes"] = _client_scopes(values["client_scopes"])
+    if not isinstance(values.get("allow_insecure_remote", False), bool):
+        raise ConfigError("[server]: allow_insecure_remote is true or false")
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return ServerConfig(**values)
+    config = ServerConfig(**values)
+    _check_tls_keys(config)
+    return config
+
+
+_OPTIONAL_FILES = ("tls_cert_file", "tls_key_file", "tls_client_ca_file", "tokens_file")
+# The scopes of docs/security.md; server/_auth.py says which RPC needs which.
+SCOPES = ("ingest", "resolve", "read", "changes", "admin")
+
+
+def _client_scopes(table: object) -> dict[str, frozenset[str]]:
+    if not isinstance(table, dict):
+        raise ConfigError('[server.client_scopes]: a table of certificate CN = ["scope", ...]')
+    out = {}
+    for name, scopes in table.items():
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise ConfigError(f'[server.client_scopes]: {name} = ["scope", ...], a list of {", ".join(SCOPES)}')
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown:
+            raise ConfigError(f"[server.client_scopes]: {name}: unknown scopes {unknown} (known: {', '.join(SCOPES)})")
+        out[name] = frozenset(scopes)
+    return out
+
+
+def _check_tls_keys(config: ServerConfig) -> None:
+    """The TLS keys that only make sense together (the files are read when the server starts)."""
+    if (config.tls_cert_file is None) != (config.tls_key_file is None):
+        raise ConfigError("[server]: tls_cert_file and tls_key_file go together (the certificate and its key)")
+    if config.tls_client_ca_file is not None and config.tls_cert_file is None:
+        raise ConfigError("[server]: tls_client_ca_file (mTLS) needs TLS: set tls_cert_file and tls_key_file")
+    if config.client_scopes and config.tls_client_ca_file is None:
+        raise ConfigError("[server.client_scopes] maps client certificates: it needs tls_client_ca_file (mTLS)")
 
 
 def _namespaces(table: dict[str, Any]) -> tuple[linkage.NamespaceConfig, ...]:

@@ -9,6 +9,7 @@ import grpc
 import linkage
 
 from . import _convert as convert
+from ._auth import principal_of
 from ._errors import status_from_errors
 from ._feed import EncodedChanges
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
@@ -70,7 +71,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> AsyncIterator[bytes]:
         async with status_from_errors(context, "WatchChanges"):
             await self._stitcher.record_read(
-                _principal(context), "watch_changes", f"after sequence {request.after_sequence}"
+                principal_of(context), "watch_changes", f"after sequence {request.after_sequence}"
             )
             async for change in self._stitcher.changes(request.after_sequence, follow=not request.stop_at_end):
                 yield self._encoded.encode(change)  # serialized once for every subscriber
@@ -97,7 +98,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def Forget(self, request: pb.ForgetRequest, context: grpc.aio.ServicerContext) -> pb.ForgetResponse:
         async with status_from_errors(context, "Forget"):
             person_id, identifier = convert.forget_selector(request)
-            erased = await self._stitcher.forget(person_id, identifier, principal=_principal(context))
+            erased = await self._stitcher.forget(person_id, identifier, principal=principal_of(context))
             return convert.forget_response(erased)
 
     async def LiftSuppression(
@@ -105,15 +106,10 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.LiftSuppressionResponse:
         async with status_from_errors(context, "LiftSuppression"):
             identifiers = convert.identifiers(request.identifiers)
-            lifted = await self._stitcher.lift_suppression(identifiers, principal=_principal(context))
+            lifted = await self._stitcher.lift_suppression(identifiers, principal=principal_of(context))
             return pb.LiftSuppressionResponse(lifted=lifted)
 
     async def ListAudit(self, request: pb.ListAuditRequest, context: grpc.aio.ServicerContext) -> pb.ListAuditResponse:
         async with status_from_errors(context, "ListAudit"):
             entries = await self._stitcher.audit_log(request.after_sequence, request.limit or 1000)
             return convert.audit_response(entries)
-
-
-def _principal(context: grpc.aio.ServicerContext) -> str:
-    """Who is calling, for the audit log."""
-    return "unknown"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError, Message
 
 import linkage
 
+from ._auth import METHOD_SCOPES
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
 
 log = logging.getLogger("idstitch.server")
@@ -64,20 +65,26 @@ async def _decoded(
 
 
 Precheck = Callable[[Any], None]  # raises linkage.InvalidArgument for a request refused by its size
+# Returns when the caller may call the method (its full path); aborts the call otherwise.
+Admit = Callable[[str, grpc.aio.ServicerContext], Awaitable[None]]
 
 
-def service_handler(servicer: object, prechecks: Mapping[str, Precheck]) -> grpc.GenericRpcHandler:
+def service_handler(servicer: object, prechecks: Mapping[str, Precheck], admit: Admit) -> grpc.GenericRpcHandler:
     """IdentityService's handlers over `servicer`, with requests decoded here (see module).
 
+    Every call is first admitted (server/_auth.py), before anything of its request is decoded.
     `prechecks[method]` runs on a unary request before the servicer: a request refused by its
     size alone is dropped right there, so that nothing (no traceback frame, no conversion)
     keeps its decoded message alive."""
     handlers = {}
     for method in SERVICE.methods:
+        path = f"/{SERVICE.full_name}/{method.name}"
+        if path not in METHOD_SCOPES:
+            raise RuntimeError(f"{path} needs a scope in server/_auth.py METHOD_SCOPES")
         request_type = getattr(pb, method.input_type.name)
         behaviour = getattr(servicer, method.name)
         streams = (method.client_streaming, method.server_streaming)
-        kind, wrapped = _wrap(behaviour, request_type, method.name, *streams, prechecks.get(method.name))
+        kind, wrapped = _wrap(behaviour, request_type, path, *streams, prechecks.get(method.name), admit)
         handlers[method.name] = kind(wrapped, response_serializer=_serialize)
     return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
 
@@ -90,16 +97,19 @@ def _serialize(response: Message | bytes) -> bytes:
 def _wrap(
     behaviour: Callable[..., Any],
     request_type: type[Message],
-    name: str,
+    path: str,
     client_streaming: bool,
     server_streaming: bool,
     precheck: Precheck | None,
+    admit: Admit,
 ) -> tuple[Callable[..., grpc.RpcMethodHandler], Callable[..., Any]]:
     # A stream's undecodable message surfaces inside the servicer's loop, where the error
     # mapping turns it into INVALID_ARGUMENT like any other bad input.
+    name = path.rpartition("/")[2]
     if client_streaming and server_streaming:
 
         async def stream_stream(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await admit(path, context)
             async for response in behaviour(_decoded(raw, request_type, name, precheck), context):
                 yield response
 
@@ -107,12 +117,14 @@ def _wrap(
     if client_streaming:
 
         async def stream_unary(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
+            await admit(path, context)
             return await behaviour(_decoded(raw, request_type, name, precheck), context)
 
         return grpc.stream_unary_rpc_method_handler, stream_unary
     if server_streaming:
 
         async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await admit(path, context)
             request = await _request(raw, request_type, name, context)
             async for response in behaviour(request, context):
                 yield response
@@ -120,6 +132,7 @@ def _wrap(
         return grpc.unary_stream_rpc_method_handler, unary_stream
 
     async def unary_unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        await admit(path, context)
         request = await _request(raw, request_type, name, context)
         refused = _refusal(precheck, request)
         if refused is not None:

@@ -1,4 +1,9 @@
-"""Real servers for integration tests: in-process on a thread, or a separate process."""
+"""Real servers for integration tests: in-process on a thread, or a separate process.
+
+Their `channel` and `stub` talk as a real client does: the data directory's admin token as
+`authorization: Bearer` metadata over the real channel (cli/_connect.py), over TLS when the
+server has TLS (`ca` names the CA to verify it by).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import grpc
-
+from cli._connect import Connection
 from server._app import RunningServer, start
 from server._config import load_settings
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
@@ -25,15 +29,31 @@ REPO = Path(__file__).resolve().parent.parent
 class ThreadServer:
     """The real asyncio gRPC server and DuckDB store, run on an event loop in a thread."""
 
-    def __init__(self, data_dir: Path, **server_overrides: Any) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        ca: Path | None = None,
+        client_cert: tuple[Path, Path] | None = None,
+        **server_overrides: Any,
+    ) -> None:
         self.data_dir = data_dir
+        settings = load_settings(None, port=0, data_dir=data_dir, **server_overrides)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        settings = load_settings(None, port=0, data_dir=data_dir, **server_overrides)
-        self.running: RunningServer = self._call(start(settings))
+        try:
+            self.running: RunningServer = self._call(start(settings))
+        except BaseException:
+            self._end_loop()
+            raise
         self.target = f"127.0.0.1:{self.running.port}"
-        self.channel = grpc.insecure_channel(self.target)
+        self.admin_token = admin_token(data_dir)
+        cert, key = (client_cert[0].read_bytes(), client_cert[1].read_bytes()) if client_cert else (None, None)
+        self.connection = Connection(
+            self.target, self.admin_token, ca is not None, ca.read_bytes() if ca else None, cert, key
+        )
+        self.channel = self.connection.channel()
         self.stub = pb_grpc.IdentityServiceStub(self.channel)
 
     def _call(self, coro: Any, timeout: float = 60) -> Any:
@@ -42,6 +62,9 @@ class ThreadServer:
     def stop(self) -> None:
         self.channel.close()
         self._call(self.running.stop())
+        self._end_loop()
+
+    def _end_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
@@ -64,7 +87,9 @@ class ProcessServer:
         )
         self.port = self._read_port(timeout=60)
         self.target = f"127.0.0.1:{self.port}"
-        self.channel = grpc.insecure_channel(self.target)
+        self.admin_token = admin_token(data_dir)
+        self.connection = Connection(self.target, self.admin_token)
+        self.channel = self.connection.channel()
         self.stub = pb_grpc.IdentityServiceStub(self.channel)
 
     def _read_port(self, timeout: float) -> int:
@@ -105,3 +130,8 @@ class ProcessServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def admin_token(data_dir: Path) -> str:
+    """The secret a server wrote to `<data_dir>/admin-token` on its first start."""
+    return (data_dir / "admin-token").read_text().strip()

@@ -6,9 +6,11 @@ real argument parser, abbreviations refused; `make` targets must exist, and what
 must parse too; scripts and benchmarks must exist and know the options used; grpcurl calls
 must name a method of the API, with a `-d` body that decodes into its request message as
 grpcurl decodes it (strictly: an unknown field fails). The grpcurl calls are then made, in
-reading order, against a real in-process server. Commands in inline code (`idstitch ...`,
-`make ...`, `python scripts/...`) are checked the same way, leniently (placeholders such as FILE
-are allowed): the subcommand, target or script exists and knows every option named.
+reading order, against a real in-process server, with the metadata their `-H` options give
+(`$(cat var/admin-token)` read from that server's data directory) and nothing else. Commands
+in inline code (`idstitch ...`, `make ...`, `python scripts/...`) are checked the same way,
+leniently (placeholders such as FILE are allowed): the subcommand, target or script exists and
+knows every option named.
 
 Relative links must point at files that exist, and their #anchors at headings there; repo
 paths in inline code (`linkage/visitor/_scorer.py`) must exist. The configuration page's keys
@@ -176,7 +178,11 @@ def _check_idstitch_leniently(args: list[str]) -> str | None:
     subcommands = _subcommands()
     if not args or args[0] not in subcommands:
         return f"idstitch has no subcommand {args[0] if args else '(none)'}"
-    unknown = set(_flags(args[1:])) - _options(subcommands[args[0]])
+    parser, words = subcommands[args[0]], args[1:]
+    for action in parser._actions:  # `idstitch token add ...`: the options are the nested command's
+        if isinstance(action, argparse._SubParsersAction) and words and words[0] in action.choices:
+            parser, words = action.choices[words[0]], words[1:]
+    unknown = set(_flags(words)) - _options(parser)
     return f"idstitch {args[0]} has no option {sorted(unknown)}" if unknown else None
 
 
@@ -216,10 +222,11 @@ def _check_words(words: list[str], lenient: bool = False) -> str | None:
     return "is no command this test can check (idstitch, make, grpcurl, python SCRIPT)"
 
 
-def _grpcurl_parts(words: list[str]) -> tuple[str | None, list[str]]:
-    """(the -d body, the positional words) of a grpcurl command line."""
+def _grpcurl_parts(words: list[str]) -> tuple[str | None, list[str], list[str]]:
+    """(the -d body, the positional words, the -H headers) of a grpcurl command line."""
     body = None
     positional = []
+    headers = []
     rest = iter(words[1:])
     for word in rest:
         if word in _GRPCURL_VALUE_OPTIONS:
@@ -228,12 +235,14 @@ def _grpcurl_parts(words: list[str]) -> tuple[str | None, list[str]]:
                 raise ValueError(f"{word} needs a value")
             if word == "-d":
                 body = value
+            elif word in ("-H", "-rpc-header"):
+                headers.append(value)
         elif word.startswith("-"):
             if word not in _GRPCURL_FLAGS:
                 raise ValueError(f"unknown grpcurl option {word}")
         else:
             positional.append(word)
-    return body, positional
+    return body, positional, headers
 
 
 def _method(path: str) -> tuple[str | None, MethodDescriptor | None]:
@@ -270,9 +279,11 @@ def _found(find: Callable[[str], object], symbol: str) -> bool:
 
 def _check_grpcurl(words: list[str]) -> str | None:
     try:
-        body, positional = _grpcurl_parts(words)
+        body, positional, headers = _grpcurl_parts(words)
     except ValueError as error:
         return str(error)
+    if any(":" not in header for header in headers):
+        return f"a -H header is 'name: value': {headers}"
     if len(positional) < 2:
         return "grpcurl needs an address and a method (or list / describe)"
     address, verb, *more = positional
@@ -375,17 +386,34 @@ def test_repo_paths_in_inline_code_exist(page: Path) -> None:
     assert not missing, f"{page.name}: no such path in the repo: {sorted(set(missing))}"
 
 
+def _metadata(headers: list[str], data_dir: Path) -> list[tuple[str, str]]:
+    """The -H headers as gRPC metadata, `$(cat var/FILE)` read from the server's `data_dir`."""
+
+    def cat(match: re.Match[str]) -> str:
+        path = Path(match.group(1))
+        assert path.parts[0] == "var", f"{path}: the docs read a data-directory file under var/"
+        return data_dir.joinpath(*path.parts[1:]).read_text().strip()
+
+    metadata = []
+    for header in headers:
+        name, _, value = header.partition(":")
+        metadata.append((name.strip().lower(), re.sub(r"\$\(cat ([^)\s]+)\)", cat, value.strip())))
+    return metadata
+
+
 def test_the_grpcurl_calls_work_against_a_real_server(tmp_path: Path) -> None:
     calls = []
     for page, words in _all_commands():
         if words[0] == "grpcurl":
-            body, positional = _grpcurl_parts(words)
+            body, positional, headers = _grpcurl_parts(words)
             if positional[1] not in ("list", "describe"):
-                calls.append((page, positional[1], body or "{}"))
+                calls.append((page, positional[1], body or "{}", headers))
     assert len(calls) >= 4
     server = ThreadServer(tmp_path / "data")
+    # A channel of its own, without the token the server's channel sends: only the -H headers.
+    channel = grpc.insecure_channel(server.target)
     try:
-        for page, path, body in calls:
+        for page, path, body, headers in calls:
             wrong, method = _method(path)
             assert method is not None, f"{page}: {wrong}"
             request_type = getattr(pb, method.input_type.name)
@@ -394,24 +422,26 @@ def test_the_grpcurl_calls_work_against_a_real_server(tmp_path: Path) -> None:
             name = f"/{SERVICE.full_name}/{method.name}"
             kind = (method.client_streaming, method.server_streaming)
             call = {
-                (False, False): server.channel.unary_unary,
-                (False, True): server.channel.unary_stream,
-                (True, False): server.channel.stream_unary,
-                (True, True): server.channel.stream_stream,
+                (False, False): channel.unary_unary,
+                (False, True): channel.unary_stream,
+                (True, False): channel.stream_unary,
+                (True, True): channel.stream_stream,
             }[kind](
                 name, request_serializer=request_type.SerializeToString, response_deserializer=response_type.FromString
             )
+            metadata = _metadata(headers, server.data_dir)
             try:
                 if kind[0]:
-                    answer = call(iter(requests), timeout=10)
+                    answer = call(iter(requests), timeout=10, metadata=metadata)
                 else:
                     (request,) = requests
-                    answer = call(request, timeout=10)
+                    answer = call(request, timeout=10, metadata=metadata)
                 if kind[1]:
                     list(answer)
             except grpc.RpcError as error:
                 pytest.fail(f"{page}: {path} {body} failed: {error.code()} {error.details()}")
     finally:
+        channel.close()
         server.stop()
 
 

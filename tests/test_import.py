@@ -379,7 +379,7 @@ def test_bad_rows_are_reported_by_line_and_field_and_the_good_ones_imported(
     server: ThreadServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _write(tmp_path / "hotel.csv", CUSTOMERS)
-    assert cli.main(["import", str(path), "--target", server.target]) == 0
+    assert cli.main(["import", str(path), "--target", server.target, "--data-dir", str(server.data_dir)]) == 0
     out, err = capsys.readouterr()
     assert f"{path}:3: date_of_birth: " in err
     assert f"{path}:4: " in err and "too few columns" in err
@@ -426,7 +426,7 @@ def test_watch_mode_imports_a_dropped_file_once_and_moves_it(server: ThreadServe
     inbox.mkdir()
 
     async def go() -> list[FileReport]:
-        async with grpc.aio.insecure_channel(server.target) as channel:
+        async with server.connection.aio_channel() as channel:
             stub = _aio_stub(channel)
             watcher = Watcher(inbox, lambda p: import_file(stub, p), interval=0.01, say=lambda s: None)
             _write(inbox / "hotel.csv", CUSTOMERS)
@@ -445,20 +445,44 @@ def test_cli_reports_missing_files_and_no_server_without_a_trace(
     server: ThreadServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     good = _write(tmp_path / "good.csv", CUSTOMERS)
-    assert cli.main(["import", str(tmp_path / "nope.csv"), str(good), "--target", server.target]) == 1
+    assert (
+        cli.main(
+            [
+                "import",
+                str(tmp_path / "nope.csv"),
+                str(good),
+                "--target",
+                server.target,
+                "--data-dir",
+                str(server.data_dir),
+            ]
+        )
+        == 1
+    )
     out, err = capsys.readouterr()
     assert "nope.csv: not imported: no such file" in err and "good.csv: 5 rows" in out
-    assert cli.main(["import", str(good), "--target", server.target, "--fail-on-rejects"]) == 3
+    assert (
+        cli.main(
+            ["import", str(good), "--target", server.target, "--data-dir", str(server.data_dir), "--fail-on-rejects"]
+        )
+        == 3
+    )
 
-    assert cli.main(["import", str(good), "--target", server.target, "--progress"]) == 0
+    assert (
+        cli.main(["import", str(good), "--target", server.target, "--data-dir", str(server.data_dir), "--progress"])
+        == 0
+    )
     _, err = capsys.readouterr()
     assert "rows sent" in err and "rows/s" in err  # on stderr; stdout stays the summary alone
 
     monkeypatch.setattr(importing, "_CONNECT_TIMEOUT", 0.3)
-    assert cli.main(["import", str(good), "--target", f"127.0.0.1:{_free_port()}"]) == 1
+    assert (
+        cli.main(["import", str(good), "--target", f"127.0.0.1:{_free_port()}", "--data-dir", str(server.data_dir)])
+        == 1
+    )
     _, err = capsys.readouterr()
     assert "no idstitch server at" in err and "Traceback" not in err
-    assert cli.main(["import", "--target", server.target]) == 2
+    assert cli.main(["import", "--target", server.target, "--data-dir", str(server.data_dir)]) == 2
 
 
 def _aio_stub(channel: grpc.aio.Channel) -> Any:
@@ -469,7 +493,7 @@ def _aio_stub(channel: grpc.aio.Channel) -> Any:
 
 def _import_real(server: ThreadServer, path: Path, **options: Any) -> FileReport:
     async def go() -> FileReport:
-        async with grpc.aio.insecure_channel(server.target) as channel:
+        async with server.connection.aio_channel() as channel:
             return await import_file(_aio_stub(channel), path, **options)
 
     report = asyncio.run(go())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import subprocess
@@ -38,7 +39,7 @@ def test_reflection_lists_and_describes_the_api(server: ThreadServer) -> None:
 
 def test_demo_tells_its_story_against_a_running_server(server: ThreadServer) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "demo", "--target", server.target],
+        [sys.executable, "-m", "cli", "demo", "--target", server.target, "--data-dir", str(server.data_dir)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -63,6 +64,7 @@ def test_demo_says_when_no_server_is_there() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "cli", "demo", "--target", "127.0.0.1:1"],
         cwd=REPO,
+        env={**os.environ, "IDSTITCH_TOKEN": "idst_nothing-to-send-it-to"},
         capture_output=True,
         text=True,
         timeout=60,
