@@ -1,8 +1,10 @@
 """What the benchmarks share: the server as a separate process, a load meter, the machine line.
 
 The real server runs as `python -m cli serve --port 0 --data-dir <dir>` on a fresh data
-directory; the benchmark reads the port it prints, drives it over gRPC, and stops it with
-SIGTERM (then SIGKILL) whatever happened.
+directory; the benchmark reads the port it prints, drives it over gRPC with the admin token the
+server wrote to `<dir>/admin-token` (as `authorization: Bearer` metadata on every call, like any
+client: `ServerHandle.channel`, `aio_channel`, `client_args` for `idstitch` subcommands), and
+stops it with SIGTERM (then SIGKILL) whatever happened.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import psutil
+
+from cli._connect import Connection
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -41,12 +46,29 @@ OTHER_LOAD_LIMIT = 0.25
 class ServerHandle:
     process: subprocess.Popen[bytes]
     log_path: Path
+    data_dir: Path
     target: str = ""
+    token: str = ""  # the admin token of data_dir, sent on every call
     exit_code: int | None = None
     stop_seconds: float | None = None
 
     def rss(self) -> int:
         return int(psutil.Process(self.process.pid).memory_info().rss)
+
+    def connection(self) -> Connection:
+        return Connection(self.target, self.token)
+
+    def channel(self, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+        """A blocking channel sending the admin token."""
+        return self.connection().channel(options)
+
+    def aio_channel(self, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+        """An asyncio channel sending the admin token."""
+        return self.connection().aio_channel(options)
+
+    def client_args(self) -> list[str]:
+        """What an `idstitch` client subcommand (import, demo) needs to reach this server."""
+        return ["--target", self.target, "--data-dir", str(self.data_dir)]
 
 
 @contextlib.contextmanager
@@ -61,9 +83,10 @@ def running_server(data_dir: Path, log_path: Path, extra_args: Sequence[str] = (
     env = {**os.environ, "IDSTITCH_HASH_SECRET": "benchmark-only-secret"}
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log)
-        handle = ServerHandle(process, log_path)
+        handle = ServerHandle(process, log_path, data_dir)
         try:
             handle.target = f"127.0.0.1:{read_port(process, START_TIMEOUT)}"
+            handle.token = (data_dir / "admin-token").read_text().strip()  # written before the port is bound
             yield handle
         except BaseException:
             sys.stderr.write(f"server log (tail):\n{tail(log_path)}\n")

@@ -37,8 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import grpc
-from _harness import REPO, RESULTS_DIR, machine, machine_line, running_server
+from _harness import REPO, RESULTS_DIR, ServerHandle, machine, machine_line, running_server
 
 sys.path.insert(0, str(REPO))
 
@@ -81,8 +80,8 @@ def idstitch(cli: Sequence[str], check: bool = True) -> subprocess.CompletedProc
     return done
 
 
-def persons_of(target: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    with grpc.insecure_channel(target) as channel:
+def persons_of(server: ServerHandle, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    with server.channel() as channel:
         stub = pb_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
         found: dict[tuple[str, str], str] = {}
         for start in range(0, len(keys), 1000):
@@ -102,11 +101,11 @@ def served_pairs(
     with running_server(data, work / f"server-{name}.log", ["--customer-model", str(model)]) as server:
         started = time.perf_counter()
         for path in files:
-            done = idstitch(["import", str(path), "--target", server.target, "--no-progress"])
+            done = idstitch(["import", str(path), *server.client_args(), "--no-progress"])
             progress(f"  {done.stdout.strip()}")
         import_seconds = time.perf_counter() - started
         keys = [(f"crm:{r['source_system']}", r["source_key"]) for r in records]
-        person = persons_of(server.target, keys)
+        person = persons_of(server, keys)
     by_person: dict[str, dict[str, list[str]]] = {}
     for (namespace, key), person_id in person.items():
         by_person.setdefault(person_id, {}).setdefault(namespace, []).append(key)
@@ -230,7 +229,7 @@ def bulk_import(rows: int, records: Sequence[dict[str, str]], work: Path) -> dic
     progress(f"importing {path.name} into a fresh server with the bundled customer model ...")
     with running_server(work / "data-bulk", work / "server-bulk.log") as server:
         started = time.perf_counter()
-        done = idstitch(["import", str(path), "--target", server.target, "--no-progress"])
+        done = idstitch(["import", str(path), *server.client_args(), "--no-progress"])
         seconds = time.perf_counter() - started
         peak = peak_rss(server.process.pid)
     progress(f"  {done.stdout.strip()}")

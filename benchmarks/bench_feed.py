@@ -24,7 +24,7 @@ from pathlib import Path
 
 import grpc
 import psutil
-from _harness import machine, machine_line, running_server
+from _harness import ServerHandle, machine, machine_line, running_server
 
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
@@ -62,9 +62,9 @@ def _head(stub: pb_grpc.IdentityServiceStub) -> int:
 
 
 class _Follower(threading.Thread):
-    def __init__(self, target: str, after: int) -> None:
+    def __init__(self, server: ServerHandle, after: int) -> None:
         super().__init__(daemon=True)
-        self._channel = grpc.insecure_channel(target)
+        self._channel = server.channel()
         self._stub = pb_grpc.IdentityServiceStub(self._channel)
         self._after = after
         self.last = after
@@ -100,14 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = Path(tmp) / "data"
         with running_server(data, Path(tmp) / "server.log", ["--no-model"]) as server:
             pid = server.process.pid
-            channel = grpc.insecure_channel(server.target)
+            channel = server.channel()
             stub = pb_grpc.IdentityServiceStub(channel)
             cpu0 = _cpu(pid)
             alone = _ingest(stub, _signals("a", args.signals))
             cpu1 = _cpu(pid)
             head = _head(stub)
             changes_alone = head
-            followers = [_Follower(server.target, head) for _ in range(args.subscribers)]
+            followers = [_Follower(server, head) for _ in range(args.subscribers)]
             for f in followers:
                 f.start()
                 f.ready.wait()

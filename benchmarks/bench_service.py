@@ -393,7 +393,7 @@ class Measurements:
 async def measure(server: ServerHandle, config: Config, workload: Workload) -> Measurements:
     single = single_resolves(workload.identifiers, 20_000, config.seed)
     batches = batched_resolves(workload.identifiers, config.resolve_batch, config.seed)
-    async with grpc.aio.insecure_channel(server.target) as channel:
+    async with server.aio_channel() as channel:
         await asyncio.wait_for(channel.channel_ready(), START_TIMEOUT)
         await noop_call(channel)(single[0], timeout=CALL_TIMEOUT)
         rss_empty = server.rss()
