@@ -165,7 +165,7 @@ def ensure_tokens(cfg: ServerConfig) -> Path | None:
         # The secret first: a crash in between leaves no token nobody holds the secret of.
         _write_private(cfg.admin_token_path, secret + "\n")
         write_tokens(path, [Token(ADMIN, digest(secret), frozenset({ADMIN}), _now())])
-    log.warning("created the admin token; its secret is in %s, where clients look by default", cfg.admin_token_path)
+    log.info("created the admin token; its secret is in %s, where clients look by default", cfg.admin_token_path)
     return cfg.admin_token_path
 
 

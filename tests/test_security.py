@@ -9,6 +9,7 @@ nobody trusts. Their keys are copied to mode 0600 first, as the server demands.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import stat
 import subprocess
@@ -472,3 +473,26 @@ def test_import_and_demo_over_tls_with_the_data_dirs_token(
         assert reader.read_text() not in refused.stdout + refused.stderr
     finally:
         server.stop()
+
+
+def test_a_watcher_keeps_a_file_the_server_refused_the_token_for(server: ThreadServer, tmp_path: Path) -> None:
+    """A refused token is not the file's fault: it stays in the inbox for when the token is fixed."""
+    from cli._connect import Connection
+    from cli._import import import_file
+    from cli._watch import Watcher
+    from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "hotel.csv").write_text("source_system,source_key,given_name\nhotel,h1,Anna\n")
+    said: list[str] = []
+
+    async def go() -> int:
+        async with Connection(server.target, "idst_revoked").aio_channel() as channel:
+            stub = pb_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
+            watcher = Watcher(inbox, lambda p: import_file(stub, p), interval=0.01, say=said.append)
+            return sum([len(await watcher.poll_once()) for _ in range(3)])
+
+    assert asyncio.run(go()) == 0
+    assert (inbox / "hotel.csv").exists() and not list((inbox / "failed").iterdir())
+    assert any("refused the token (UNAUTHENTICATED" in line and "will retry" in line for line in said)
