@@ -46,6 +46,7 @@ from _harness import (
     RESULTS_DIR,
     START_TIMEOUT,
     LoadMeter,
+    ServerHandle,
     busy_phases,
     code_version,
     log_problems,
@@ -379,8 +380,9 @@ class ServerRun:
     other_cores: dict[str, float]
 
 
-async def drive(target: str, pid: int, requests: Sequence[pb.IngestRequest], config: Config) -> ServerRun:
-    async with grpc.aio.insecure_channel(target) as channel:
+async def drive(server: ServerHandle, requests: Sequence[pb.IngestRequest], config: Config) -> ServerRun:
+    pid = server.process.pid
+    async with server.aio_channel() as channel:
         await asyncio.wait_for(channel.channel_ready(), START_TIMEOUT)
         stub = pb_grpc.IdentityServiceStub(channel)
         meter = LoadMeter(pid)
@@ -1046,7 +1048,7 @@ def serve_and_measure(
     model = VisitorModel.load(config.model)
     code = code_version()
     with running_server(tmp / "data", tmp / "server.log", extra) as server:
-        run = asyncio.run(drive(server.target, server.process.pid, requests, config))
+        run = asyncio.run(drive(server, requests, config))
         rss = server.rss()
     info = {
         "code": code,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import secrets
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 from linkage import ModelError
 from server import ConfigError, load_server_config, load_settings
 
+from ._audit import add_arguments as add_audit_arguments
 from ._connect import ConnectError, Connection
 from ._connect import add_arguments as add_connect_arguments
 from ._tokens import add_arguments as add_token_arguments
@@ -64,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     from ._import import add_arguments as add_import_arguments
 
     add_import_arguments(imports)
+
+    audit = sub.add_parser(
+        "audit",
+        help="print a running server's audit log: who erased, lifted an erasure, compacted or read the feed",
+    )
+    add_audit_arguments(audit)
 
     tokens = sub.add_parser(
         "token",
@@ -158,6 +166,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"idstitch demo: {exc}", file=sys.stderr)
             return 2
         return run_demo(connection)
+    if args.command == "audit":
+        from ._audit import run_audit
+
+        return run_audit(args)
     if args.command == "token":
         from ._tokens import run as run_tokens
 
@@ -170,7 +182,7 @@ def _compact(args: argparse.Namespace) -> int:
 
     try:
         database = load_server_config(args.config, data_dir=args.data_dir).database
-        done = compact_store(database)
+        done = compact_store(database, principal=f"local:{getpass.getuser()}")
     except ConfigError as exc:
         print(f"idstitch: configuration error: {exc}", file=sys.stderr)
         return 2

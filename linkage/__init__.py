@@ -39,11 +39,11 @@ from .store import Compaction, DuckDBStore, MemoryStore, Store, StoreLocked, com
 from .visitor import BUNDLED_MODEL, VisitorModel, VisitorScorer
 
 __all__ = [
-    "AuditEntry",
     "BUNDLED_CUSTOMER_MODEL",
     "BUNDLED_MODEL",
     "DEFAULT_BLOCKED_VALUES",
     "DEFAULT_NAMESPACES",
+    "AuditEntry",
     "Change",
     "ChangeKind",
     "Compaction",

@@ -8,14 +8,17 @@ event ids stay refused.
 
 from __future__ import annotations
 
+import getpass
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
 
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
-from tests._servers import ThreadServer
+from tests._servers import REPO, ThreadServer
 from tests._signals import batch, ident, resolve, signal
-from tests.test_forget import _dump
+from tests.test_forget import _compact, _dump
 
 COOKIE = ("cookie", "c-erased-7a1b")
 LOGIN = ("login", "erased-user-41")
@@ -119,3 +122,46 @@ def test_the_audit_log_says_who_erased_lifted_and_read_the_feed(tmp_path: Path) 
         assert [e.action for e in stub.ListAudit(pb.ListAuditRequest(after_sequence=2)).entries] == ["watch_changes"]
     finally:
         running.stop()
+
+
+def test_compaction_is_audited_and_keeps_the_log_and_idstitch_audit_prints_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = ThreadServer(data)
+    try:
+        first.stub.Ingest(batch(*_history()))
+        first.stub.Forget(pb.ForgetRequest(identifier=ident(*COOKIE)))
+    finally:
+        first.stop()
+    compacted = _compact(data)
+    assert compacted.returncode == 0, compacted.stderr
+
+    second = ThreadServer(data)
+    try:
+        entries = list(second.stub.ListAudit(pb.ListAuditRequest()).entries)
+        assert [e.action for e in entries] == ["forget", "compaction"]
+        assert entries[0].principal.startswith("token:")
+        assert entries[1].principal == f"local:{getpass.getuser()}"
+        assert second.stub.Ingest(batch(*_history())).results[0].suppressed, "suppression survives compaction"
+
+        printed = subprocess.run(
+            [sys.executable, "-m", "cli", "audit", "--target", second.target, "--data-dir", str(data)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert printed.returncode == 0, printed.stderr
+        lines = printed.stdout.splitlines()
+        assert len(lines) == 2 and "forget" in lines[0] and "compaction" in lines[1]
+        assert COOKIE[1] not in printed.stdout
+    finally:
+        second.stop()
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "cli", "audit", "--target", "127.0.0.1:1", "--token-file", str(tmp_path / "none")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "--token-file" in refused.stderr

@@ -445,7 +445,7 @@ def _quoted(literal: str) -> str:
 def _erase(con: duckdb.DuckDBPyConnection, erasure: Erasure) -> None:
     """Delete what is left of an erased person, inside the commit's transaction: its events
     (IP, geo, user agent), identifiers, customer records and soft links; scrub the identifiers
-    out of the change log's entries about it."""
+    out of the change log's entries about it, and the erased events' ids out of the log."""
     ids, keys = list(erasure.person_ids), list(erasure.keys)
     rows = con.execute(
         "DELETE FROM events WHERE person_id IN (SELECT unnest($1::BIGINT[])) "
@@ -470,6 +470,10 @@ def _erase(con: duckdb.DuckDBPyConnection, erasure: Erasure) -> None:
         "WHERE namespace IS NOT NULL AND (person_id IN (SELECT unnest($1::BIGINT[])) "
         "OR namespace || $3 || value IN (SELECT unnest($2::VARCHAR[])))",
         [ids, keys, KEY_SEPARATOR],
+    )
+    # The erased events' ids go from the log too: they are kept only as keyed hashes (suppressed).
+    con.execute(
+        "UPDATE changes SET event_id = NULL WHERE event_id IN (SELECT unnest($1::VARCHAR[]))", [list(erasure.events)]
     )
 
 

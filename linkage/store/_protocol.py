@@ -126,6 +126,8 @@ class MemoryStore:
             else c
             for c in self._changes
         ]
+        events = set(erasure.events)
+        self._changes = [replace(c, event_id="") if c.event_id in events else c for c in self._changes]
 
     def changes_after(self, sequence: int, limit: int) -> list[Change]:
         return [c for c in self._changes if c.sequence > sequence][:limit]
