@@ -5,7 +5,8 @@ model's) as a separate process and, in one run:
 
 1. ingests `--signals` signals with nobody watching (the baseline: server CPU per signal);
 2. starts `--subscribers` followers of `WatchChanges` at the head, ingests as many signals
-   again, and waits until every follower has received every change.
+   again, and waits until every follower has received every change;
+3. does the same with followers of `WatchChangeBatches` (a message per commit, not per change).
 
 The server's CPU beyond the baseline, divided by changes x subscribers, is the fan-out cost.
 Also printed: ingest rates of both phases (their ratio shows whether watching slows ingest)
@@ -20,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -54,28 +56,31 @@ def _ingest(stub: pb_grpc.IdentityServiceStub, requests: Sequence[pb.IngestReque
     return time.perf_counter() - began
 
 
-def _head(stub: pb_grpc.IdentityServiceStub) -> int:
-    last = 0
-    for change in stub.WatchChanges(pb.WatchChangesRequest(after_sequence=0, stop_at_end=True)):
-        last = change.sequence
+def _head(stub: pb_grpc.IdentityServiceStub, after: int = 0) -> int:
+    """The sequence of the last committed change (read in batches from `after`)."""
+    last = after
+    for page in stub.WatchChangeBatches(pb.WatchChangesRequest(after_sequence=after, stop_at_end=True)):
+        last = page.changes[-1].sequence
     return last
 
 
 class _Follower(threading.Thread):
-    def __init__(self, server: ServerHandle, after: int) -> None:
+    def __init__(self, server: ServerHandle, after: int, batched: bool) -> None:
         super().__init__(daemon=True)
         self._channel = server.channel()
         self._stub = pb_grpc.IdentityServiceStub(self._channel)
         self._after = after
+        self._batched = batched
         self.last = after
         self.ready = threading.Event()
-        self._call = self._stub.WatchChanges(pb.WatchChangesRequest(after_sequence=after))
+        request = pb.WatchChangesRequest(after_sequence=after)
+        self._call = (self._stub.WatchChangeBatches if batched else self._stub.WatchChanges)(request)
 
     def run(self) -> None:
         self.ready.set()
         try:
-            for change in self._call:
-                self.last = change.sequence
+            for item in self._call:
+                self.last = item.changes[-1].sequence if self._batched else item.sequence
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.CANCELLED:
                 raise
@@ -84,6 +89,47 @@ class _Follower(threading.Thread):
         self._call.cancel()
         self.join(timeout=10)
         self._channel.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Phase:
+    seconds: float  # to ingest
+    changes: int
+    behind: int  # the slowest follower, when ingest ended
+    drained: float  # seconds until every follower had every change
+    cpu: float  # server CPU seconds, from the followers' start until they had every change
+
+
+def _watched_phase(
+    server: ServerHandle,
+    stub: pb_grpc.IdentityServiceStub,
+    pid: int,
+    args: argparse.Namespace,
+    prefix: str,
+    batched: bool,
+    after: int,
+) -> _Phase:
+    head = _head(stub, after)
+    followers = [_Follower(server, head, batched) for _ in range(args.subscribers)]
+    for f in followers:
+        f.start()
+        f.ready.wait()
+    time.sleep(0.5)
+    cpu0 = _cpu(pid)
+    seconds = _ingest(stub, _signals(prefix, args.signals))
+    # Reading the head is the benchmark's own cost: measured and left out.
+    cpu_head = _cpu(pid)
+    end = _head(stub, head)
+    cpu_head = _cpu(pid) - cpu_head
+    behind = end - min(f.last for f in followers)
+    began = time.perf_counter()
+    while min(f.last for f in followers) < end and time.perf_counter() - began < 600:
+        time.sleep(0.01)
+    drained = time.perf_counter() - began
+    cpu = _cpu(pid) - cpu0 - cpu_head
+    for f in followers:
+        f.stop()
+    return _Phase(seconds, end - head, behind, drained, cpu)
 
 
 def _cpu(pid: int) -> float:
@@ -107,38 +153,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             cpu1 = _cpu(pid)
             head = _head(stub)
             changes_alone = head
-            followers = [_Follower(server, head) for _ in range(args.subscribers)]
-            for f in followers:
-                f.start()
-                f.ready.wait()
-            time.sleep(0.5)
-            cpu2 = _cpu(pid)
-            watched = _ingest(stub, _signals("b", args.signals))
-            end = _head(stub)
-            behind = end - min(f.last for f in followers)
-            began = time.perf_counter()
-            while min(f.last for f in followers) < end and time.perf_counter() - began < 600:
-                time.sleep(0.01)
-            drained = time.perf_counter() - began
-            cpu3 = _cpu(pid)
-            for f in followers:
-                f.stop()
+            phases = []
+            cursor = head
+            for prefix, batched in (("b", False), ("c", True)):
+                phases.append(_watched_phase(server, stub, pid, args, prefix, batched, cursor))
+                cursor += phases[-1].changes
             channel.close()
         host = machine(Path(tmp))
-    changes = end - head
     per_change_alone = (cpu1 - cpu0) / changes_alone
-    fan_out = (cpu3 - cpu2) - per_change_alone * changes
     print("| measure | figure |\n|---|---|")
     print(f"| ingest alone | {args.signals / alone:,.0f} signals/s ({changes_alone:,} changes) |")
-    print(
-        f"| ingest with {args.subscribers} followers | {args.signals / watched:,.0f} signals/s ({changes:,} changes) |"
-    )
-    print(f"| ingest rate watched / alone | {alone / watched:.2f} |")
-    print(
-        f"| slowest follower behind the head at the end of ingest | {behind:,} changes; caught up in {drained:.1f} s |"
-    )
     print(f"| server CPU per change, nobody watching | {per_change_alone * 1e6:.1f} µs |")
-    print(f"| server CPU per change per follower (beyond that) | {fan_out / changes / args.subscribers * 1e6:.1f} µs |")
+    for name, phase in zip(("WatchChanges", "WatchChangeBatches"), phases, strict=True):
+        fan_out = phase.cpu - per_change_alone * phase.changes
+        print(
+            f"| {name}: ingest with {args.subscribers} followers | {args.signals / phase.seconds:,.0f} signals/s "
+            f"(rate watched / alone {alone / phase.seconds:.2f}) |"
+        )
+        print(
+            f"| {name}: slowest follower behind the head at the end of ingest | {phase.behind:,} changes; "
+            f"caught up in {phase.drained:.1f} s |"
+        )
+        print(
+            f"| {name}: server CPU per change per follower (beyond the baseline) | "
+            f"{fan_out / phase.changes / args.subscribers * 1e6:.1f} µs |"
+        )
     print(f"\n{machine_line(host)}")
     return 0
 

@@ -33,6 +33,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     f"/{_SERVICE}/GetHousehold": "read",
     f"/{_SERVICE}/Explain": "read",
     f"/{_SERVICE}/WatchChanges": "changes",
+    f"/{_SERVICE}/WatchChangeBatches": "changes",
     f"/{_SERVICE}/Forget": ADMIN,
     f"/{_SERVICE}/LiftSuppression": ADMIN,
     f"/{_SERVICE}/ListAudit": ADMIN,

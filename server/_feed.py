@@ -28,3 +28,24 @@ class EncodedChanges:
         if len(self._by_sequence) > _KEPT:
             self._by_sequence.popitem(last=False)
         return encoded
+
+    def encode_batch(self, changes: list[linkage.Change]) -> bytes:
+        """A serialized `ChangeBatch` of these changes, from their shared encodings: field 1,
+        length-delimited, once per change (what protobuf would write)."""
+        parts: list[bytes] = []
+        for change in changes:
+            encoded = self.encode(change)
+            parts += (_CHANGES_TAG, _varint(len(encoded)), encoded)
+        return b"".join(parts)
+
+
+_CHANGES_TAG = bytes([1 << 3 | 2])  # ChangeBatch.changes: field 1, wire type 2
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)

@@ -76,6 +76,17 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             async for change in self._stitcher.changes(request.after_sequence, follow=not request.stop_at_end):
                 yield self._encoded.encode(change)  # serialized once for every subscriber
 
+    async def WatchChangeBatches(
+        self, request: pb.WatchChangesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        async with status_from_errors(context, "WatchChangeBatches"):
+            await self._stitcher.record_read(
+                principal_of(context), "watch_changes", f"after sequence {request.after_sequence}", "batches"
+            )
+            pages = self._stitcher.change_pages(request.after_sequence, follow=not request.stop_at_end)
+            async for page in pages:
+                yield self._encoded.encode_batch(page)
+
     async def Explain(self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext) -> pb.ExplainResponse:
         async with status_from_errors(context, "Explain"):
             for name in ("a", "b"):

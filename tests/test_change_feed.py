@@ -80,3 +80,38 @@ def test_a_follower_that_falls_far_behind_is_cut_off_with_its_cursor_and_resumes
         assert [c.sequence for c in seen + rest] == list(range(1, rest[-1].sequence + 1))
     finally:
         server.stop()
+
+
+def test_batches_carry_the_same_changes_in_order_and_follow_live(server: ThreadServer) -> None:
+    for n in range(40):
+        server.stub.Ingest(batch(*[signal(("cookie", f"b{n}-{k}"), ("login", f"bu{n % 5}")) for k in range(3)]))
+    everything = _backlog(server)
+    for cursor in (0, 7, len(everything)):
+        batches = list(
+            server.stub.WatchChangeBatches(pb.WatchChangesRequest(after_sequence=cursor, stop_at_end=True))
+        )
+        assert [c for b in batches for c in b.changes] == everything[cursor:]
+        assert all(b.changes for b in batches), "no empty batch"
+
+    received: queue.Queue[pb.ChangeBatch] = queue.Queue()
+    stream = server.stub.WatchChangeBatches(pb.WatchChangesRequest(after_sequence=len(everything)))
+
+    def follow() -> None:
+        try:
+            for item in stream:
+                received.put(item)
+        except grpc.RpcError:
+            pass
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    try:
+        server.stub.Ingest(batch(*[signal(("cookie", f"live-{k}")) for k in range(5)]))
+        live = received.get(timeout=10)
+        # One commit, one message: the five signals' changes arrive together.
+        assert len(live.changes) >= 5
+        assert live.changes[0].sequence == len(everything) + 1
+        assert [c.sequence for c in live.changes] == list(range(len(everything) + 1, live.changes[-1].sequence + 1))
+    finally:
+        stream.cancel()
+        follower.join(5)

@@ -478,6 +478,13 @@ class Stitcher:
 
     async def changes(self, after_sequence: int, follow: bool) -> AsyncIterator[Change]:
         """The change log after a cursor; with `follow`, then every change as it commits."""
+        async for page in self.change_pages(after_sequence, follow):
+            for change in page:
+                yield change
+
+    async def change_pages(self, after_sequence: int, follow: bool) -> AsyncIterator[list[Change]]:
+        """`changes` in pages: every change after the cursor that is there when asked, up to a
+        page at a time. A follower that keeps up gets one page per commit."""
         if after_sequence < 0:
             raise InvalidArgument("after_sequence", "must not be negative")
         cursor = after_sequence
@@ -488,9 +495,9 @@ class Stitcher:
             page = self._recent_after(cursor)
             if page is None:
                 page = await asyncio.to_thread(self._store.changes_after, cursor, _CHANGE_PAGE)
-            for change in page:
-                yield change
-                cursor = change.sequence
+            if page:
+                yield page
+                cursor = page[-1].sequence
             if len(page) == _CHANGE_PAGE:
                 continue
             if not follow or self._watches_ended:

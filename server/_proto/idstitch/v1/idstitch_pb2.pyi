@@ -329,6 +329,12 @@ class Change(_message.Message):
     household_person_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., person_id: _Optional[str] = ..., other_person_id: _Optional[str] = ..., identifier: _Optional[_Union[Identifier, _Mapping]] = ..., event_id: _Optional[str] = ..., detail: _Optional[str] = ..., probability: _Optional[float] = ..., household_id: _Optional[str] = ..., household_person_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ChangeBatch(_message.Message):
+    __slots__ = ("changes",)
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[Change]
+    def __init__(self, changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ...) -> None: ...
+
 class ExplainRequest(_message.Message):
     __slots__ = ("a", "b")
     A_FIELD_NUMBER: _ClassVar[int]

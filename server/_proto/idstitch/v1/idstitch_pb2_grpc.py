@@ -65,6 +65,11 @@ class IdentityServiceStub:
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdRequest.SerializeToString,
                 response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdResponse.FromString,
                 _registered_method=True)
+        self.WatchChangeBatches = channel.unary_stream(
+                '/idstitch.v1.IdentityService/WatchChangeBatches',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.WatchChangesRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ChangeBatch.FromString,
+                _registered_method=True)
         self.Explain = channel.unary_unary(
                 '/idstitch.v1.IdentityService/Explain',
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.ExplainRequest.SerializeToString,
@@ -139,6 +144,15 @@ class IdentityServiceServicer:
         telling which of them it was (see Resolution.household_id), with the
         visitors linked to it. By household id, any of its persons' ids, or an
         identifier of one of its persons or visitors.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchChangeBatches(self, request, context):
+        """The same feed in batches: each message carries every change committed
+        since the last one (up to 1,000), in order. For followers that must keep
+        up with full ingest: a message per commit instead of per change.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -234,6 +248,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.GetHousehold,
                     request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdRequest.FromString,
                     response_serializer=idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdResponse.SerializeToString,
+            ),
+            'WatchChangeBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchChangeBatches,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.WatchChangesRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ChangeBatch.SerializeToString,
             ),
             'Explain': grpc.unary_unary_rpc_method_handler(
                     servicer.Explain,
@@ -423,6 +442,33 @@ class IdentityService:
             '/idstitch.v1.IdentityService/GetHousehold',
             idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdRequest.SerializeToString,
             idstitch_dot_v1_dot_idstitch__pb2.GetHouseholdResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchChangeBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/WatchChangeBatches',
+            idstitch_dot_v1_dot_idstitch__pb2.WatchChangesRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.ChangeBatch.FromString,
             options,
             channel_credentials,
             insecure,
