@@ -87,9 +87,7 @@ def test_batches_carry_the_same_changes_in_order_and_follow_live(server: ThreadS
         server.stub.Ingest(batch(*[signal(("cookie", f"b{n}-{k}"), ("login", f"bu{n % 5}")) for k in range(3)]))
     everything = _backlog(server)
     for cursor in (0, 7, len(everything)):
-        batches = list(
-            server.stub.WatchChangeBatches(pb.WatchChangesRequest(after_sequence=cursor, stop_at_end=True))
-        )
+        batches = list(server.stub.WatchChangeBatches(pb.WatchChangesRequest(after_sequence=cursor, stop_at_end=True)))
         assert [c for b in batches for c in b.changes] == everything[cursor:]
         assert all(b.changes for b in batches), "no empty batch"
 
