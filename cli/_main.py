@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import logging
 import secrets
+import shutil
 import sys
 import tempfile
 from dataclasses import replace
@@ -96,7 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument("--signals", type=Path, help="simulated signals (from `idstitch simulate`) to train on")
-    source.add_argument("--data-dir", type=Path, help="a stopped server's data directory to train on")
+    source.add_argument(
+        "--data-dir",
+        type=Path,
+        help="a server's data directory to train on: read directly when the server is stopped, else from a "
+        "snapshot the running server writes (asked for at --target with the data directory's admin token)",
+    )
+    source.add_argument("--snapshot", type=Path, help="a snapshot directory a running server wrote, to train on")
     source.add_argument(
         "--records", type=Path, nargs="+", metavar="FILE", help="customer-record CSV or Parquet files (import format)"
     )
@@ -104,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=Path("var/models"), help="where model, metrics and report go")
     train.add_argument("--config", type=Path, help="the server's TOML configuration (namespaces, secret)")
     train.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    train.add_argument("--target", default="127.0.0.1:50051", help="the running server to ask for a snapshot")
+    train.add_argument("--token-file", type=Path, help="admin token for the snapshot (default DATA_DIR/admin-token)")
+    train.add_argument("--tls-ca-file", type=Path, help="connect with TLS, verifying the server by this CA")
+    train.add_argument("--keep-snapshot", action="store_true", help="keep the snapshot asked for (default: delete)")
     train.add_argument(
         "--m-from",
         choices=("labels", "em"),
@@ -207,7 +218,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         return _train_in(args, args.data_dir)
     # Signals are replayed into a scratch store, so they get a scratch data directory (and
-    # hash secret) rather than creating ./var as a side effect.
+    # hash secret) rather than creating ./var as a side effect; so does a snapshot, whose keys
+    # are stored keys already.
     with tempfile.TemporaryDirectory(prefix="idstitch-train-") as scratch:
         (Path(scratch) / "hash-secret").write_text(secrets.token_hex(32))
         return _train_in(args, Path(scratch))
@@ -219,23 +231,55 @@ def _train_in(args: argparse.Namespace, data_dir: Path) -> int:
     except ConfigError as exc:
         print(f"idstitch: configuration error: {exc}", file=sys.stderr)
         return 2
+    from linkage import StoreLocked
     from training import TrainConfig, run_train
 
     store_path = settings.server.database if args.data_dir is not None else None
     if store_path is not None and not store_path.exists():
         print(f"idstitch: no store at {store_path}", file=sys.stderr)
         return 2
+    config = TrainConfig(out_dir=args.out, report=not args.no_report, m_estimation=args.m_from)
     try:
-        run_train(
-            settings.linkage,
-            TrainConfig(out_dir=args.out, report=not args.no_report, m_estimation=args.m_from),
-            signals=args.signals,
-            store_path=store_path,
-        )
-    except (ValueError, OSError, RuntimeError) as exc:
+        try:
+            run_train(settings.linkage, config, signals=args.signals, store_path=store_path, snapshot=args.snapshot)
+        except StoreLocked:
+            # The server is running: it writes a snapshot, and training reads that instead.
+            print(f"idstitch: {data_dir} is in use by a running server; asking it for a snapshot ...", file=sys.stderr)
+            snapshot = _ask_for_snapshot(args, data_dir)
+            try:
+                run_train(settings.linkage, config, snapshot=snapshot)
+            finally:
+                if not args.keep_snapshot:
+                    shutil.rmtree(snapshot, ignore_errors=True)
+    except (ValueError, OSError, RuntimeError, ConnectError) as exc:
         print(f"idstitch: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _ask_for_snapshot(args: argparse.Namespace, data_dir: Path) -> Path:
+    import grpc
+
+    from server._proto.idstitch.v1 import idstitch_pb2 as pb
+    from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
+
+    from ._connect import read_token
+
+    ca = args.tls_ca_file.read_bytes() if args.tls_ca_file is not None else None
+    connection = Connection(args.target, read_token(args.token_file, data_dir), ca is not None, ca)
+    with connection.channel() as channel:
+        try:
+            stub = pb_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
+            written = stub.WriteSnapshot(pb.WriteSnapshotRequest(), timeout=600)
+        except grpc.RpcError as exc:
+            why = f"{exc.code().name}: {exc.details()}"
+            raise RuntimeError(f"the server at {args.target} wrote no snapshot: {why}") from exc
+    print(
+        f"idstitch: snapshot of {written.identifiers:,} identifiers and {written.events:,} events "
+        f"in {written.directory}",
+        file=sys.stderr,
+    )
+    return Path(written.directory)
 
 
 def _train_customer(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from .customer._scorer import CustomerScorer
 from .identifiers._namespaces import split_key
 from .softlinks import person_shares
 from .splinkjson import model_version
+from .store._rows import EventRow
 from .visitor._catalogue import (
     Both,
     Else,
@@ -46,6 +47,7 @@ __all__ = [
     "CustomerScorer",
     "Else",
     "EncodedProfiles",
+    "EventRow",
     "Evidence",
     "ExactMatch",
     "LevelPlan",

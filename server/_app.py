@@ -86,7 +86,9 @@ async def start(settings: Settings) -> RunningServer:
         "IngestStream": lambda request: stitcher.check_batch_count(len(request.signals)),
         "SyncCrmRecords": lambda request: stitcher.check_sync_chunk(len(request.records), 0),
     }
-    server.add_generic_rpc_handlers([service_handler(IdentityServicer(stitcher), prechecks, authoriser.admit)])
+    server.add_generic_rpc_handlers(
+        [service_handler(IdentityServicer(stitcher, cfg.data_dir / "snapshots"), prechecks, authoriser.admit)]
+    )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]

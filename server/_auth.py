@@ -37,6 +37,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     f"/{_SERVICE}/Forget": ADMIN,
     f"/{_SERVICE}/LiftSuppression": ADMIN,
     f"/{_SERVICE}/ListAudit": ADMIN,
+    f"/{_SERVICE}/WriteSnapshot": ADMIN,
     NOOP_RESOLVE: "resolve",  # the benchmark's ceiling pays what Resolve pays
 }
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 
@@ -17,8 +19,9 @@ from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
 
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
-    def __init__(self, stitcher: linkage.Stitcher) -> None:
+    def __init__(self, stitcher: linkage.Stitcher, snapshots: Path) -> None:
         self._stitcher = stitcher
+        self._snapshots = snapshots
         self._encoded = EncodedChanges()
 
     async def Ingest(self, request: pb.IngestRequest, context: grpc.aio.ServicerContext) -> pb.IngestResponse:
@@ -119,6 +122,18 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             identifiers = convert.identifiers(request.identifiers)
             lifted = await self._stitcher.lift_suppression(identifiers, principal=principal_of(context))
             return pb.LiftSuppressionResponse(lifted=lifted)
+
+    async def WriteSnapshot(
+        self, request: pb.WriteSnapshotRequest, context: grpc.aio.ServicerContext
+    ) -> pb.WriteSnapshotResponse:
+        async with status_from_errors(context, "WriteSnapshot"):
+            self._snapshots.mkdir(mode=0o700, exist_ok=True)
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            directory = self._snapshots / f"{stamp}-{time.time_ns() % 10**9:09d}"
+            counts = await self._stitcher.write_snapshot(directory, principal=principal_of(context))
+            return pb.WriteSnapshotResponse(
+                directory=str(directory.resolve()), identifiers=counts["identifiers"], events=counts["events"]
+            )
 
     async def ListAudit(self, request: pb.ListAuditRequest, context: grpc.aio.ServicerContext) -> pb.ListAuditResponse:
         async with status_from_errors(context, "ListAudit"):

@@ -11,7 +11,7 @@ import linkage
 
 from ._customer_data import read_customer_records
 from ._customer_train import CustomerTrainConfig, TrainedCustomerModel, train_customer_model
-from ._history import device_profiles
+from ._history import device_profiles, snapshot_profiles
 from ._replay import replay_into_store
 from ._simulate import SimulationConfig, read_jsonl, simulate, summary, write_jsonl
 from ._train import TrainConfig, TrainedModel, train_visitor_model
@@ -37,16 +37,22 @@ def run_train(
     *,
     signals: Path | None = None,
     store_path: Path | None = None,
+    snapshot: Path | None = None,
     progress: Progress = print,
 ) -> TrainedModel:
-    """Train the visitor model on a stored history, or on signals replayed into a scratch store.
+    """Train the visitor model on a stored history, a running server's snapshot of it, or
+    signals replayed into a scratch store.
 
     `store_path` is a data directory's DuckDB file; the server that owns it must be stopped
-    (one process owns a store).
+    (one process owns a store). `snapshot` is a directory a running server wrote
+    (`WriteSnapshot`): it trains while the server serves.
     """
-    if (signals is None) == (store_path is None):
-        raise ValueError("give either signals or store_path")
+    if sum(source is not None for source in (signals, store_path, snapshot)) != 1:
+        raise ValueError("give one of signals, store_path and snapshot")
     policy = linkage.IdentifierPolicy(linkage_config)
+    if snapshot is not None:
+        progress(f"building device profiles from the snapshot {snapshot} ...")
+        return train_visitor_model(snapshot_profiles(snapshot, policy), train_config, progress)
     with tempfile.TemporaryDirectory(prefix="idstitch-train-") as scratch:
         if signals is not None:
             store_path = Path(scratch) / "replay.duckdb"

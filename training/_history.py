@@ -7,10 +7,14 @@ not. These labels come free with the data and never feed the unsupervised traini
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
 
 import linkage
-from linkage.modelling import Evidence, ProfileRecord, history_records, split_key
+from linkage.modelling import EventRow, Evidence, ProfileRecord, history_records, split_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +27,37 @@ class DeviceProfiles:
 
 
 def device_profiles(store: linkage.Store, policy: linkage.IdentifierPolicy) -> DeviceProfiles:
-    state = store.load()
-    person_of = {row.key: row.person_id for row in state.identifiers}
-    login_of = {row.person_id: row.key for row in state.identifiers if row.namespace == "login"}
+    identifiers = [(row.key, row.namespace, row.person_id) for row in store.load().identifiers]
+    return _profiles(identifiers, store.iter_events(), policy)
+
+
+def snapshot_profiles(directory: Path, policy: linkage.IdentifierPolicy) -> DeviceProfiles:
+    """`device_profiles` from a snapshot a running server wrote (`WriteSnapshot`): Parquet."""
+    con = duckdb.connect()
+    try:
+        identifiers_file, events_file = (str(directory / f"{name}.parquet").replace("'", "''")
+                                         for name in ("identifiers", "events"))  # fmt: skip
+        identifiers = con.execute(f"SELECT key, namespace, person_id FROM '{identifiers_file}'").fetchall()
+        rows = con.execute(
+            "SELECT event_id, ts, received_at, channel, person_id, identifier_keys, ip, country, city, latitude, "
+            f"longitude, user_agent FROM '{events_file}' ORDER BY ts, received_at"
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise ValueError(f"{directory} is not a readable snapshot: {exc}") from exc
+    finally:
+        con.close()
+    events = (
+        EventRow(e, ts / 1e6, at / 1e6, ch or "", p, tuple(k or ()), ip or "", co or "", ci or "", la, lo, ua or "")
+        for e, ts, at, ch, p, k, ip, co, ci, la, lo, ua in rows
+    )
+    return _profiles([(k, n, int(p)) for k, n, p in identifiers], events, policy)
+
+
+def _profiles(
+    identifiers: list[tuple[str, str, int]], events: Iterable[EventRow], policy: linkage.IdentifierPolicy
+) -> DeviceProfiles:
+    person_of = {key: person for key, _, person in identifiers}
+    login_of = {person: key for key, namespace, person in identifiers if namespace == "login"}
     device_namespaces: dict[str, bool] = {}
 
     def is_device(key: str) -> bool:
@@ -36,7 +68,7 @@ def device_profiles(store: linkage.Store, policy: linkage.IdentifierPolicy) -> D
         return device_namespaces[namespace]
 
     evidence: dict[str, Evidence] = {}
-    for event in store.iter_events():
+    for event in events:
         context = linkage.Context(
             ip=event.ip,
             geo=linkage.Geo(event.country, event.city, event.latitude, event.longitude),

@@ -9,6 +9,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .._config import LinkageConfig
@@ -204,6 +205,17 @@ class Stitcher:
         job = _Job(quantize(self._clock()), audit=(action, subject, detail), principal=principal)
         await self._queue.put(job)
         await asyncio.shield(job.done)
+
+    async def write_snapshot(self, directory: Path, principal: str = "unknown") -> dict[str, int]:
+        """Write a consistent snapshot of the history training reads (Parquet) into
+        `directory`, while writes go on; audited. Rows per file."""
+        if self._closing:
+            raise Unavailable("shutting down")
+        if directory.exists():
+            raise InvalidArgument("directory", "a snapshot there already exists")
+        counts = await asyncio.to_thread(self._store.write_snapshot, directory)
+        await self.record_read(principal, "snapshot", directory.name, f"{counts['events']} events")
+        return counts
 
     async def audit_log(self, after_sequence: int = 0, limit: int = 1000) -> list[AuditEntry]:
         """The audit log after a cursor, oldest first."""

@@ -369,6 +369,24 @@ class DuckDBStore:
             self._con.execute("ROLLBACK")
             raise
 
+    def write_snapshot(self, directory: Path) -> dict[str, int]:
+        """Write the history training reads — identifiers (key, namespace, person) and events —
+        as Parquet files into `directory` (made here), from one transaction: a consistent
+        snapshot while commits go on. Rows per file."""
+        directory.mkdir(mode=0o700)
+        cursor = self._con.cursor()  # a connection of its own, beside commits in another thread
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            counts = {}
+            for name, query in _SNAPSHOT.items():
+                target = _quoted(str(directory / f"{name}.parquet"))
+                cursor.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)")
+                (counts[name],) = cursor.execute(f"SELECT count(*) FROM ({query})").fetchone() or (0,)
+            cursor.execute("COMMIT")
+        finally:
+            cursor.close()
+        return counts
+
     def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
         cursor = self._con.cursor()
         try:
@@ -436,6 +454,14 @@ class DuckDBStore:
     def close(self) -> None:
         self._con.execute("CHECKPOINT")
         self._con.close()
+
+
+# What a training snapshot holds, as the queries that write it (times as epoch microseconds).
+_SNAPSHOT = {
+    "identifiers": "SELECT key, namespace, person_id FROM identifiers",
+    "events": "SELECT event_id, epoch_us(ts) AS ts, epoch_us(received_at) AS received_at, channel, person_id, "
+    "identifier_keys, ip, country, city, latitude, longitude, user_agent FROM events",
+}
 
 
 def _quoted(literal: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Protocol
 
 from .._types import AuditEntry, Change
@@ -36,6 +37,11 @@ class Store(Protocol):
     def changes_after(self, sequence: int, limit: int) -> list[Change]: ...
 
     def audit_after(self, sequence: int, limit: int) -> list[AuditEntry]: ...
+
+    def write_snapshot(self, directory: Path) -> dict[str, int]:
+        """The history training reads, as Parquet files in `directory` (made here), consistent
+        while commits go on; rows per file (identifiers, events)."""
+        ...
 
     def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
         """Every stored signal with its evidence, in time order (for profiles and training)."""
@@ -134,6 +140,35 @@ class MemoryStore:
 
     def audit_after(self, sequence: int, limit: int) -> list[AuditEntry]:
         return [a for a in self._audit if a.sequence > sequence][:limit]
+
+    def write_snapshot(self, directory: Path) -> dict[str, int]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        directory.mkdir(mode=0o700)
+        rows = list(self._identifiers.values())
+        pq.write_table(
+            pa.table({"key": [r.key for r in rows], "namespace": [r.namespace for r in rows],
+                      "person_id": [r.person_id for r in rows]}),
+            directory / "identifiers.parquet",
+        )  # fmt: skip
+        events = self._event_rows
+        columns = {
+            "event_id": [e.event_id for e in events],
+            "ts": [round(e.timestamp * 1e6) for e in events],
+            "received_at": [round(e.received_at * 1e6) for e in events],
+            "channel": [e.channel for e in events],
+            "person_id": [e.person_id for e in events],
+            "identifier_keys": [list(e.identifier_keys) for e in events],
+            "ip": [e.ip for e in events],
+            "country": [e.country for e in events],
+            "city": [e.city for e in events],
+            "latitude": [e.latitude for e in events],
+            "longitude": [e.longitude for e in events],
+            "user_agent": [e.user_agent for e in events],
+        }
+        pq.write_table(pa.table(columns), directory / "events.parquet")
+        return {"identifiers": len(rows), "events": len(events)}
 
     def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
         return iter(sorted(self._event_rows, key=lambda e: e.timestamp))

@@ -502,3 +502,17 @@ class ListAuditResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     entries: _containers.RepeatedCompositeFieldContainer[AuditEntry]
     def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...
+
+class WriteSnapshotRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WriteSnapshotResponse(_message.Message):
+    __slots__ = ("directory", "identifiers", "events")
+    DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    directory: str
+    identifiers: int
+    events: int
+    def __init__(self, directory: _Optional[str] = ..., identifiers: _Optional[int] = ..., events: _Optional[int] = ...) -> None: ...

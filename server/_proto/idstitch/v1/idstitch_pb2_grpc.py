@@ -95,6 +95,11 @@ class IdentityServiceStub:
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.ListAuditRequest.SerializeToString,
                 response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ListAuditResponse.FromString,
                 _registered_method=True)
+        self.WriteSnapshot = channel.unary_unary(
+                '/idstitch.v1.IdentityService/WriteSnapshot',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -216,6 +221,18 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WriteSnapshot(self, request, context):
+        """Writes a consistent snapshot of the history the linkage models train on
+        (identifiers and stored signals, as Parquet) into a new directory under
+        <data_dir>/snapshots on the server's machine, while the service goes on;
+        `idstitch train --data-dir` asks for one when the server is running.
+        The snapshot is a copy of personal data that Forget does not reach:
+        delete it after training (train does). Admin; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -278,6 +295,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ListAudit,
                     request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ListAuditRequest.FromString,
                     response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ListAuditResponse.SerializeToString,
+            ),
+            'WriteSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.WriteSnapshot,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -604,6 +626,33 @@ class IdentityService:
             '/idstitch.v1.IdentityService/ListAudit',
             idstitch_dot_v1_dot_idstitch__pb2.ListAuditRequest.SerializeToString,
             idstitch_dot_v1_dot_idstitch__pb2.ListAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WriteSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/WriteSnapshot',
+            idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,
