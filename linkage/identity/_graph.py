@@ -686,6 +686,11 @@ class IdentityGraph:
         ]
         self._suppressed.update(row.digest for row in rows)
         self._pending_suppressions.extend(rows)
+        if self._lifted:
+            # Lifted earlier in this very commit: the store deletes lifted digests after writing
+            # new ones, so a lift of what is suppressed again here must not reach it.
+            again = {row.digest for row in rows}
+            self._lifted = [d for d in self._lifted if d not in again]
 
     def forget_events(self, event_ids: Iterable[str]) -> None:
         """The store deleted these events with an erased person: they are unknown again."""

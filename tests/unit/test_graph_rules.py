@@ -206,3 +206,25 @@ def test_a_signal_queued_right_after_a_forget_is_suppressed_not_stored() -> None
 
     _run(erase_then_see_again, store)
     _run(after, store)
+
+
+def test_an_identifier_lifted_and_erased_again_in_one_commit_stays_suppressed_after_a_rebuild() -> None:
+    store = MemoryStore()
+
+    async def erase_lift_erase(s: Stitcher) -> None:
+        await _one(s, "k1", ("cookie", "k"))
+        await s.forget(identifier=Identifier("cookie", "k"))
+        # Queued together: the lift, the person's return and its second erasure share a commit.
+        lifted, [back], erased = await asyncio.gather(
+            s.lift_suppression([Identifier("cookie", "k")]),
+            s.ingest([_signal("k2", ("cookie", "k"))]),
+            s.forget(identifier=Identifier("cookie", "k")),
+        )
+        assert lifted == 1 and back.person_created and erased.person_id == back.person_id
+        assert (await _one(s, "k3", ("cookie", "k"))).suppressed
+
+    async def after(s: Stitcher) -> None:
+        assert (await _one(s, "k4", ("cookie", "k"))).suppressed, "erased again, so suppressed again"
+
+    _run(erase_lift_erase, store)
+    _run(after, store)
