@@ -384,13 +384,14 @@ class IdentityGraph:
 
     def sync_customer(self, record: PreparedCustomerRecord, received_at: float) -> tuple[str, SoftLink | None]:
         """Apply one customer record: its identifiers under the hard rules, then its attributes
-        to the customer model. Returns ("created" | "updated" | "unchanged", the soft link the
-        customer model made, if it made one)."""
+        to the customer model. Returns ("created" | "updated" | "unchanged" | "suppressed", the
+        soft link the customer model made, if it made one)."""
         index = self._customers.index
         previous = index.fingerprint(record.key)
         if previous == record.fingerprint:
             return "unchanged", None
-        self.ingest(record.signal, received_at, visitor_evidence=False)
+        if self.ingest(record.signal, received_at, visitor_evidence=False).suppressed:
+            return "suppressed", None  # of an erased person: nothing of it is stored
         # An identical record sent before a change (A, B, A again) is a known event that
         # `ingest` skips; its attributes are current again all the same.
         index.put(record.key, record.attributes, record.fingerprint)

@@ -308,7 +308,8 @@ class Stitcher:
                 job.done.set_result(result)
 
     async def _apply_records(self, job: _Job, records: list[PreparedCustomerRecord]) -> SyncSummary:
-        outcomes = {"created": 0, "updated": 0, "unchanged": 0}
+        outcomes = {"created": 0, "updated": 0, "unchanged": 0, "suppressed": 0}
+        suppressed: list[RecordError] = []
         linked = 0
         for start in range(0, len(records), _RECORDS_PER_SLICE):
             # A long sync is given up between slices when its caller left (a shutdown cancels
@@ -319,6 +320,8 @@ class Stitcher:
                 outcome, link = self._graph.sync_customer(record, job.received_at)
                 outcomes[outcome] += 1
                 linked += link is not None
+                if outcome == "suppressed":
+                    suppressed.append(RecordError(record.index, "source_key", "of an erased person: suppressed"))
             if start + _RECORDS_PER_SLICE < len(records):
                 await asyncio.sleep(0)
         return SyncSummary(
@@ -326,9 +329,9 @@ class Stitcher:
             created=outcomes["created"],
             updated=outcomes["updated"],
             unchanged=outcomes["unchanged"],
-            rejected=len(job.rejected),
+            rejected=len(job.rejected) + len(suppressed),
             linked_probabilistically=linked,
-            errors=tuple(job.rejected[:MAX_REPORTED_ERRORS]),
+            errors=tuple(sorted([*job.rejected, *suppressed], key=lambda e: e.index)[:MAX_REPORTED_ERRORS]),
         )
 
     async def _reload(self) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 
 from linkage import (
     ChangeKind,
+    CustomerRecord,
     Identifier,
     LinkageConfig,
     MemoryStore,
@@ -228,3 +230,28 @@ def test_an_identifier_lifted_and_erased_again_in_one_commit_stays_suppressed_af
 
     _run(erase_lift_erase, store)
     _run(after, store)
+
+
+def test_a_customer_record_of_an_erased_person_synced_again_stores_nothing_and_fails_nothing() -> None:
+    store = MemoryStore()
+    record = CustomerRecord("crm", "K1", given_name="Anna", family_name="Berg", email="anna@example.org")
+
+    async def check(s: Stitcher) -> None:
+        await s.sync_customer_records([record])
+        [anna] = s.resolve([Identifier("email", "anna@example.org")])
+        assert anna.person_id is not None
+        await s.forget(person_id=anna.person_id)
+        # The same record again (a full re-export of the CRM), and a changed one, with another
+        # customer in the same stream: the erased one is left out, the other is stored.
+        changed = replace(record, family_name="Berg-Lund")
+        other = CustomerRecord("crm", "K2", given_name="Ben", family_name="Kahl", email="ben@example.org")
+        summary = await s.sync_customer_records([record, changed, other])
+        assert summary.received == 3 and summary.created == 1 and summary.rejected == 2
+        assert [e.index for e in summary.errors] == [0, 1]
+        assert s.resolve([Identifier("email", "anna@example.org")])[0].person_id is None
+        assert s.resolve([Identifier("email", "ben@example.org")])[0].person_id is not None
+        assert [r.key for r in store.load().customer_records] == [
+            next(iter(i.key for i in store.load().identifiers if i.value == "K2"))
+        ]
+
+    _run(check, store)
