@@ -91,8 +91,9 @@ async def start(settings: Settings) -> RunningServer:
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
-    reflection.enable_server_reflection(services, server)
+    if cfg.reflection:
+        services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(services, server)
     if cfg.bench_noop:
         server.add_generic_rpc_handlers([_noop_handler(authoriser.admit)])
     address = f"{cfg.host}:{cfg.port}"

@@ -48,6 +48,8 @@ class ServerConfig:
     tls_client_ca_file: Path | None = None
     # Plaintext is refused on any address but loopback unless this says otherwise.
     allow_insecure_remote: bool = False
+    # gRPC server reflection (what grpcurl's `list` and `describe` use); off hides the API's shape.
+    reflection: bool = True
     # Names, SHA-256 hashes and scopes of the bearer tokens; default <data_dir>/tokens.
     tokens_file: Path | None = None
     # mTLS: the scopes a verified client certificate's subject CN has without a token.
@@ -144,8 +146,9 @@ def _server_config(table: dict[str, Any], overrides: dict[str, Any]) -> ServerCo
             values[key] = Path(values[key]) if values[key] else None
     if "client_scopes" in values:
         values["client_scopes"] = _client_scopes(values["client_scopes"])
-    if not isinstance(values.get("allow_insecure_remote", False), bool):
-        raise ConfigError("[server]: allow_insecure_remote is true or false")
+    for flag in ("allow_insecure_remote", "reflection"):
+        if not isinstance(values.get(flag, False), bool):
+            raise ConfigError(f"[server]: {flag} is true or false")
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = ServerConfig(**values)
     _check_tls_keys(config)

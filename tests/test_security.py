@@ -496,3 +496,28 @@ def test_a_watcher_keeps_a_file_the_server_refused_the_token_for(server: ThreadS
     assert asyncio.run(go()) == 0
     assert (inbox / "hotel.csv").exists() and not list((inbox / "failed").iterdir())
     assert any("refused the token (UNAUTHENTICATED" in line and "will retry" in line for line in said)
+
+
+def _reflected_services(channel: grpc.Channel) -> list[str]:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    [answer] = list(stub.ServerReflectionInfo(iter([request]), timeout=10))
+    return [s.name for s in answer.list_services_response.service]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_reflection_follows_the_config_and_needs_no_token(tmp_path: Path, enabled: bool) -> None:
+    running = ThreadServer(tmp_path / "data", reflection=enabled)
+    channel = _channel(running, None)
+    try:
+        if enabled:
+            assert SERVICE.full_name in _reflected_services(channel)
+        else:
+            with pytest.raises(grpc.RpcError) as off:
+                _reflected_services(channel)
+            assert off.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+    finally:
+        channel.close()
+        running.stop()
