@@ -112,23 +112,48 @@ class Households:
         before = self.household(link.persons)
         self._pop(component)
         self._dirty.add(component)
-        after = self.household(link.persons)
-        hid = before[0] if before is not None else self._persons.person_of(min(link.persons))
-        self.events.append(HouseholdEvent(component, False, hid, after[1] if after else (), link.probability, reason))
+        self._dropped(link, before, link.persons, reason)
 
     def person_moved(self, old: int, new: int | None, reason: str) -> None:
         """Person component `old` merged into `new` (or was erased: None): the links naming it
         follow; one left with fewer than two persons is dropped (the model decides again)."""
-        for component in sorted(self._by_person.get(old, set())):
+        affected = sorted(self._by_person.get(old, set()))
+        # Each dropped link's household as it stood, and what is left of it once every link
+        # naming `old` has followed (never the erased or merged person itself).
+        before = {component: self.household(self._links[component].persons) for component in affected}
+        dropped: list[tuple[HouseholdLink, tuple[int, ...]]] = []
+        for component in affected:
             link = self._links[component]
             kept = {p for p in link.persons if p != old}
             persons = tuple(sorted(kept if new is None else kept | {new}))
-            if len(persons) < 2 or component in persons:
-                self.drop(component, reason)
-                continue
             self._pop(component)
-            self._put(HouseholdLink(component, persons, link.probability, link.model_version, link.linked_at))
             self._dirty.add(component)
+            if self._collapsed(component, persons):
+                dropped.append((link, persons))
+            else:
+                self._put(HouseholdLink(component, persons, link.probability, link.model_version, link.linked_at))
+        for link, persons in dropped:
+            self._dropped(link, before[link.component], persons, reason)
+
+    def person_linked(self, component: int, reason: str) -> None:
+        """Component `component` was soft-linked to a person: a link naming it that now names
+        fewer than two persons, or its own visitor's, is dropped (the model decides again)."""
+        for linked in sorted(self._by_person.get(component, set())):
+            if self._collapsed(linked, self._links[linked].persons):
+                self.drop(linked, reason)
+
+    def _collapsed(self, component: int, persons: Iterable[int]) -> bool:
+        roots = {self._persons.root_of(p) for p in persons}
+        return len(roots) < 2 or self._persons.root_of(component) in roots
+
+    def _dropped(
+        self, link: HouseholdLink, before: tuple[int, tuple[int, ...]] | None, left: Iterable[int], reason: str
+    ) -> None:
+        after = self.household(left)
+        hid = before[0] if before is not None else self._persons.person_of(min(link.persons))
+        self.events.append(
+            HouseholdEvent(link.component, False, hid, after[1] if after else (), link.probability, reason)
+        )
 
     def household(self, start: Iterable[int]) -> tuple[int, tuple[int, ...]] | None:
         """The household reached from these person components: its id (its oldest person id)

@@ -146,8 +146,6 @@ class SoftLinks:
         self._forget_encoding(loser)
         self._forget_encoding(winner)
         self._table.drop(loser)
-        self.households.drop(loser, "hard merge")
-        self.households.person_moved(loser, winner, "its persons proved one")
         if loser in self._links:
             self._drop(loser, record, "hard merge")
         if winner in self._links and loser in self._members:
@@ -166,6 +164,9 @@ class SoftLinks:
                 member, root, old.probability, old.match_weight, old.model_version, old.weights, old.linked_at
             )
             self._set(moved)
+        # Last, on the soft links as they now stand: which persons are one is settled.
+        self.households.drop(loser, "hard merge")
+        self.households.person_moved(loser, winner, "its persons proved one")
 
     def forget(self, component: int, record: Record) -> None:
         """An erased component: its own soft link and those of its members go (the members stay,
@@ -338,6 +339,7 @@ class SoftLinks:
         self._links[link.component] = link
         self._members.setdefault(link.target, set()).add(link.component)
         self._dirty.add(link.component)
+        self.households.person_linked(link.component, "its persons were linked as one")
 
     def _drop(self, component: int, record: Record, reason: str) -> None:
         link = self._links.pop(component)
