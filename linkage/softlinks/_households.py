@@ -98,7 +98,7 @@ class Households:
         return len(self._links)
 
     def add(self, link: HouseholdLink) -> None:
-        self._pop(link.component)
+        self.drop(link.component, "a better match")  # its household link to other persons, if any
         self._put(link)
         self._dirty.add(link.component)
         found = self.household(link.persons)

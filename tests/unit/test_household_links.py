@@ -126,3 +126,15 @@ def test_a_household_person_soft_linked_into_the_household_drops_the_household_l
     assert not event.linked and event.component == 3
     rows, removed = links.households.drain()
     assert rows == [] and removed == [3]
+
+
+def test_a_visitor_moved_to_another_household_is_unlinked_from_the_first_in_the_change_log() -> None:
+    links = SoftLinks(None)
+    links.households.add(HouseholdLink(5, (1, 2), 0.9, "m", 1.0))
+    links.households.add(HouseholdLink(5, (3, 4), 0.92, "m", 2.0))
+
+    first, dropped, second = links.households.events
+    assert (first.linked, first.household_id, first.persons) == (True, 1, (1, 2))
+    assert (dropped.linked, dropped.household_id, dropped.persons) == (False, 1, ()), "household 1 is gone"
+    assert (second.linked, second.household_id, second.persons) == (True, 3, (3, 4))
+    assert links.households.household((1,)) is None
