@@ -40,7 +40,8 @@ def compact_store(path: str | os.PathLike[str], principal: str = "local") -> Com
     owner, when run as root). Interrupted, it leaves the original as it was and a stray
     `.<name>.compacting-*` directory, which the next run removes. Any other failure raises
     `RuntimeError` and leaves the original as it was. The audit log, which the copy keeps,
-    gains a "compaction" entry by `principal`.
+    gains a "compaction" entry by `principal`, written before the copy: it records the attempt,
+    and stays in the original if the compaction fails.
     """
     original = Path(path)
     if not original.is_file():

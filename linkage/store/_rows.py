@@ -124,8 +124,6 @@ class CommitBatch:
     soft_links: list[SoftLinkRow] = field(default_factory=list)
     removed_soft_links: list[int] = field(default_factory=list)
     household_links: list[HouseholdLinkRow] = field(default_factory=list)
-    suppressed: set[str] = field(default_factory=set)  # digests
-    last_audit_sequence: int = 0
     removed_household_links: list[int] = field(default_factory=list)
     customer_records: list[CustomerRecordRow] = field(default_factory=list)
     suppressions: list[SuppressionRow] = field(default_factory=list)
