@@ -193,6 +193,9 @@ class SoftLinks:
         mine = uniques_of(component)
         if not mine:
             return
+        # A household link says "one of these, not known whose": a visitor that now holds a
+        # unique identifier (a login) is known, whoever it turns out to be.
+        self.households.drop(component, "a known person now: it holds a unique identifier")
         for member in sorted(self._members.get(component, set())):
             if clash(uniques_of(member), mine) is not None:
                 self._drop(member, record, "contradicted by hard evidence")

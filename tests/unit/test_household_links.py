@@ -138,3 +138,18 @@ def test_a_visitor_moved_to_another_household_is_unlinked_from_the_first_in_the_
     assert (dropped.linked, dropped.household_id, dropped.persons) == (False, 1, ()), "household 1 is gone"
     assert (second.linked, second.household_id, second.persons) == (True, 3, (3, 4))
     assert links.households.household((1,)) is None
+
+
+def test_a_household_visitor_that_logs_in_is_a_known_person_and_leaves_the_household() -> None:
+    store = _seeded({5: (1, 2)})
+
+    async def log_in(s: Stitcher) -> None:
+        assert s.resolve([_cookie(5)])[0].household_id == 1
+        await s.ingest([Signal("login", (_cookie(5), Identifier("login", "teen")), timestamp=1_750_000_100.0)])
+        assert s.resolve([_cookie(5)])[0].household_id is None
+        kind, visitor, household, left = (await _household_changes(s))[-1]
+        assert (kind, visitor, household, left) == (ChangeKind.HOUSEHOLD_UNLINKED, 5, 1, ())
+        with pytest.raises(NotFound):
+            s.household(1)
+
+    _run(log_in, store)
