@@ -19,6 +19,7 @@ from server import ConfigError, load_server_config, load_settings
 from ._audit import add_arguments as add_audit_arguments
 from ._connect import ConnectError, Connection
 from ._connect import add_arguments as add_connect_arguments
+from ._models import add_arguments as add_model_arguments
 from ._tokens import add_arguments as add_token_arguments
 
 
@@ -73,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a running server's audit log: who erased, lifted an erasure, compacted or read the feed",
     )
     add_audit_arguments(audit)
+
+    models = sub.add_parser("model", help="promote a trained visitor model on a running server, or roll it back")
+    add_model_arguments(models)
 
     tokens = sub.add_parser(
         "token",
@@ -177,6 +181,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"idstitch demo: {exc}", file=sys.stderr)
             return 2
         return run_demo(connection)
+    if args.command == "model":
+        from ._models import run_model
+
+        return run_model(args)
     if args.command == "audit":
         from ._audit import run_audit
 

@@ -19,6 +19,7 @@ import linkage
 
 from ._auth import NOOP_RESOLVE, Authoriser
 from ._config import Settings, make_private_dir
+from ._models import ModelChanges, PromotedModels
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
 from ._servicer import IdentityServicer
 from ._tls import server_credentials
@@ -55,7 +56,12 @@ async def start(settings: Settings) -> RunningServer:
     others can read; makes the admin token on first start (see server/_tokens.py)."""
     cfg = settings.server
     credentials = server_credentials(cfg)
-    model = _load_model(cfg.model_path, cfg.model_threshold)
+    promoted = PromotedModels(cfg.data_dir).in_force() if cfg.model_path is not None else None
+    if promoted is not None:
+        log.info("serving the promoted model in %s (PromoteModel), not the configuration's", promoted.parent)
+        model = _load_model(promoted, None)
+    else:
+        model = _load_model(cfg.model_path, cfg.model_threshold)
     customer_model = _load_customer_model(cfg.customer_model_path, cfg.customer_model_threshold)
     make_private_dir(cfg.data_dir)
     # Everything the store writes (database, WAL, temporary files) is private to this user.
@@ -87,7 +93,17 @@ async def start(settings: Settings) -> RunningServer:
         "SyncCrmRecords": lambda request: stitcher.check_sync_chunk(len(request.records), 0),
     }
     server.add_generic_rpc_handlers(
-        [service_handler(IdentityServicer(stitcher, cfg.data_dir / "snapshots"), prechecks, authoriser.admit)]
+        [
+            service_handler(
+                IdentityServicer(
+                    stitcher,
+                    cfg.data_dir / "snapshots",
+                    ModelChanges(stitcher, cfg.data_dir, lambda: _load_model(cfg.model_path, cfg.model_threshold)),
+                ),
+                prechecks,
+                authoriser.admit,
+            )
+        ]
     )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

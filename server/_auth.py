@@ -38,6 +38,8 @@ METHOD_SCOPES: Mapping[str, str] = {
     f"/{_SERVICE}/LiftSuppression": ADMIN,
     f"/{_SERVICE}/ListAudit": ADMIN,
     f"/{_SERVICE}/WriteSnapshot": ADMIN,
+    f"/{_SERVICE}/PromoteModel": ADMIN,
+    f"/{_SERVICE}/RollbackModel": ADMIN,
     NOOP_RESOLVE: "resolve",  # the benchmark's ceiling pays what Resolve pays
 }
 

@@ -14,14 +14,16 @@ from . import _convert as convert
 from ._auth import principal_of
 from ._errors import status_from_errors
 from ._feed import EncodedChanges
+from ._models import ModelChanges
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
 from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
 
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
-    def __init__(self, stitcher: linkage.Stitcher, snapshots: Path) -> None:
+    def __init__(self, stitcher: linkage.Stitcher, snapshots: Path, models: ModelChanges) -> None:
         self._stitcher = stitcher
         self._snapshots = snapshots
+        self._models = models
         self._encoded = EncodedChanges()
 
     async def Ingest(self, request: pb.IngestRequest, context: grpc.aio.ServicerContext) -> pb.IngestResponse:
@@ -134,6 +136,22 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             return pb.WriteSnapshotResponse(
                 directory=str(directory.resolve()), identifiers=counts["identifiers"], events=counts["events"]
             )
+
+    async def PromoteModel(
+        self, request: pb.PromoteModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelChangeResponse:
+        async with status_from_errors(context, "PromoteModel"):
+            version, before = await self._models.promote(
+                request.model_json, request.metrics_json, principal_of(context)
+            )
+            return pb.ModelChangeResponse(version=version, previous_version=before)
+
+    async def RollbackModel(
+        self, request: pb.RollbackModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelChangeResponse:
+        async with status_from_errors(context, "RollbackModel"):
+            version, before = await self._models.rollback(principal_of(context))
+            return pb.ModelChangeResponse(version=version, previous_version=before)
 
     async def ListAudit(self, request: pb.ListAuditRequest, context: grpc.aio.ServicerContext) -> pb.ListAuditResponse:
         async with status_from_errors(context, "ListAudit"):

@@ -75,6 +75,8 @@ class _Job:
     lift: tuple[str, ...] | None = None  # identifier keys whose erasure is lifted
     audit: tuple[str, str, str] | None = None  # an audited read: (action, subject, detail)
     principal: str = ""  # who asked, for the audit log
+    swapping: bool = False  # a model change: `model` goes in force (None: no visitor model)
+    model: VisitorModel | None = None
     abandoned: bool = False  # the caller went away before the answer: roll back if not committed
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -230,20 +232,66 @@ class Stitcher:
         while not stopping:
             first = await self._queue.get()
             jobs: list[_Job] = []
+            swap: _Job | None = None
             if first is None:
                 stopping = True
+            elif first.swapping:
+                swap = first
             else:
                 jobs.append(first)
             # An erasure ends its group: the store applies it last in the transaction, so a job
             # after it (the same cookie seen again, now a new person) must not share its commit.
-            while not self._queue.empty() and not (jobs and jobs[-1].forget is not None):
+            # A model change ends it too: the jobs before it are applied with the old model.
+            while swap is None and not self._queue.empty() and not (jobs and jobs[-1].forget is not None):
                 job = self._queue.get_nowait()
                 if job is None:
                     stopping = True
+                elif job.swapping:
+                    swap = job
                 else:
                     jobs.append(job)
             if jobs:
                 await self._apply_and_commit(jobs)
+            if swap is not None:
+                await self._swap_model(swap)
+
+    async def _swap_model(self, job: _Job) -> None:
+        """Put `job.model` in force: the graph is rebuilt from the store with it (its evidence
+        indexes follow the model), reads go on against the old graph meanwhile, and writes wait.
+        Links already made stay, each with the version that made it; new ones are the new
+        model's. Audited in the same commit."""
+        previous = self._model
+        self._model = job.model
+        try:
+            await self._reload()
+            assert job.audit is not None
+            self._graph.audit(job.received_at, job.principal, *job.audit)
+            await asyncio.to_thread(self._store.commit, self._graph.drain())
+        except Exception:
+            log.exception("the model change failed; the previous model stays in force")
+            self._model = previous
+            await self._reload()
+            job.done.set_exception(Unavailable("the model change failed; the previous model stays in force"))
+            return
+        job.done.set_result(previous)
+
+    async def change_visitor_model(
+        self, model: VisitorModel | None, principal: str, action: str, subject: str
+    ) -> VisitorModel | None:
+        """Put another visitor model in force without a restart and without dropping a call
+        (see `_swap_model`); returns the model it replaced. Audited as `action`."""
+        if self._closing:
+            raise Unavailable("shutting down")
+        job = _Job(
+            quantize(self._clock()), swapping=True, model=model, principal=principal, audit=(action, subject, "")
+        )
+        await self._queue.put(job)
+        replaced: VisitorModel | None = await asyncio.shield(job.done)
+        return replaced
+
+    @property
+    def visitor_model(self) -> VisitorModel | None:
+        return self._model
 
     async def _apply_and_commit(self, jobs: list[_Job]) -> None:
         try:

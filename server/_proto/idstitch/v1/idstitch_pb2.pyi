@@ -516,3 +516,23 @@ class WriteSnapshotResponse(_message.Message):
     identifiers: int
     events: int
     def __init__(self, directory: _Optional[str] = ..., identifiers: _Optional[int] = ..., events: _Optional[int] = ...) -> None: ...
+
+class PromoteModelRequest(_message.Message):
+    __slots__ = ("model_json", "metrics_json")
+    MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
+    METRICS_JSON_FIELD_NUMBER: _ClassVar[int]
+    model_json: bytes
+    metrics_json: bytes
+    def __init__(self, model_json: _Optional[bytes] = ..., metrics_json: _Optional[bytes] = ...) -> None: ...
+
+class RollbackModelRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ModelChangeResponse(_message.Message):
+    __slots__ = ("version", "previous_version")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    previous_version: str
+    def __init__(self, version: _Optional[str] = ..., previous_version: _Optional[str] = ...) -> None: ...

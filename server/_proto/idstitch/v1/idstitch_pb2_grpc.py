@@ -100,6 +100,16 @@ class IdentityServiceStub:
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotRequest.SerializeToString,
                 response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotResponse.FromString,
                 _registered_method=True)
+        self.PromoteModel = channel.unary_unary(
+                '/idstitch.v1.IdentityService/PromoteModel',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.PromoteModelRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ModelChangeResponse.FromString,
+                _registered_method=True)
+        self.RollbackModel = channel.unary_unary(
+                '/idstitch.v1.IdentityService/RollbackModel',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.RollbackModelRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ModelChangeResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -214,8 +224,8 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListAudit(self, request, context):
-        """The audit log: who erased, lifted an erasure, compacted or subscribed to
-        the change feed, and when. Ids and counts only, no personal values.
+        """The audit log: who erased, lifted an erasure, compacted, subscribed to
+        the change feed, wrote a snapshot or changed the model, and when. Ids and counts only, no personal values.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -228,6 +238,27 @@ class IdentityServiceServicer:
         `idstitch train --data-dir` asks for one when the server is running.
         The snapshot is a copy of personal data that Forget does not reach:
         delete it after training (train does). Admin; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteModel(self, request, context):
+        """Puts a visitor model (the JSON and metrics files training writes) in force
+        without a restart and without dropping a call: writes wait while the graph
+        is rebuilt with it, reads go on. Links already made stay, each with the
+        version that made it; new ones are the new model's. A restart serves it.
+        INVALID_ARGUMENT names model_json for a model the scorer cannot compile or
+        the model already in force. Admin; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackModel(self, request, context):
+        """Puts back the model the last promote or rollback replaced (the
+        configuration's model after the first promote). NOT_FOUND when nothing
+        was promoted. Admin; audited.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -300,6 +331,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.WriteSnapshot,
                     request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotRequest.FromString,
                     response_serializer=idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotResponse.SerializeToString,
+            ),
+            'PromoteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteModel,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.PromoteModelRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ModelChangeResponse.SerializeToString,
+            ),
+            'RollbackModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackModel,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.RollbackModelRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ModelChangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -653,6 +694,60 @@ class IdentityService:
             '/idstitch.v1.IdentityService/WriteSnapshot',
             idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotRequest.SerializeToString,
             idstitch_dot_v1_dot_idstitch__pb2.WriteSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/PromoteModel',
+            idstitch_dot_v1_dot_idstitch__pb2.PromoteModelRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.ModelChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/RollbackModel',
+            idstitch_dot_v1_dot_idstitch__pb2.RollbackModelRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.ModelChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

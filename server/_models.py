@@ -1,0 +1,152 @@
+"""Visitor models promoted on a running server: their files, which is in force, which came before.
+
+A promoted model is written to `<data_dir>/models/<version>/` (the model JSON and its metrics
+file, as training writes them), and `<data_dir>/models/in-force` names its version, so that a
+restart serves it; `previous` names the one it replaced (`config`: the model of the
+configuration), which `rollback` puts back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import linkage
+
+MODEL_FILE = "visitor-model.json"
+METRICS_FILE = "visitor-model.metrics.json"
+CONFIG = "config"  # the model of the configuration, not one of the promoted ones
+_MAX_BYTES = 16 * 1024 * 1024
+
+
+class PromotedModels:
+    def __init__(self, data_dir: Path) -> None:
+        self._root = data_dir / "models"
+
+    def in_force(self) -> Path | None:
+        """The promoted model file in force, None when the configuration's model is."""
+        return self._model_file(self._read("in-force"))
+
+    def previous(self) -> str | None:
+        """The version `rollback` puts back (`CONFIG` for the configuration's model)."""
+        return self._read("previous")
+
+    def model_file(self, version: str) -> Path | None:
+        return self._model_file(version)
+
+    def add(self, model_json: bytes, metrics_json: bytes) -> Path:
+        """Check and keep a model's files; returns its model file. `InvalidArgument` names the
+        field of a model that is not one (unreadable, or one the scorer cannot compile)."""
+        for field, raw in (("model_json", model_json), ("metrics_json", metrics_json)):
+            if len(raw) > _MAX_BYTES:
+                raise linkage.InvalidArgument(field, f"larger than {_MAX_BYTES} bytes")
+        if not model_json:
+            raise linkage.InvalidArgument("model_json", "required")
+        for field, raw in (("model_json", model_json), ("metrics_json", metrics_json or b"{}")):
+            try:
+                json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise linkage.InvalidArgument(field, "not JSON") from None
+        self._root.mkdir(mode=0o700, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".adding-", dir=self._root))
+        (staging / MODEL_FILE).write_bytes(model_json)
+        if metrics_json:
+            (staging / METRICS_FILE).write_bytes(metrics_json)
+        try:
+            version = linkage.VisitorModel.load(staging / MODEL_FILE).version
+        except (linkage.ModelError, ValueError, KeyError, TypeError) as exc:
+            _remove(staging)
+            raise linkage.InvalidArgument(
+                "model_json", f"not a visitor model this server can score with: {exc}"
+            ) from None
+        target = self._root / version
+        if target.exists():
+            _remove(staging)
+        else:
+            os.replace(staging, target)
+        return target / MODEL_FILE
+
+    def record(self, in_force: str, previous: str) -> None:
+        """`in_force` is now the version in force, after `previous`."""
+        self._write("previous", previous)
+        self._write("in-force", in_force)
+
+    def record_configuration(self, previous: str) -> None:
+        """The configuration's model is in force again."""
+        self._write("previous", previous)
+        (self._root / "in-force").unlink(missing_ok=True)
+
+    def _model_file(self, version: str | None) -> Path | None:
+        if version is None or version == CONFIG:
+            return None
+        path = self._root / version / MODEL_FILE
+        return path if path.is_file() else None
+
+    def _read(self, name: str) -> str | None:
+        try:
+            return (self._root / name).read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _write(self, name: str, text: str) -> None:
+        self._root.mkdir(mode=0o700, exist_ok=True)
+        temporary = self._root / f".{name}.new"
+        temporary.write_text(text + "\n", encoding="utf-8")
+        os.replace(temporary, self._root / name)
+
+
+def _remove(directory: Path) -> None:
+    for child in directory.iterdir():
+        child.unlink()
+    directory.rmdir()
+
+
+class ModelChanges:
+    """Promote and roll back the visitor model of a running server (admin calls)."""
+
+    def __init__(
+        self, stitcher: linkage.Stitcher, data_dir: Path, configured: Callable[[], linkage.VisitorModel | None]
+    ) -> None:
+        self._stitcher = stitcher
+        self._models = PromotedModels(data_dir)
+        self._configured = configured
+
+    async def promote(self, model_json: bytes, metrics_json: bytes, principal: str) -> tuple[str, str]:
+        """Put the model in force; (its version, the version it replaced)."""
+        model = linkage.VisitorModel.load(self._models.add(model_json, metrics_json))
+        current = self._stitcher.visitor_model
+        if current is not None and current.version == model.version:
+            raise linkage.InvalidArgument("model_json", f"model {model.version} is in force already")
+        before = self._label()
+        await self._stitcher.change_visitor_model(model, principal, "promote_model", f"{before} -> {model.version}")
+        self._models.record(model.version, before)
+        return model.version, before
+
+    async def rollback(self, principal: str) -> tuple[str, str]:
+        """Put back the model the last promote (or rollback) replaced; (its version, the one
+        it replaced)."""
+        target = self._models.previous()
+        if target is None:
+            raise linkage.NotFound("no model to roll back to: nothing was promoted")
+        if target == CONFIG:
+            model = self._configured()
+        else:
+            path = self._models.model_file(target)
+            if path is None:
+                raise linkage.NotFound(f"the files of model {target} are gone")
+            model = linkage.VisitorModel.load(path)
+        before = self._label()
+        await self._stitcher.change_visitor_model(model, principal, "rollback_model", f"{before} -> {target}")
+        if target == CONFIG:
+            self._models.record_configuration(before)
+        else:
+            self._models.record(target, before)
+        return (model.version if model is not None else "none"), before
+
+    def _label(self) -> str:
+        """The version in force as the registry names it (`CONFIG` for the configuration's)."""
+        in_force = self._models.in_force()
+        return in_force.parent.name if in_force is not None else CONFIG

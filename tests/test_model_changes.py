@@ -1,0 +1,114 @@
+"""Promote and roll back the visitor model of a running server, through the real API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+
+import linkage
+from server._proto.idstitch.v1 import idstitch_pb2 as pb
+from tests._servers import REPO, ThreadServer
+from tests._signals import ident
+from tests.test_visitor_stitching import _background, _resolve, _safari_cookies
+
+BUNDLED = linkage.BUNDLED_MODEL
+BUNDLED_VERSION = linkage.VisitorModel.load(BUNDLED).version
+
+
+def _candidate() -> tuple[bytes, bytes]:
+    """The bundled model with another prior: another version, linking at 0.85."""
+    model = json.loads(BUNDLED.read_text())
+    model["probability_two_random_records_match"] *= 2
+    metrics = json.loads(BUNDLED.with_name("visitor-model.metrics.json").read_text())
+    metrics["threshold"] = 0.85
+    return json.dumps(model).encode(), json.dumps(metrics).encode()
+
+
+def _code(call: object) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()  # type: ignore[operator]
+    return raised.value.code(), raised.value.details() or ""  # type: ignore[attr-defined]
+
+
+def test_promote_serves_the_new_model_live_survives_a_restart_and_rolls_back(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    model_json, metrics_json = _candidate()
+    running = ThreadServer(data, model_threshold=0.85)
+    try:
+        _background(running)
+        before = _resolve(running, ("cookie", "bg1"), ("cookie", "bg2"))
+        assert _code(lambda: running.stub.RollbackModel(pb.RollbackModelRequest()))[0] == grpc.StatusCode.NOT_FOUND
+
+        promoted = running.stub.PromoteModel(pb.PromoteModelRequest(model_json=model_json, metrics_json=metrics_json))
+        assert promoted.previous_version == "config" and promoted.version != BUNDLED_VERSION
+        assert _resolve(running, ("cookie", "bg1"), ("cookie", "bg2")) == before, "nothing of the graph changed"
+
+        # Links made from now on are the new model's.
+        _safari_cookies(running, "safari-1", "sister-1")
+        household = running.stub.GetHousehold(pb.GetHouseholdRequest(identifier=ident("cookie", "safari-2")))
+        assert [v.model_version for v in household.household.visitors] == [promoted.version]
+        actions = [(e.action, e.subject) for e in running.stub.ListAudit(pb.ListAuditRequest()).entries]
+        assert ("promote_model", f"config -> {promoted.version}") in actions
+    finally:
+        running.stop()
+
+    again = ThreadServer(data, model_threshold=0.85)
+    try:
+        code, details = _code(
+            lambda: again.stub.PromoteModel(pb.PromoteModelRequest(model_json=model_json, metrics_json=metrics_json))
+        )
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "in force already" in details, "a restart serves it"
+        kept = _resolve(again, ("cookie", "safari-1"), ("cookie", "safari-2"))
+
+        rolled = again.stub.RollbackModel(pb.RollbackModelRequest())
+        assert (rolled.version, rolled.previous_version) == (BUNDLED_VERSION, promoted.version)
+        assert _resolve(again, ("cookie", "safari-1"), ("cookie", "safari-2")) == kept, "links made stay"
+        code, details = _code(lambda: again.stub.PromoteModel(pb.PromoteModelRequest(model_json=BUNDLED.read_bytes())))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and BUNDLED_VERSION in details, "the bundled one is back"
+    finally:
+        again.stop()
+
+
+@pytest.mark.parametrize(
+    ("model_json", "field"),
+    [(b"", "model_json"), (b"{not json", "model_json"), (b'{"comparisons": 3}', "model_json")],
+)
+def test_a_model_that_is_not_one_is_refused_naming_the_field(tmp_path: Path, model_json: bytes, field: str) -> None:
+    running = ThreadServer(tmp_path / "data")
+    try:
+        code, details = _code(lambda: running.stub.PromoteModel(pb.PromoteModelRequest(model_json=model_json)))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith(field)
+        assert running.stub.Resolve(pb.ResolveRequest(identifiers=[ident("cookie", "x")])).resolutions
+    finally:
+        running.stop()
+
+
+def test_the_model_command_promotes_a_trained_model_and_rolls_it_back(tmp_path: Path) -> None:
+    model_json, metrics_json = _candidate()
+    trained = tmp_path / "model"
+    trained.mkdir()
+    (trained / "visitor-model.json").write_bytes(model_json)
+    (trained / "visitor-model.metrics.json").write_bytes(metrics_json)
+    running = ThreadServer(tmp_path / "data")
+    try:
+        connect = ["--target", running.target, "--data-dir", str(running.data_dir)]
+        base = [sys.executable, "-m", "cli", "model"]
+        promoted = subprocess.run(
+            [*base, "promote", str(trained / "visitor-model.json"), *connect],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert promoted.returncode == 0, promoted.stderr
+        assert promoted.stdout.startswith("model ") and "(was config)" in promoted.stdout
+        rolled = subprocess.run([*base, "rollback", *connect], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert rolled.returncode == 0 and f"model {BUNDLED_VERSION} in force" in rolled.stdout
+        missing = subprocess.run(
+            [*base, "promote", str(tmp_path / "none.json"), *connect], cwd=REPO, capture_output=True, text=True
+        )
+        assert missing.returncode == 2 and "none.json" in missing.stderr
+    finally:
+        running.stop()
