@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import grpc
@@ -13,7 +14,7 @@ import pytest
 import linkage
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from tests._servers import REPO, ThreadServer
-from tests._signals import ident
+from tests._signals import batch, ident, signal
 from tests.test_visitor_stitching import _background, _resolve, _safari_cookies
 
 BUNDLED = linkage.BUNDLED_MODEL
@@ -44,7 +45,30 @@ def test_promote_serves_the_new_model_live_survives_a_restart_and_rolls_back(tmp
         before = _resolve(running, ("cookie", "bg1"), ("cookie", "bg2"))
         assert _code(lambda: running.stub.RollbackModel(pb.RollbackModelRequest()))[0] == grpc.StatusCode.NOT_FOUND
 
-        promoted = running.stub.PromoteModel(pb.PromoteModelRequest(model_json=model_json, metrics_json=metrics_json))
+        failures: list[str] = []
+        calls = 0
+        stop = threading.Event()
+
+        def keep_calling() -> None:
+            nonlocal calls
+            while not stop.is_set():
+                try:
+                    running.stub.Ingest(batch(signal(("cookie", f"during-{calls}"))), timeout=30)
+                    running.stub.Resolve(pb.ResolveRequest(identifiers=[ident("cookie", "bg1")]), timeout=30)
+                except grpc.RpcError as exc:
+                    failures.append(exc.code().name)  # type: ignore[attr-defined]
+                calls += 1
+
+        caller = threading.Thread(target=keep_calling)
+        caller.start()
+        try:
+            promoted = running.stub.PromoteModel(
+                pb.PromoteModelRequest(model_json=model_json, metrics_json=metrics_json)
+            )
+        finally:
+            stop.set()
+            caller.join(30)
+        assert failures == [] and calls > 0, "no call failed during the promote"
         assert promoted.previous_version == "config" and promoted.version != BUNDLED_VERSION
         assert _resolve(running, ("cookie", "bg1"), ("cookie", "bg2")) == before, "nothing of the graph changed"
 
