@@ -165,3 +165,24 @@ def test_compaction_is_audited_and_keeps_the_log_and_idstitch_audit_prints_it(tm
         timeout=60,
     )
     assert refused.returncode == 2 and "--token-file" in refused.stderr
+
+
+def test_a_shared_family_tablet_is_erased_with_its_last_person_but_not_refused_for_the_others(
+    tmp_path: Path,
+) -> None:
+    running = ThreadServer(tmp_path / "data")
+    try:
+        stub = running.stub
+        stub.Ingest(batch(signal(("login", "anna"), ("device", "anna-phone"))))
+        stub.Ingest(batch(signal(("login", "ben"), ("device", "ben-phone"))))
+        stub.Ingest(batch(signal(("device", "tablet"), ("login", "anna"))))
+        stub.Ingest(batch(signal(("device", "tablet"), ("login", "ben"))))  # shared, with Ben now
+        stub.Forget(pb.ForgetRequest(identifier=ident("login", "ben")))
+
+        assert resolve(stub, ("device", "tablet"), ("device", "ben-phone")) == ["", ""]
+        again = stub.Ingest(batch(signal(("device", "tablet"), ("login", "anna")))).results[0]
+        assert not again.suppressed, "Anna still uses the family tablet"
+        assert resolve(stub, ("device", "tablet")) == resolve(stub, ("login", "anna"))
+        assert stub.Ingest(batch(signal(("device", "ben-phone")))).results[0].suppressed
+    finally:
+        running.stop()

@@ -657,6 +657,9 @@ class IdentityGraph:
         self._soft.forget(component, self._soft_change_recorder(""))
         self._flush_households("")
         keys = tuple(person.keys)
+        # A shared identifier (a family tablet's, claimed by two authenticated persons) is not
+        # the erased person's alone: it is erased here but not refused for the others later.
+        personal = tuple(k for k in keys if not self._identifiers[k].shared)
         index = self._customers.index
         records = [k for k in keys if index.fingerprint(k) is not None]
         for k in records:
@@ -671,7 +674,7 @@ class IdentityGraph:
         self._erased.update(ids)
         self._dirty_persons.update(ids)
         self._pending_changes.append(Change(self._take_sequence(), now, ChangeKind.PERSON_ERASED, component))
-        self._suppress(component, now, keys, ids)
+        self._suppress(component, now, personal, ids)
         erasure = Erasure(component, ids, keys, len(records))
         self._pending_erasures.append(erasure)
         return erasure
