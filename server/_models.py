@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -37,8 +38,8 @@ class PromotedModels:
     def model_file(self, version: str) -> Path | None:
         return self._model_file(version)
 
-    def add(self, model_json: bytes, metrics_json: bytes) -> Path:
-        """Check and keep a model's files; returns its model file. `InvalidArgument` names the
+    def add(self, model_json: bytes, metrics_json: bytes) -> linkage.VisitorModel:
+        """Check and keep a model's files; returns the model, loaded. `InvalidArgument` names the
         field of a model that is not one (unreadable, or one the scorer cannot compile)."""
         for field, raw in (("model_json", model_json), ("metrics_json", metrics_json)):
             if len(raw) > _MAX_BYTES:
@@ -56,18 +57,19 @@ class PromotedModels:
         if metrics_json:
             (staging / METRICS_FILE).write_bytes(metrics_json)
         try:
-            version = linkage.VisitorModel.load(staging / MODEL_FILE).version
+            # Loaded once, here: the scorer is compiled and the metrics read; the files only move.
+            model = linkage.VisitorModel.load(staging / MODEL_FILE)
         except (linkage.ModelError, ValueError, KeyError, TypeError) as exc:
-            _remove(staging)
+            shutil.rmtree(staging)
             raise linkage.InvalidArgument(
                 "model_json", f"not a visitor model this server can score with: {exc}"
             ) from None
-        target = self._root / version
+        target = self._root / model.version
         if target.exists():
-            _remove(staging)
+            shutil.rmtree(staging)
         else:
             os.replace(staging, target)
-        return target / MODEL_FILE
+        return model
 
     def record(self, in_force: str, previous: str) -> None:
         """`in_force` is now the version in force, after `previous`."""
@@ -98,12 +100,6 @@ class PromotedModels:
         os.replace(temporary, self._root / name)
 
 
-def _remove(directory: Path) -> None:
-    for child in directory.iterdir():
-        child.unlink()
-    directory.rmdir()
-
-
 class ModelChanges:
     """Promote and roll back the visitor model of a running server (admin calls)."""
 
@@ -116,7 +112,7 @@ class ModelChanges:
 
     async def promote(self, model_json: bytes, metrics_json: bytes, principal: str) -> tuple[str, str]:
         """Put the model in force; (its version, the version it replaced)."""
-        model = linkage.VisitorModel.load(self._models.add(model_json, metrics_json))
+        model = self._models.add(model_json, metrics_json)
         current = self._stitcher.visitor_model
         if current is not None and current.version == model.version:
             raise linkage.InvalidArgument("model_json", f"model {model.version} is in force already")

@@ -365,6 +365,7 @@ class IdentityGraph:
         self._touch(survivor, signal)
         self._enforce_caps(survivor, signal)
         link = self._stitch_softly(survivor, signal, visitor_evidence)
+        self._flush_households(signal.event_id)  # of the merges and the scoring above
         self._events[signal.event_id] = survivor
         self._pending_events.append(_event_row(signal, survivor, received_at))
         if link is not None:
@@ -426,13 +427,6 @@ class IdentityGraph:
 
     def _stitch_softly(self, component: int, signal: PreparedSignal, visitor_evidence: bool) -> SoftLink | None:
         """Probabilistic second: drop what hard evidence contradicts, then (re)score if anonymous."""
-        link = self._stitch_softly_unflushed(component, signal, visitor_evidence)
-        self._flush_households(signal.event_id)
-        return link
-
-    def _stitch_softly_unflushed(
-        self, component: int, signal: PreparedSignal, visitor_evidence: bool
-    ) -> SoftLink | None:
         record = self._soft_change_recorder(signal.event_id)
         self._soft.check(component, self._unique_values, record)
         if self._soft.model is None or not visitor_evidence:
@@ -516,7 +510,6 @@ class IdentityGraph:
         for alias in (other, *loser.aliases):
             self._merged_into[alias] = into
         self._soft.merged(other, into, self._unique_values, self._soft_change_recorder(event_id))
-        self._flush_households(event_id)
         self._dirty_persons.update((other, into))
         self._pending_changes.append(
             Change(self._take_sequence(), self._now, ChangeKind.PERSONS_MERGED, into, other, event_id=event_id)
@@ -615,9 +608,13 @@ class IdentityGraph:
     # -- erasure -------------------------------------------------------------------------
 
     def _is_suppressed(self, signal: PreparedSignal) -> bool:
+        # A known identifier is never suppressed (an erased one is no longer known, and one let in
+        # again was lifted first): only new ones are hashed.
         digest = self._policy.erasure_digest
         return digest("event", signal.event_id) in self._suppressed or any(
-            digest("identifier", item.key) in self._suppressed for item in signal.identifiers
+            digest("identifier", item.key) in self._suppressed
+            for item in signal.identifiers
+            if item.key not in self._identifiers
         )
 
     def lift_suppression(self, keys: Iterable[str]) -> int:

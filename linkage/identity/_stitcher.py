@@ -442,18 +442,35 @@ class Stitcher:
                 continue
             component, shared = owner
             household = None if deterministic_only else self._graph.household_of(component, min_probability)
-            at = (None, 0.0) if household is None else household
+            household_id, household_probability = (None, 0.0) if household is None else household
             link = None if deterministic_only else self._graph.soft_link(component)
             if link is not None and (min_probability is None or link.probability >= min_probability):
                 person = self._graph.person_at(component, min_probability)
                 resolutions.append(
-                    Resolution(identifier, person, Decision.PROBABILISTIC, shared, link.probability, *at)
+                    Resolution(
+                        identifier,
+                        person,
+                        Decision.PROBABILISTIC,
+                        shared,
+                        link.probability,
+                        household_id=household_id,
+                        household_probability=household_probability,
+                    )
                 )
             elif deterministic_only:
                 resolutions.append(Resolution(identifier, component, Decision.DETERMINISTIC, shared))
             else:
                 person = self._graph.person_at(component, min_probability)
-                resolutions.append(Resolution(identifier, person, Decision.DETERMINISTIC, shared, 0.0, *at))
+                resolutions.append(
+                    Resolution(
+                        identifier,
+                        person,
+                        Decision.DETERMINISTIC,
+                        shared,
+                        household_id=household_id,
+                        household_probability=household_probability,
+                    )
+                )
         return resolutions
 
     def explain(self, a: Identifier, b: Identifier) -> Explanation:

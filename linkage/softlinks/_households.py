@@ -91,12 +91,6 @@ class Households:
     def link_of(self, component: int) -> HouseholdLink | None:
         return self._links.get(component)
 
-    def links_to(self, person_component: int) -> set[int]:
-        return self._by_person.get(person_component, set())
-
-    def __len__(self) -> int:
-        return len(self._links)
-
     def add(self, link: HouseholdLink) -> None:
         self.drop(link.component, "a better match")  # its household link to other persons, if any
         self._put(link)

@@ -380,8 +380,7 @@ class DuckDBStore:
             counts = {}
             for name, query in _SNAPSHOT.items():
                 target = _quoted(str(directory / f"{name}.parquet"))
-                cursor.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)")
-                (counts[name],) = cursor.execute(f"SELECT count(*) FROM ({query})").fetchone() or (0,)
+                (counts[name],) = cursor.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet)").fetchone() or (0,)
             cursor.execute("COMMIT")
         finally:
             cursor.close()
