@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import secrets
 import shutil
 import sys
@@ -229,7 +230,9 @@ def _train(args: argparse.Namespace) -> int:
     # hash secret) rather than creating ./var as a side effect; so does a snapshot, whose keys
     # are stored keys already.
     with tempfile.TemporaryDirectory(prefix="idstitch-train-") as scratch:
-        (Path(scratch) / "hash-secret").write_text(secrets.token_hex(32))
+        secret = os.open(Path(scratch) / "hash-secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(secret, "w") as out:
+            out.write(secrets.token_hex(32))
         return _train_in(args, Path(scratch))
 
 

@@ -72,3 +72,19 @@ def test_simulate_command_writes_signals_with_the_truth(tmp_path: Path) -> None:
     assert "wrote" in result.stdout and "persons_logged_in_share" in result.stdout
     first = json.loads(out.read_text().splitlines()[0])
     assert "person" in json.dumps(first)
+
+
+def test_train_command_trains_on_simulated_signals_in_a_private_scratch_directory(tmp_path: Path) -> None:
+    signals = tmp_path / "sim.jsonl.gz"
+    write_jsonl(signals, simulate(SimulationConfig(persons=400, days=7, seed=8)))
+    out = tmp_path / "model"
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "train", "--signals", str(signals), "--out", str(out), "--no-report"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "held-out links" in result.stdout
+    assert VisitorModel.load(out / "visitor-model.json").version

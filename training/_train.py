@@ -18,6 +18,7 @@ from linkage.modelling import ProfileRecord, VisitorScorer, model_version
 
 from ._evaluate import Evaluation, count_positive_pairs, evaluate
 from ._history import DeviceProfiles
+from ._home_u import split_home_u
 from ._link_evaluation import evaluate_links
 from ._tables import LABEL_COLUMN, profile_table
 from ._visitor_settings import training_blocking_rules, visitor_settings
@@ -45,6 +46,9 @@ class TrainConfig:
     # login's devices are true matches), or "em", expectation maximisation over the
     # training blocking passes, which needs no labels.
     m_estimation: Literal["labels", "em"] = "labels"
+    # Split the u of the two home levels by the labelled household pairs (`training._home_u`):
+    # random sampling alone cannot tell them apart.
+    split_home_u: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,18 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
     smoothed = smooth_unobserved(model_path, positives, config.u_max_pairs)
     if smoothed:
         progress(f"levels no training pair fell on, given half a pair: {', '.join(smoothed)}")
+    home_split = (
+        split_home_u(model_path, [profiles.records[i] for i in train_idx], train_labels)
+        if config.split_home_u
+        else None
+    )
+    if home_split is not None:
+        progress(
+            f"the two home levels' u split by {home_split.household_pairs:,} labelled household pairs "
+            f"({home_split.with_another_place:,} share another place): u of the same home and another place "
+            f"{home_split.u_home_and_place_before:.3g} -> {home_split.u_home_and_place:.3g}"
+        )
+    if smoothed or home_split is not None:
         # The report's charts come from this linker: it reads the file as written.
         linker = Linker(
             db.register(table, dataset_display_name="train_smoothed"), str(model_path), log_level=logging.WARNING
@@ -127,6 +143,7 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
         "held_out_logins": len(held_out),
         "probability_two_random_records_match": settings["probability_two_random_records_match"],
         "m_estimation": config.m_estimation,
+        "home_u_split": None if home_split is None else home_split.as_dict(),
         "evaluation": evaluation.as_dict(),
         "pairwise_evaluation": pairwise.as_dict(),
     }

@@ -38,6 +38,12 @@ USER_AGENT_TF_MINIMUM_U = 1e-4
 # that long after the last one began.
 COOKIE_LIFETIME_SECONDS = 7 * 86_400
 
+# The place comparison and its two home levels, whose u training splits by the labelled
+# household pairs (`training._home_u`).
+PLACE_COMPARISON = "place"
+HOME_AND_PLACE_LABEL = "same home and another shared place"
+HOME_LABEL = "same home"
+
 
 def visitor_comparisons(user_agent_tf: bool = False) -> list[dict[str, Any]]:
     """The visitor model's comparisons as Splink comparison dicts, in model order.
@@ -74,11 +80,11 @@ def visitor_comparisons(user_agent_tf: bool = False) -> list[dict[str, Any]]:
     agent_tf = _AGENT_TF if user_agent_tf else None
     return [
         comparison_settings(
-            "place",
+            PLACE_COMPARISON,
             [
                 LevelPlan(NullLevel(("ips",))),
                 LevelPlan(
-                    Both(ListOverlap("homes", 1), ListOverlap("places", 2)), label="same home and another shared place"
+                    Both(ListOverlap("homes", 1), ListOverlap("places", 2)), label=HOME_AND_PLACE_LABEL
                 ),
                 LevelPlan(ListOverlap("places", 2), label="2+ shared places"),
                 LevelPlan(ListOverlap("ips", 2), label="2+ shared IPs"),
@@ -86,7 +92,7 @@ def visitor_comparisons(user_agent_tf: bool = False) -> list[dict[str, Any]]:
                     ExactMatch("top_ip"),
                     term_frequency=TermFrequency("top_ip", weight=1.0, minimum_u=TOP_IP_TF_MINIMUM_U),
                 ),
-                LevelPlan(ListOverlap("homes", 1), label="same home"),
+                LevelPlan(ListOverlap("homes", 1), label=HOME_LABEL),
                 LevelPlan(ListOverlap("ips", 1), label="shared IP"),
                 LevelPlan(ListOverlap("ip_prefixes", 1), label="shared IP prefix"),
                 LevelPlan(WithinKm("latitude", "longitude", 5.0)),

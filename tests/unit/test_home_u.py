@@ -1,0 +1,64 @@
+"""The split of the two home levels' u by labelled household pairs (`training._home_u`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from linkage import BUNDLED_MODEL
+from linkage.modelling import ProfileRecord
+from training._home_u import split_home_u
+from training._visitor_settings import HOME_AND_PLACE_LABEL, HOME_LABEL
+
+
+def _device(uid: int, places: tuple[str, ...], homes: tuple[str, ...] = ("home-1",)) -> ProfileRecord:
+    ip = f"81.2.{uid}.7"  # every device its own address: no pair falls on the address levels
+    return ProfileRecord(
+        uid, ip, 0.001, (ip,), (f"81.2.{uid}.0/24",), "DE/berlin", "DE", None, None,
+        "ios/safari/phone", "phone", (19,), (20000,), homes=homes, places=places,
+    )  # fmt: skip
+
+
+def _home_u(model_path: Path) -> tuple[float, float]:
+    model = json.loads(model_path.read_text())
+    levels = {level.get("label_for_charts"): level for level in model["comparisons"][0]["comparison_levels"]}
+    return levels[HOME_AND_PLACE_LABEL]["u_probability"], levels[HOME_LABEL]["u_probability"]
+
+
+def test_the_home_levels_keep_their_total_u_and_divide_it_as_the_household_pairs_do(tmp_path: Path) -> None:
+    model_path = tmp_path / "model.json"
+    shutil.copy(BUNDLED_MODEL, model_path)
+    both_before, home_before = _home_u(model_path)
+    records = [
+        _device(1, ("home-1", "gym")),  # a's phone
+        _device(2, ("home-1", "gym", "office")),  # a's laptop: one person, not a household pair
+        _device(3, ("home-1", "gym")),  # b, who goes to a's gym: the one household pair on both levels
+        _device(4, ("home-1",)),  # b's tablet
+        _device(5, ("home-1",)),  # c
+        _device(6, ("home-2", "gym"), homes=("home-2",)),  # another home's: pairs with nobody here
+        _device(7, ("home-1", "gym")),  # unlabelled: no evidence either way
+    ]
+    labels = ["a", "a", "b", "b", "c", "d", None]
+
+    split = split_home_u(model_path, records, labels)
+
+    assert split is not None
+    # Non-matching labelled pairs of home-1: a x b (4), a x c (2), b x c (2). Those on "the same
+    # home and another place": (1, 3) and (2, 3), which share home-1 and the gym.
+    assert (split.household_pairs, split.with_another_place) == (8, 2)
+    both, home = _home_u(model_path)
+    assert both + home == pytest.approx(both_before + home_before, rel=1e-12)
+    assert both / (both + home) == pytest.approx(2.5 / 9)
+    assert split.u_home_and_place_before == both_before and split.u_home_and_place == both
+
+
+def test_without_labelled_household_pairs_the_model_is_left_alone(tmp_path: Path) -> None:
+    model_path = tmp_path / "model.json"
+    shutil.copy(BUNDLED_MODEL, model_path)
+    before = model_path.read_bytes()
+
+    assert split_home_u(model_path, [_device(1, ("home-1",)), _device(2, ("home-1",))], ["a", "a"]) is None
+    assert model_path.read_bytes() == before
