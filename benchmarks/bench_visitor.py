@@ -93,6 +93,7 @@ class Config:
     persons: int
     days: int
     seed: int
+    sessions_per_day: float
     batch_size: int
     in_flight: int
     resolve_batch: int
@@ -109,6 +110,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     parser.add_argument("--persons", type=int, help="simulated persons (default 20,000; quick 2,000)")
     parser.add_argument("--days", type=int, default=30, help="simulated days")
     parser.add_argument("--seed", type=int, default=2, help="simulator seed (the bundled model was trained on 1)")
+    parser.add_argument(
+        "--sessions-per-day",
+        type=float,
+        default=SimulationConfig.sessions_per_day,
+        help="mean sessions per person and day (the simulator's default: few; real shoppers may use devices more)",
+    )
     parser.add_argument("--batch-size", type=int, default=500, help="signals per Ingest call")
     parser.add_argument("--in-flight", type=int, default=2, help="Ingest calls in flight (order is checked)")
     parser.add_argument("--resolve-batch", type=int, default=1_000, help="identifiers per Resolve call")
@@ -121,6 +128,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         persons=args.persons or (2_000 if args.quick else 20_000),
         days=args.days,
         seed=args.seed,
+        sessions_per_day=args.sessions_per_day,
         batch_size=args.batch_size,
         in_flight=args.in_flight,
         resolve_batch=args.resolve_batch,
@@ -789,6 +797,7 @@ def summarise(
             "persons": config.persons,
             "days": config.days,
             "seed": config.seed,
+            "sessions_per_day": config.sessions_per_day,
         },
         "ingest": {
             **shallow_dict(replayed, leave_out=("acknowledged", "call_ms", "marks")),
@@ -867,7 +876,8 @@ def traffic_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return [
         (
             "Simulated traffic",
-            f"{t['persons']:,} persons, {t['days']} days, seed {t['seed']}: {simulated:,} signals{prefix}",
+            f"{t['persons']:,} persons, {t['days']} days, {t['sessions_per_day']:g} sessions a day, seed {t['seed']}: "
+            f"{simulated:,} signals{prefix}",
             "",
             "",
         ),
@@ -1067,7 +1077,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     timings: dict[str, float] = {}
     began = time.perf_counter()
     progress(f"simulating {config.persons:,} persons over {config.days} days ...")
-    simulation = SimulationConfig(persons=config.persons, days=config.days, seed=config.seed)
+    simulation = SimulationConfig(
+        persons=config.persons, days=config.days, seed=config.seed, sessions_per_day=config.sessions_per_day
+    )
     signals = simulate(simulation)
     household_of = {p: h for h, members in enumerate(population(simulation).households) for p in members}
     timings["simulate"] = time.perf_counter() - began

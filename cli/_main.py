@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="labels",
         help="estimate m from the devices of training logins (default) or by EM over blocking passes",
     )
+    train.add_argument(
+        "--user-agent-tf",
+        action="store_true",
+        help="term-frequency adjust the 'same user agent, in turn' levels on the full string",
+    )
     return parser
 
 
@@ -249,7 +254,9 @@ def _train_in(args: argparse.Namespace, data_dir: Path) -> int:
     if store_path is not None and not store_path.exists():
         print(f"idstitch: no store at {store_path}", file=sys.stderr)
         return 2
-    config = TrainConfig(out_dir=args.out, report=not args.no_report, m_estimation=args.m_from)
+    config = TrainConfig(
+        out_dir=args.out, report=not args.no_report, m_estimation=args.m_from, user_agent_tf=args.user_agent_tf
+    )
     try:
         try:
             run_train(settings.linkage, config, signals=args.signals, store_path=store_path, snapshot=args.snapshot)

@@ -49,6 +49,8 @@ class TrainConfig:
     # Split the u of the two home levels by the labelled household pairs (`training._home_u`):
     # random sampling alone cannot tell them apart.
     split_home_u: bool = True
+    # Term-frequency adjust the "same user agent, in turn" levels on the full string.
+    user_agent_tf: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +81,7 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
 
     started = time.monotonic()
     train_labels = [profiles.labels[i] for i in train_idx]
-    settings = visitor_settings()
+    settings = visitor_settings(user_agent_tf=config.user_agent_tf)
     settings["probability_two_random_records_match"] = _prior(train_labels)
     db = DuckDBAPI()
     table = profile_table([profiles.records[i] for i in train_idx], train_labels)
