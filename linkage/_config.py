@@ -79,3 +79,10 @@ class LinkageConfig:
     max_value_length: int = 256
     earliest_timestamp: float = 946_684_800.0  # 2000-01-01T00:00:00Z
     max_clock_skew_seconds: float = 86_400.0
+    # Idempotency: an event id replayed within this long of its first arrival changes nothing;
+    # after it, the event is applied as new (its id is no longer kept).
+    event_id_window_seconds: float = 30 * 86_400.0
+
+    def __post_init__(self) -> None:
+        if not self.event_id_window_seconds > 0:
+            raise ValueError(f"event_id_window_seconds must be positive, got {self.event_id_window_seconds}")

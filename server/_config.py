@@ -89,6 +89,7 @@ _LINKAGE_KEYS = {
     "max_records_per_sync",
     "max_value_length",
     "max_clock_skew_seconds",
+    "event_id_window_seconds",
 }
 
 
@@ -114,7 +115,7 @@ def load_settings(path: Path | None = None, **server_overrides: Any) -> Settings
             blocked_values=blocked,
             **{k: v for k, v in identity.items() if k in _LINKAGE_KEYS},
         )
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"[identity]: {exc}") from exc
     return Settings(server=server, linkage=config)
 

@@ -35,10 +35,11 @@ class ThreadServer:
         *,
         ca: Path | None = None,
         client_cert: tuple[Path, Path] | None = None,
+        config: Path | None = None,
         **server_overrides: Any,
     ) -> None:
         self.data_dir = data_dir
-        settings = load_settings(None, port=0, data_dir=data_dir, **server_overrides)
+        settings = load_settings(config, port=0, data_dir=data_dir, **server_overrides)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()

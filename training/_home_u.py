@@ -101,9 +101,7 @@ def _household_levels(
     pairs: set[tuple[int, int]] = set()
     for members in by_home.values():
         if len(members) <= MAX_PROFILES_PER_HOME:
-            pairs.update(
-                (a, b) for k, a in enumerate(members) for b in members[k + 1 :] if labels[a] != labels[b]
-            )
+            pairs.update((a, b) for k, a in enumerate(members) for b in members[k + 1 :] if labels[a] != labels[b])
     partners: dict[int, list[int]] = defaultdict(list)
     for a, b in pairs:
         partners[a].append(b)

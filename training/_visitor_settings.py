@@ -83,9 +83,7 @@ def visitor_comparisons(user_agent_tf: bool = False) -> list[dict[str, Any]]:
             PLACE_COMPARISON,
             [
                 LevelPlan(NullLevel(("ips",))),
-                LevelPlan(
-                    Both(ListOverlap("homes", 1), ListOverlap("places", 2)), label=HOME_AND_PLACE_LABEL
-                ),
+                LevelPlan(Both(ListOverlap("homes", 1), ListOverlap("places", 2)), label=HOME_AND_PLACE_LABEL),
                 LevelPlan(ListOverlap("places", 2), label="2+ shared places"),
                 LevelPlan(ListOverlap("ips", 2), label="2+ shared IPs"),
                 LevelPlan(

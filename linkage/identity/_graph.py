@@ -6,6 +6,7 @@ every mutation also marks what the next commit must write, so the store stays th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -33,6 +34,7 @@ from ..store._rows import (
 )
 from ..visitor._linker import SoftLinks
 from ..visitor._model import VisitorModel
+from ._event_index import EventIndex
 
 
 @dataclass(slots=True)
@@ -129,7 +131,7 @@ class IdentityGraph:
         self._pending_audit: list[AuditEntry] = []
         self._next_audit = 1
         self._pending_erasures: list[Erasure] = []
-        self._events: dict[str, int] = {}
+        self._events = EventIndex(config.event_id_window_seconds, lambda e: policy.erasure_digest("event", e))
         self._next_person_id = 1
         self._next_sequence = 1
         self._caps: dict[str, int | None] = {}
@@ -149,6 +151,7 @@ class IdentityGraph:
         state: StoredState,
         model: VisitorModel | None = None,
         customer_model: CustomerModel | None = None,
+        now: float | None = None,
     ) -> IdentityGraph:
         graph = cls(config, policy, model, customer_model)
         for p in state.persons:
@@ -167,7 +170,7 @@ class IdentityGraph:
             graph._identifiers[row.key] = _IdentifierState(row.person_id, row.first_seen, row.last_seen, row.shared)
             person = graph._persons[row.person_id]
             person.add_key(row.key, row.namespace if graph._is_unique(row.namespace) else None)
-        graph._events = state.events
+        graph._events.load(state.events, now=time.time() if now is None else now)
         graph._suppressed = set(state.suppressed)
         graph._next_audit = state.last_audit_sequence + 1
         graph._next_sequence = state.last_sequence + 1
@@ -290,7 +293,8 @@ class IdentityGraph:
 
         Without `visitor_evidence` (a customer record: no address, no device, and a time that
         is the source system's, not the person's) only the soft links it contradicts go."""
-        known = self._events.get(signal.event_id)
+        event_digest = self._events.digest(signal.event_id)
+        known = self._events.get(event_digest, received_at)
         if known is not None:
             component = self._merged_into.get(known, known)
             return SignalResult(
@@ -300,7 +304,7 @@ class IdentityGraph:
                 duplicate=True,
                 ignored=signal.ignored,
             )
-        if self._suppressed and self._is_suppressed(signal):
+        if self._suppressed and self._is_suppressed(signal, event_digest):
             return SignalResult(event_id=signal.event_id, person_id=0, decision=Decision.NEW, suppressed=True)
         self._now = received_at
         authenticated = any(p.config.unique for p in signal.identifiers)
@@ -366,7 +370,7 @@ class IdentityGraph:
         self._enforce_caps(survivor, signal)
         link = self._stitch_softly(survivor, signal, visitor_evidence)
         self._flush_households(signal.event_id)  # of the merges and the scoring above
-        self._events[signal.event_id] = survivor
+        self._events.add(event_digest, survivor, received_at)
         self._pending_events.append(_event_row(signal, survivor, received_at))
         if link is not None:
             decision, probability = Decision.PROBABILISTIC, link.probability
@@ -607,11 +611,11 @@ class IdentityGraph:
 
     # -- erasure -------------------------------------------------------------------------
 
-    def _is_suppressed(self, signal: PreparedSignal) -> bool:
+    def _is_suppressed(self, signal: PreparedSignal, event_digest: str) -> bool:
         # A known identifier is never suppressed (an erased one is no longer known, and one let in
         # again was lifted first): only new ones are hashed.
         digest = self._policy.erasure_digest
-        return digest("event", signal.event_id) in self._suppressed or any(
+        return event_digest in self._suppressed or any(
             digest("identifier", item.key) in self._suppressed
             for item in signal.identifiers
             if item.key not in self._identifiers
@@ -682,9 +686,7 @@ class IdentityGraph:
         digest = self._policy.erasure_digest
         gone = set(ids)
         rows = [SuppressionRow(digest("identifier", k), "identifier", component, now) for k in keys]
-        rows += [
-            SuppressionRow(digest("event", e), "event", component, now) for e, p in self._events.items() if p in gone
-        ]
+        rows += [SuppressionRow(d, "event", component, now) for d in self._events.digests_of(gone)]
         self._suppressed.update(row.digest for row in rows)
         self._pending_suppressions.extend(rows)
         if self._lifted:
@@ -695,8 +697,7 @@ class IdentityGraph:
 
     def forget_events(self, event_ids: Iterable[str]) -> None:
         """The store deleted these events with an erased person: they are unknown again."""
-        for event_id in event_ids:
-            self._events.pop(event_id, None)
+        self._events.discard(event_ids)
 
     # -- committing ----------------------------------------------------------------------
 

@@ -383,8 +383,9 @@ class Stitcher:
         )
 
     async def _reload(self) -> None:
-        state = await asyncio.to_thread(self._store.load)
-        graph = IdentityGraph.from_state(self._config, self._policy, state, self._model, self._customer_model)
+        now = time.time()
+        state = await asyncio.to_thread(self._store.load, now - self._config.event_id_window_seconds)
+        graph = IdentityGraph.from_state(self._config, self._policy, state, self._model, self._customer_model, now)
         if self._model is not None:
             await asyncio.to_thread(lambda: graph.replay_evidence(self._store.iter_events()))
         self._graph = graph

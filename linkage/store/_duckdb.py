@@ -213,7 +213,7 @@ class DuckDBStore:
         row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return None if row is None else int(row[0])
 
-    def load(self) -> StoredState:
+    def load(self, events_since: float = 0.0) -> StoredState:
         con = self._con
         identifiers = [
             IdentifierRow(key, ns, value, pid, first / 1e6, last / 1e6, shared)
@@ -229,7 +229,13 @@ class DuckDBStore:
                 "FROM persons"
             ).fetchall()
         ]
-        events = dict(con.execute("SELECT event_id, person_id FROM events").fetchall())
+        events = [
+            (event_id, person_id, at / 1e6)
+            for event_id, person_id, at in con.execute(
+                "SELECT event_id, person_id, epoch_us(received_at) FROM events WHERE received_at >= make_timestamp($1)",
+                [int(events_since * 1e6)],
+            ).fetchall()
+        ]
         row = con.execute("SELECT coalesce(max(sequence), 0) FROM changes").fetchone()
         soft_links = [
             SoftLinkRow(c, t, p, w, v, tuple(names), tuple(weights), at / 1e6)

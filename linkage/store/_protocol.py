@@ -30,7 +30,10 @@ class Store(Protocol):
     another thread while a commit runs, and sees only committed changes.
     """
 
-    def load(self) -> StoredState: ...
+    def load(self, events_since: float = 0.0) -> StoredState:
+        """Everything to rebuild the graph; of the events, those received at `events_since` or
+        later (epoch seconds: the idempotency window)."""
+        ...
 
     def commit(self, batch: CommitBatch) -> None: ...
 
@@ -56,7 +59,6 @@ class MemoryStore:
     def __init__(self) -> None:
         self._identifiers: dict[str, IdentifierRow] = {}
         self._persons: dict[int, PersonRow] = {}
-        self._events: dict[str, int] = {}
         self._event_rows: list[EventRow] = []
         self._changes: list[Change] = []
         self._soft_links: dict[int, SoftLinkRow] = {}
@@ -66,12 +68,12 @@ class MemoryStore:
         self._customer_records: dict[str, CustomerRecordRow] = {}
         self.commits = 0
 
-    def load(self) -> StoredState:
+    def load(self, events_since: float = 0.0) -> StoredState:
         last = self._changes[-1].sequence if self._changes else 0
         return StoredState(
             list(self._identifiers.values()),
             list(self._persons.values()),
-            dict(self._events),
+            [(e.event_id, e.person_id, e.received_at) for e in self._event_rows if e.received_at >= events_since],
             last,
             list(self._soft_links.values()),
             list(self._customer_records.values()),
@@ -88,7 +90,6 @@ class MemoryStore:
         for person in batch.persons:
             self._persons[person.person_id] = person
         for event in batch.events:
-            self._events[event.event_id] = event.person_id
             self._event_rows.append(event)
         self._changes.extend(batch.changes)
         for component in batch.removed_soft_links:
@@ -115,8 +116,6 @@ class MemoryStore:
         gone = [e for e in self._event_rows if e.person_id in ids or keys.intersection(e.identifier_keys)]
         erasure.events = tuple(e.event_id for e in gone)
         self._event_rows = [e for e in self._event_rows if e not in gone]
-        for event_id in erasure.events:
-            self._events.pop(event_id, None)
         for key in keys:
             self._identifiers.pop(key, None)
             self._customer_records.pop(key, None)

@@ -159,7 +159,7 @@ class StoredState:
 
     identifiers: list[IdentifierRow]
     persons: list[PersonRow]
-    events: dict[str, int]  # event_id -> person id it resolved to
+    events: list[tuple[str, int, float]]  # (event_id, person id it resolved to, received_at), the loaded window
     last_sequence: int
     soft_links: list[SoftLinkRow] = field(default_factory=list)
     customer_records: list[CustomerRecordRow] = field(default_factory=list)

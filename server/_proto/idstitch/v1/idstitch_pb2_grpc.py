@@ -118,8 +118,9 @@ class IdentityServiceServicer:
     def Ingest(self, request, context):
         """Stitches a batch of signals. All-or-nothing: a batch with one invalid
         signal is rejected with INVALID_ARGUMENT naming the field, and nothing of
-        it is stored. Idempotent by event_id. The response is sent only after the
-        batch is durable.
+        it is stored. Idempotent by event_id within the idempotency window
+        (`event_id_window_seconds`, 30 days by default). The response is sent only
+        after the batch is durable.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
