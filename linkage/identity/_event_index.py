@@ -33,8 +33,9 @@ class EventIndex:
             raise ValueError("the idempotency window must be positive")
         self._window = window_seconds
         self._digest = digest
-        self._heads: NDArray[np.uint64] = np.empty(0, dtype=np.uint64)  # first word, sorted
-        self._rests: NDArray[np.uint64] = np.empty((0, _WORDS - 1), dtype=np.uint64)
+        # Little-endian words whatever the machine, so that a row's bytes are the digest's.
+        self._heads: NDArray[np.uint64] = np.empty(0, dtype="<u8")  # first word, sorted
+        self._rests: NDArray[np.uint64] = np.empty((0, _WORDS - 1), dtype="<u8")
         self._components: NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self._arrived: NDArray[np.uint32] = np.empty(0, dtype=np.uint32)  # whole epoch seconds
         self._pending: dict[bytes, tuple[int, int]] = {}  # digest -> (component, arrived)
@@ -88,36 +89,41 @@ class EventIndex:
         found = [key.hex() for key, (component, _) in self._pending.items() if component in components]
         rows = np.flatnonzero(np.isin(self._components, np.fromiter(components, dtype=np.int64)))
         if len(rows):
-            words = np.column_stack((self._heads[rows], self._rests[rows])).astype("<u8")
+            words = np.column_stack((self._heads[rows], self._rests[rows]))
             blob = words.tobytes()
             found += [blob[i : i + 8 * _WORDS].hex() for i in range(0, len(blob), 8 * _WORDS)]
         return found
 
     def merge(self, now: float) -> None:
         """Merge the pending events into the arrays, dropping those out of the window."""
-        keys = b"".join(self._pending)
-        pending = np.frombuffer(keys, dtype="<u8").reshape(-1, _WORDS).astype(np.uint64)
-        values = list(self._pending.values())
-        heads = np.concatenate((self._heads, pending[:, 0]))
-        rests = np.concatenate((self._rests, pending[:, 1:]))
-        components = np.concatenate((self._components, np.fromiter((c for c, _ in values), np.int64, len(values))))
-        arrived = np.concatenate((self._arrived, np.fromiter((a for _, a in values), np.uint32, len(values))))
-        keep = (components != _DISCARDED) & (arrived >= now - self._window)
-        order = np.flatnonzero(keep)
-        order = order[np.argsort(heads[order], kind="stable")]
-        self._heads, self._rests = heads[order], rests[order]
-        self._components, self._arrived = components[order], arrived[order]
+        keys = np.frombuffer(b"".join(self._pending), dtype="<u8").reshape(-1, _WORDS)
+        values = self._pending.values()
+        components = np.fromiter((c for c, _ in values), np.int64, len(values))
+        arrived = np.fromiter((a for _, a in values), np.uint32, len(values))
         self._pending = {}
+        # Sort the few new ones and insert them where they go: no sort of the whole.
+        order = np.argsort(keys[:, 0], kind="stable")
+        keys, components, arrived = keys[order], components[order], arrived[order]
+        # After any equal heads already there: the latest entry of a digest is the last one.
+        at = np.searchsorted(self._heads, keys[:, 0], side="right")
+        heads = np.insert(self._heads, at, keys[:, 0])
+        rests = np.insert(self._rests, at, keys[:, 1:], axis=0)
+        components = np.insert(self._components, at, components)
+        arrived = np.insert(self._arrived, at, arrived)
+        keep = (components != _DISCARDED) & (arrived >= now - self._window)
+        if not keep.all():
+            heads, rests, components, arrived = heads[keep], rests[keep], components[keep], arrived[keep]
+        self._heads, self._rests, self._components, self._arrived = heads, rests, components, arrived
 
     def _find(self, key: bytes) -> int | None:
-        words = np.frombuffer(key, dtype="<u8")
-        at = int(np.searchsorted(self._heads, words[0]))
-        rest = words[1:]
+        head = np.uint64(int.from_bytes(key[:8], "little"))
+        heads = self._heads
+        at = int(heads.searchsorted(head))
         found = None
         # The last match is the latest: an event replayed after the window sits after its old
         # entry until a merge drops that one.
-        while at < len(self._heads) and self._heads[at] == words[0]:
-            if np.array_equal(self._rests[at], rest) and self._components[at] != _DISCARDED:
+        while at < len(heads) and heads[at] == head:
+            if self._rests[at].tobytes() == key[8:] and self._components[at] != _DISCARDED:
                 found = at
             at += 1
         return found
