@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_audit_arguments(audit)
 
-    models = sub.add_parser("model", help="promote a trained visitor model on a running server, or roll it back")
+    models = sub.add_parser("model", help="the model registry of a running server: list, add, promote, roll back")
     add_model_arguments(models)
 
     tokens = sub.add_parser(

@@ -9,7 +9,7 @@ links share), `visitor` and `customer` (the two models). Training's face is `lin
 """
 
 from ._config import DEFAULT_BLOCKED_VALUES, DEFAULT_NAMESPACES, LinkageConfig, NamespaceConfig
-from ._errors import FellBehind, InvalidArgument, LinkageError, ModelError, NotFound, Unavailable
+from ._errors import Busy, FellBehind, InvalidArgument, LinkageError, ModelError, NotFound, Unavailable
 from ._types import (
     AuditEntry,
     Change,
@@ -35,7 +35,7 @@ from ._types import (
 from .customer import BUNDLED_CUSTOMER_MODEL, CustomerModel, CustomerRecord, CustomerScorer, RecordError, SyncSummary
 from .identifiers import IdentifierPolicy
 from .identity import Stitcher
-from .store import Compaction, DuckDBStore, MemoryStore, Store, StoreLocked, compact_store
+from .store import Compaction, DuckDBStore, MemoryStore, ModelRow, Store, StoreLocked, compact_store
 from .visitor import BUNDLED_MODEL, VisitorModel, VisitorScorer
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_BLOCKED_VALUES",
     "DEFAULT_NAMESPACES",
     "AuditEntry",
+    "Busy",
     "Change",
     "ChangeKind",
     "Compaction",
@@ -70,6 +71,7 @@ __all__ = [
     "LinkageError",
     "MemoryStore",
     "ModelError",
+    "ModelRow",
     "NamespaceConfig",
     "NotFound",
     "PersonIdentifier",

@@ -24,6 +24,10 @@ class Unavailable(LinkageError):
     """The core cannot take the request now (shutting down, store failed); retrying may help."""
 
 
+class Busy(LinkageError):
+    """Another operation of the kind is under way (a model change): try again after it."""
+
+
 class FellBehind(LinkageError):
     """A follower of the change feed fell too far behind it; it resumes from its cursor."""
 

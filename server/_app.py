@@ -92,14 +92,12 @@ async def start(settings: Settings) -> RunningServer:
         "IngestStream": lambda request: stitcher.check_batch_count(len(request.signals)),
         "SyncCrmRecords": lambda request: stitcher.check_sync_chunk(len(request.records), 0),
     }
+    model_changes = ModelChanges(stitcher, cfg.data_dir, lambda: _load_model(cfg.model_path, cfg.model_threshold))
+    await model_changes.start(promoted if promoted is not None else cfg.model_path)
     server.add_generic_rpc_handlers(
         [
             service_handler(
-                IdentityServicer(
-                    stitcher,
-                    cfg.data_dir / "snapshots",
-                    ModelChanges(stitcher, cfg.data_dir, lambda: _load_model(cfg.model_path, cfg.model_threshold)),
-                ),
+                IdentityServicer(stitcher, cfg.data_dir / "snapshots", model_changes),
                 prechecks,
                 authoriser.admit,
             )

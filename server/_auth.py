@@ -40,6 +40,8 @@ METHOD_SCOPES: Mapping[str, str] = {
     f"/{_SERVICE}/WriteSnapshot": ADMIN,
     f"/{_SERVICE}/PromoteModel": ADMIN,
     f"/{_SERVICE}/RollbackModel": ADMIN,
+    f"/{_SERVICE}/AddModel": ADMIN,
+    f"/{_SERVICE}/ListModels": ADMIN,
     NOOP_RESOLVE: "resolve",  # the benchmark's ceiling pays what Resolve pays
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
@@ -303,4 +304,34 @@ def forget_response(erased: linkage.Erased) -> pb.ForgetResponse:
         identifiers_erased=erased.identifiers,
         customer_records_erased=erased.customer_records,
         events_erased=erased.events,
+    )
+
+
+_MODEL_STATES = {
+    "proposed": pb.MODEL_STATE_PROPOSED,
+    "in force": pb.MODEL_STATE_IN_FORCE,
+    "retired": pb.MODEL_STATE_RETIRED,
+}
+
+
+def model_entry(row: linkage.ModelRow) -> pb.ModelEntry:
+    """A registry entry, with the figures a data scientist compares read off its metrics file."""
+    threshold = precision = recall = 0.0
+    try:
+        metrics = json.loads(row.metrics) if row.metrics else {}
+        chosen = metrics.get("evaluation", {}).get("chosen", {})
+        threshold = float(metrics.get("threshold", 0.0))
+        precision, recall = float(chosen.get("precision", 0.0)), float(chosen.get("recall", 0.0))
+    except (ValueError, TypeError, AttributeError):
+        pass  # a metrics file of another shape: the entry still lists, without the figures
+    return pb.ModelEntry(
+        version=row.version,
+        state=_MODEL_STATES.get(row.state, pb.MODEL_STATE_UNSPECIFIED),
+        added_at=_timestamp(row.added_at),
+        added_by=row.added_by,
+        changed_at=_timestamp(row.changed_at),
+        threshold=threshold,
+        held_out_precision=precision,
+        held_out_recall=recall,
+        metrics_json=row.metrics.encode("utf-8"),
     )

@@ -16,6 +16,7 @@ _CODES: tuple[tuple[type[linkage.LinkageError], grpc.StatusCode], ...] = (
     (linkage.NotFound, grpc.StatusCode.NOT_FOUND),
     (linkage.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (linkage.FellBehind, grpc.StatusCode.ABORTED),
+    (linkage.Busy, grpc.StatusCode.ABORTED),
 )
 
 

@@ -8,11 +8,14 @@ configuration), which `rollback` puts back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import linkage
@@ -20,6 +23,9 @@ import linkage
 MODEL_FILE = "visitor-model.json"
 METRICS_FILE = "visitor-model.metrics.json"
 CONFIG = "config"  # the model of the configuration, not one of the promoted ones
+# Registry states (the store's `models.state`), and who added the configuration's model.
+PROPOSED, IN_FORCE, RETIRED = "proposed", "in force", "retired"
+CONFIGURATION = "configuration"
 _MAX_BYTES = 16 * 1024 * 1024
 
 
@@ -101,7 +107,12 @@ class PromotedModels:
 
 
 class ModelChanges:
-    """Promote and roll back the visitor model of a running server (admin calls)."""
+    """The model registry and the model changes of a running server (admin calls).
+
+    The registry is the store's `models` table: every model ever proposed or in force, with its
+    metrics file, who added it and when. The files themselves are kept by `PromotedModels`.
+    One change at a time: a second promote or rollback while one runs is refused (`Busy`).
+    """
 
     def __init__(
         self, stitcher: linkage.Stitcher, data_dir: Path, configured: Callable[[], linkage.VisitorModel | None]
@@ -109,40 +120,128 @@ class ModelChanges:
         self._stitcher = stitcher
         self._models = PromotedModels(data_dir)
         self._configured = configured
+        self._changing = asyncio.Lock()
 
-    async def promote(self, model_json: bytes, metrics_json: bytes, principal: str) -> tuple[str, str]:
-        """Put the model in force; (its version, the version it replaced)."""
-        model = self._models.add(model_json, metrics_json)
+    async def start(self, model_path: Path | None) -> None:
+        """Enter the model in force (its file at `model_path`) in the registry, the
+        configuration's the first time; any other entry that says in force is retired."""
         current = self._stitcher.visitor_model
-        if current is not None and current.version == model.version:
-            raise linkage.InvalidArgument("model_json", f"model {model.version} is in force already")
-        before = self._label()
-        await self._stitcher.change_visitor_model(model, principal, "promote_model", f"{before} -> {model.version}")
-        self._models.record(model.version, before)
-        return model.version, before
+        now = time.time()
+        entries = {row.version: row for row in await self._stitcher.models()}
+        for row in entries.values():
+            if row.state == IN_FORCE and (current is None or row.version != current.version):
+                await self._stitcher.put_model(replace(row, state=RETIRED, changed_at=now))
+        if current is None:
+            return
+        entry = entries.get(current.version)
+        if entry is None:
+            metrics = _metrics_text(model_path)
+            await self._stitcher.put_model(
+                linkage.ModelRow(current.version, IN_FORCE, now, CONFIGURATION, now, metrics)
+            )
+        elif entry.state != IN_FORCE:
+            await self._stitcher.put_model(replace(entry, state=IN_FORCE, changed_at=now))
+
+    async def list(self) -> list[linkage.ModelRow]:
+        return await self._stitcher.models()
+
+    async def add(self, model_json: bytes, metrics_json: bytes, principal: str) -> linkage.ModelRow:
+        """Keep a model's files and enter it in the registry as proposed (an entry already there
+        is answered unchanged)."""
+        model = self._models.add(model_json, metrics_json)
+        return await self._enter(model.version, metrics_json, principal)
+
+    async def promote(self, model_json: bytes, metrics_json: bytes, version: str, principal: str) -> tuple[str, str]:
+        """Put a model in force, given its files or the version of one the registry holds;
+        (its version, the version it replaced)."""
+        if version and model_json:
+            raise linkage.InvalidArgument("version", "give the model's files or its version, not both")
+        async with self._exclusive():
+            if version:
+                entries = {row.version: row for row in await self._stitcher.models()}
+                path = self._models.model_file(version) if version in entries else None
+                if path is None:
+                    raise linkage.NotFound(f"no model {version} in the registry: add it first")
+                model = linkage.VisitorModel.load(path)
+            else:
+                model = self._models.add(model_json, metrics_json)
+                await self._enter(model.version, metrics_json, principal)
+            current = self._stitcher.visitor_model
+            if current is not None and current.version == model.version:
+                raise linkage.InvalidArgument(
+                    "version" if version else "model_json", f"model {model.version} is in force already"
+                )
+            before = self._label()
+            await self._stitcher.change_visitor_model(model, principal, "promote_model", f"{before} -> {model.version}")
+            self._models.record(model.version, before)
+            await self._mark(model.version, current)
+            return model.version, before
 
     async def rollback(self, principal: str) -> tuple[str, str]:
         """Put back the model the last promote (or rollback) replaced; (its version, the one
         it replaced)."""
-        target = self._models.previous()
-        if target is None:
-            raise linkage.NotFound("no model to roll back to: nothing was promoted")
-        if target == CONFIG:
-            model = self._configured()
-        else:
-            path = self._models.model_file(target)
-            if path is None:
-                raise linkage.NotFound(f"the files of model {target} are gone")
-            model = linkage.VisitorModel.load(path)
-        before = self._label()
-        await self._stitcher.change_visitor_model(model, principal, "rollback_model", f"{before} -> {target}")
-        if target == CONFIG:
-            self._models.record_configuration(before)
-        else:
-            self._models.record(target, before)
-        return (model.version if model is not None else "none"), before
+        async with self._exclusive():
+            target = self._models.previous()
+            if target is None:
+                raise linkage.NotFound("no model to roll back to: nothing was promoted")
+            if target == CONFIG:
+                model = self._configured()
+            else:
+                path = self._models.model_file(target)
+                if path is None:
+                    raise linkage.NotFound(f"the files of model {target} are gone")
+                model = linkage.VisitorModel.load(path)
+            current = self._stitcher.visitor_model
+            before = self._label()
+            await self._stitcher.change_visitor_model(model, principal, "rollback_model", f"{before} -> {target}")
+            if target == CONFIG:
+                self._models.record_configuration(before)
+            else:
+                self._models.record(target, before)
+            if model is not None:
+                await self._mark(model.version, current)
+            elif current is not None:
+                await self._mark(None, current)
+            return (model.version if model is not None else "none"), before
+
+    def _exclusive(self) -> asyncio.Lock:
+        if self._changing.locked():
+            raise linkage.Busy("another model change is under way; try again when it is done")
+        return self._changing
+
+    async def _enter(self, version: str, metrics_json: bytes, principal: str) -> linkage.ModelRow:
+        entries = {row.version: row for row in await self._stitcher.models()}
+        found = entries.get(version)
+        if found is not None:
+            return found
+        now = time.time()
+        metrics = metrics_json.decode("utf-8") if metrics_json else ""
+        row = linkage.ModelRow(version, PROPOSED, now, principal, now, metrics)
+        await self._stitcher.put_model(row)
+        await self._stitcher.record_read(principal, "add_model", version)
+        return row
+
+    async def _mark(self, in_force: str | None, replaced: linkage.VisitorModel | None) -> None:
+        """The registry after a change: `in_force` in force, the model it replaced retired."""
+        now = time.time()
+        entries = {row.version: row for row in await self._stitcher.models()}
+        if replaced is not None and (old := entries.get(replaced.version)) is not None and replaced.version != in_force:
+            await self._stitcher.put_model(replace(old, state=RETIRED, changed_at=now))
+        if in_force is not None and (new := entries.get(in_force)) is not None:
+            await self._stitcher.put_model(replace(new, state=IN_FORCE, changed_at=now))
 
     def _label(self) -> str:
         """The version in force as the registry names it (`CONFIG` for the configuration's)."""
         in_force = self._models.in_force()
         return in_force.parent.name if in_force is not None else CONFIG
+
+
+def _metrics_text(model_path: Path | None) -> str:
+    """The metrics file training wrote beside a model file, as text ("" when there is none)."""
+    if model_path is None:
+        return ""
+    metrics = model_path.with_name(model_path.name.removesuffix(".json") + ".metrics.json")
+    try:
+        return metrics.read_text(encoding="utf-8") if metrics.stat().st_size <= _MAX_BYTES else ""
+    except OSError:
+        return ""

@@ -142,7 +142,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.ModelChangeResponse:
         async with status_from_errors(context, "PromoteModel"):
             version, before = await self._models.promote(
-                request.model_json, request.metrics_json, principal_of(context)
+                request.model_json, request.metrics_json, request.version, principal_of(context)
             )
             return pb.ModelChangeResponse(version=version, previous_version=before)
 
@@ -152,6 +152,17 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         async with status_from_errors(context, "RollbackModel"):
             version, before = await self._models.rollback(principal_of(context))
             return pb.ModelChangeResponse(version=version, previous_version=before)
+
+    async def AddModel(self, request: pb.AddModelRequest, context: grpc.aio.ServicerContext) -> pb.ModelEntry:
+        async with status_from_errors(context, "AddModel"):
+            entry = await self._models.add(request.model_json, request.metrics_json, principal_of(context))
+            return convert.model_entry(entry)
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        async with status_from_errors(context, "ListModels"):
+            return pb.ListModelsResponse(models=[convert.model_entry(row) for row in await self._models.list()])
 
     async def ListAudit(self, request: pb.ListAuditRequest, context: grpc.aio.ServicerContext) -> pb.ListAuditResponse:
         async with status_from_errors(context, "ListAudit"):

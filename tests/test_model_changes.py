@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import grpc
 import pytest
 
 import linkage
+from server._models import ModelChanges
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from tests._servers import REPO, ThreadServer
 from tests._signals import batch, ident, signal
@@ -134,5 +136,112 @@ def test_the_model_command_promotes_a_trained_model_and_rolls_it_back(tmp_path: 
             [*base, "promote", str(tmp_path / "none.json"), *connect], cwd=REPO, capture_output=True, text=True
         )
         assert missing.returncode == 2 and "none.json" in missing.stderr
+
+        added = subprocess.run(
+            [*base, "add", str(trained / "visitor-model.json"), *connect],
+            cwd=REPO, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert added.returncode == 0 and "retired" in added.stdout  # in force once already
+        version = promoted.stdout.split()[1]
+        by_version = subprocess.run(
+            [*base, "promote", "--version", version, *connect], cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+        assert by_version.returncode == 0, by_version.stderr
+        listed = subprocess.run([*base, "list", *connect], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+        assert (
+            "in force" in rows[version]
+            and "retired" in rows[BUNDLED_VERSION]
+            and "configuration" in rows[BUNDLED_VERSION]
+        )
     finally:
         running.stop()
+
+
+def test_the_registry_lists_every_model_with_its_state_and_figures_and_promotes_by_version(tmp_path: Path) -> None:
+    model_json, metrics_json = _candidate()
+    data = tmp_path / "data"
+    running = ThreadServer(data, model_threshold=0.85)
+    try:
+        (configured,) = running.stub.ListModels(pb.ListModelsRequest()).models
+        assert (configured.version, configured.state, configured.added_by) == (
+            BUNDLED_VERSION, pb.MODEL_STATE_IN_FORCE, "configuration",
+        )  # fmt: skip
+        bundled_metrics = json.loads(BUNDLED.with_name("visitor-model.metrics.json").read_text())
+        assert configured.held_out_precision == pytest.approx(bundled_metrics["evaluation"]["chosen"]["precision"])
+
+        added = running.stub.AddModel(pb.AddModelRequest(model_json=model_json, metrics_json=metrics_json))
+        assert added.state == pb.MODEL_STATE_PROPOSED and added.added_by == "token:admin" and added.threshold == 0.85
+        assert running.stub.AddModel(pb.AddModelRequest(model_json=model_json)).added_at == added.added_at
+        assert _code(lambda: running.stub.PromoteModel(pb.PromoteModelRequest(version="nope")))[0] == (
+            grpc.StatusCode.NOT_FOUND
+        )
+        both = pb.PromoteModelRequest(model_json=model_json, version=added.version)
+        code, details = _code(lambda: running.stub.PromoteModel(both))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("version")
+
+        promoted = running.stub.PromoteModel(pb.PromoteModelRequest(version=added.version))
+        assert promoted.version == added.version
+        states = {m.version: m.state for m in running.stub.ListModels(pb.ListModelsRequest()).models}
+        assert states == {BUNDLED_VERSION: pb.MODEL_STATE_RETIRED, added.version: pb.MODEL_STATE_IN_FORCE}
+        actions = [e.action for e in running.stub.ListAudit(pb.ListAuditRequest()).entries]
+        assert actions.count("add_model") == 1 and "promote_model" in actions
+    finally:
+        running.stop()
+
+    # The registry is in the store: a restart (serving the promoted model) lists the same.
+    again = ThreadServer(data, model_threshold=0.85)
+    try:
+        listed = [(m.version, m.state) for m in again.stub.ListModels(pb.ListModelsRequest()).models]
+        assert listed == [(BUNDLED_VERSION, pb.MODEL_STATE_RETIRED), (added.version, pb.MODEL_STATE_IN_FORCE)]
+        again.stub.RollbackModel(pb.RollbackModelRequest())
+        states = {m.version: m.state for m in again.stub.ListModels(pb.ListModelsRequest()).models}
+        assert states == {BUNDLED_VERSION: pb.MODEL_STATE_IN_FORCE, added.version: pb.MODEL_STATE_RETIRED}
+    finally:
+        again.stop()
+
+
+def test_a_second_model_change_while_one_runs_is_refused_as_busy(tmp_path: Path) -> None:
+    """`ModelChanges` over a stitcher whose model swap waits until told: a rollback (or another
+    promote) meanwhile is `Busy` (ABORTED at the edge), and nothing of it happens."""
+    model_json, metrics_json = _candidate()
+
+    class SlowStitcher:
+        def __init__(self) -> None:
+            self.visitor_model = linkage.VisitorModel.load(BUNDLED)
+            self.rows: dict[str, linkage.ModelRow] = {}
+            self.release = asyncio.Event()
+            self.swaps = 0
+
+        async def models(self) -> list[linkage.ModelRow]:
+            return list(self.rows.values())
+
+        async def put_model(self, row: linkage.ModelRow) -> None:
+            self.rows[row.version] = row
+
+        async def record_read(self, *_: str) -> None:
+            pass
+
+        async def change_visitor_model(self, model: linkage.VisitorModel, *_: str) -> None:
+            self.swaps += 1
+            await self.release.wait()
+            self.visitor_model = model
+
+    async def scenario() -> None:
+        stitcher = SlowStitcher()
+        changes = ModelChanges(stitcher, tmp_path, lambda: None)  # type: ignore[arg-type]
+        await changes.start(BUNDLED)
+        promoting = asyncio.create_task(changes.promote(model_json, metrics_json, "", "token:admin"))
+        while stitcher.swaps == 0:
+            await asyncio.sleep(0.01)
+        with pytest.raises(linkage.Busy):
+            await changes.rollback("token:admin")
+        with pytest.raises(linkage.Busy):
+            await changes.promote(b"", b"", BUNDLED_VERSION, "token:admin")
+        stitcher.release.set()
+        version, before = await promoting
+        assert before == "config" and stitcher.swaps == 1 and stitcher.visitor_model.version == version
+        assert (await changes.rollback("token:admin"))[0] == "none"  # the configured model (None here)
+
+    asyncio.run(scenario())

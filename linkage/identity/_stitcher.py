@@ -43,7 +43,7 @@ from ..customer._records import (
 from ..identifiers._namespaces import IdentifierPolicy, split_key
 from ..identifiers._signals import PreparedSignal, check_batch_count, prepare_batch
 from ..store._protocol import Store
-from ..store._rows import Erasure
+from ..store._rows import Erasure, ModelRow
 from ..visitor._model import VisitorModel
 from ._graph import IdentityGraph
 
@@ -200,8 +200,17 @@ class Stitcher:
         lifted: int = await asyncio.shield(job.done)
         return lifted
 
+    async def put_model(self, row: ModelRow) -> None:
+        """Add or update a model of the registry (the store's `models`)."""
+        await asyncio.to_thread(self._store.put_model, row)
+
+    async def models(self) -> list[ModelRow]:
+        """The model registry, oldest first."""
+        return await asyncio.to_thread(self._store.models)
+
     async def record_read(self, principal: str, action: str, subject: str = "", detail: str = "") -> None:
-        """Audit a bulk read (a change-feed subscription), durable before the read begins."""
+        """Audit an operation (a bulk read such as a change-feed subscription, a model added),
+        durable before it goes on."""
         if self._closing:
             raise Unavailable("shutting down")
         job = _Job(quantize(self._clock()), audit=(action, subject, detail), principal=principal)

@@ -17,6 +17,7 @@ from ._rows import (
     EventRow,
     HouseholdLinkRow,
     IdentifierRow,
+    ModelRow,
     PersonRow,
     SoftLinkRow,
     StoredState,
@@ -24,10 +25,11 @@ from ._rows import (
 )
 
 # 2: soft_links table, changes.probability; 3: customer_records table, persons.erased;
-# 4: household_links table, changes.household_id and household_persons; 5: suppressed, audit
-SCHEMA_VERSION = 5
+# 4: household_links table, changes.household_id and household_persons; 5: suppressed, audit;
+# 6: models (the model registry)
+SCHEMA_VERSION = 6
 # Versions this build opens, bringing them up to SCHEMA_VERSION with the CREATE ... IF NOT EXISTS.
-_UPGRADABLE = {2, 3, 4}
+_UPGRADABLE = {2, 3, 4, 5}
 
 # Times are TIMESTAMP in UTC, written and read as whole microseconds since the epoch.
 _SCHEMA = """
@@ -126,6 +128,15 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 ALTER TABLE changes ADD COLUMN IF NOT EXISTS household_id BIGINT;
 ALTER TABLE changes ADD COLUMN IF NOT EXISTS household_persons BIGINT[];
+-- The model registry: every visitor model ever proposed or in force, and its metrics file.
+CREATE TABLE IF NOT EXISTS models (
+    version VARCHAR PRIMARY KEY,
+    state VARCHAR NOT NULL,
+    added_at TIMESTAMP NOT NULL,
+    added_by VARCHAR NOT NULL,
+    changed_at TIMESTAMP NOT NULL,
+    metrics VARCHAR
+);
 """
 _TABLES = (
     "meta",
@@ -138,6 +149,7 @@ _TABLES = (
     "changes",
     "suppressed",
     "audit",
+    "models",
 )
 
 # Each commit hands DuckDB one Arrow table per table it writes (columns built from Python lists
@@ -154,6 +166,7 @@ _WRITES: dict[str, tuple[str, tuple[pa.DataType | str, ...]]] = {
     "household_links": ("INSERT OR REPLACE", (_INT, pa.list_(_INT), _FLOAT, _STR, _TS)),
     "suppressed": ("INSERT OR REPLACE", (_STR, _STR, _INT, _TS)),
     "audit": ("INSERT", (_INT, _TS, _STR, _STR, _STR, _STR)),
+    "models": ("INSERT OR REPLACE", (_STR, _STR, _TS, _STR, _TS, _STR)),
     "customer_records": ("INSERT OR REPLACE", (*(_STR,) * 9, _TS)),
 }
 
@@ -374,6 +387,33 @@ class DuckDBStore:
         except BaseException:
             self._con.execute("ROLLBACK")
             raise
+
+    def put_model(self, row: ModelRow) -> None:
+        """Add or update one model of the registry, in a transaction of its own (beside commits)."""
+        cursor = self._con.cursor()
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            columns: list[Sequence[object]] = [[row.version], [row.state], _micros([row.added_at]), [row.added_by],
+                       _micros([row.changed_at]), [row.metrics]]  # fmt: skip
+            _write(cursor, "models", columns)
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+
+    def models(self) -> list[ModelRow]:
+        """The model registry, oldest first."""
+        cursor = self._con.cursor()
+        try:
+            rows = cursor.execute(
+                "SELECT version, state, epoch_us(added_at), added_by, epoch_us(changed_at), metrics FROM models "
+                "ORDER BY added_at, version"
+            ).fetchall()
+        finally:
+            cursor.close()
+        return [ModelRow(v, s, a / 1e6, by, c / 1e6, m or "") for v, s, a, by, c, m in rows]
 
     def write_snapshot(self, directory: Path) -> dict[str, int]:
         """Write the history training reads — identifiers (key, namespace, person) and events —

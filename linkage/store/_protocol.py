@@ -16,6 +16,7 @@ from ._rows import (
     EventRow,
     HouseholdLinkRow,
     IdentifierRow,
+    ModelRow,
     PersonRow,
     SoftLinkRow,
     StoredState,
@@ -46,6 +47,14 @@ class Store(Protocol):
         while commits go on; rows per file (identifiers, events)."""
         ...
 
+    def put_model(self, row: ModelRow) -> None:
+        """Add or update one model of the registry (beside commits, in a transaction of its own)."""
+        ...
+
+    def models(self) -> list[ModelRow]:
+        """The model registry, oldest first."""
+        ...
+
     def iter_events(self, page: int = 50_000) -> Iterator[EventRow]:
         """Every stored signal with its evidence, in time order (for profiles and training)."""
         ...
@@ -66,6 +75,7 @@ class MemoryStore:
         self._suppressed: dict[str, SuppressionRow] = {}
         self._audit: list[AuditEntry] = []
         self._customer_records: dict[str, CustomerRecordRow] = {}
+        self._models: dict[str, ModelRow] = {}
         self.commits = 0
 
     def load(self, events_since: float = 0.0) -> StoredState:
@@ -136,6 +146,12 @@ class MemoryStore:
 
     def changes_after(self, sequence: int, limit: int) -> list[Change]:
         return [c for c in self._changes if c.sequence > sequence][:limit]
+
+    def put_model(self, row: ModelRow) -> None:
+        self._models[row.version] = row
+
+    def models(self) -> list[ModelRow]:
+        return sorted(self._models.values(), key=lambda row: (row.added_at, row.version))
 
     def audit_after(self, sequence: int, limit: int) -> list[AuditEntry]:
         return [a for a in self._audit if a.sequence > sequence][:limit]

@@ -153,6 +153,19 @@ class CommitBatch:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    """One model of the registry: a version, where it stands, who added it and when, and its
+    metrics file (JSON text, "" when it came without one)."""
+
+    version: str
+    state: str  # ModelState value
+    added_at: float
+    added_by: str
+    changed_at: float
+    metrics: str = ""
+
+
 @dataclass(slots=True)
 class StoredState:
     """What a store holds, enough to rebuild the in-memory graph."""

@@ -43,6 +43,13 @@ class LinkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LINK_KIND_UNSPECIFIED: _ClassVar[LinkKind]
     LINK_KIND_HARD: _ClassVar[LinkKind]
     LINK_KIND_SOFT: _ClassVar[LinkKind]
+
+class ModelState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODEL_STATE_UNSPECIFIED: _ClassVar[ModelState]
+    MODEL_STATE_PROPOSED: _ClassVar[ModelState]
+    MODEL_STATE_IN_FORCE: _ClassVar[ModelState]
+    MODEL_STATE_RETIRED: _ClassVar[ModelState]
 DECISION_UNSPECIFIED: Decision
 DECISION_NEW: Decision
 DECISION_DETERMINISTIC: Decision
@@ -64,6 +71,10 @@ CHANGE_KIND_HOUSEHOLD_UNLINKED: ChangeKind
 LINK_KIND_UNSPECIFIED: LinkKind
 LINK_KIND_HARD: LinkKind
 LINK_KIND_SOFT: LinkKind
+MODEL_STATE_UNSPECIFIED: ModelState
+MODEL_STATE_PROPOSED: ModelState
+MODEL_STATE_IN_FORCE: ModelState
+MODEL_STATE_RETIRED: ModelState
 
 class Identifier(_message.Message):
     __slots__ = ("namespace", "value")
@@ -518,12 +529,14 @@ class WriteSnapshotResponse(_message.Message):
     def __init__(self, directory: _Optional[str] = ..., identifiers: _Optional[int] = ..., events: _Optional[int] = ...) -> None: ...
 
 class PromoteModelRequest(_message.Message):
-    __slots__ = ("model_json", "metrics_json")
+    __slots__ = ("model_json", "metrics_json", "version")
     MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
     METRICS_JSON_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     model_json: bytes
     metrics_json: bytes
-    def __init__(self, model_json: _Optional[bytes] = ..., metrics_json: _Optional[bytes] = ...) -> None: ...
+    version: str
+    def __init__(self, model_json: _Optional[bytes] = ..., metrics_json: _Optional[bytes] = ..., version: _Optional[str] = ...) -> None: ...
 
 class RollbackModelRequest(_message.Message):
     __slots__ = ()
@@ -536,3 +549,43 @@ class ModelChangeResponse(_message.Message):
     version: str
     previous_version: str
     def __init__(self, version: _Optional[str] = ..., previous_version: _Optional[str] = ...) -> None: ...
+
+class AddModelRequest(_message.Message):
+    __slots__ = ("model_json", "metrics_json")
+    MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
+    METRICS_JSON_FIELD_NUMBER: _ClassVar[int]
+    model_json: bytes
+    metrics_json: bytes
+    def __init__(self, model_json: _Optional[bytes] = ..., metrics_json: _Optional[bytes] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelEntry]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelEntry, _Mapping]]] = ...) -> None: ...
+
+class ModelEntry(_message.Message):
+    __slots__ = ("version", "state", "added_at", "added_by", "changed_at", "threshold", "held_out_precision", "held_out_recall", "metrics_json")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ADDED_AT_FIELD_NUMBER: _ClassVar[int]
+    ADDED_BY_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    HELD_OUT_RECALL_FIELD_NUMBER: _ClassVar[int]
+    METRICS_JSON_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    state: ModelState
+    added_at: _timestamp_pb2.Timestamp
+    added_by: str
+    changed_at: _timestamp_pb2.Timestamp
+    threshold: float
+    held_out_precision: float
+    held_out_recall: float
+    metrics_json: bytes
+    def __init__(self, version: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., added_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., added_by: _Optional[str] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., threshold: _Optional[float] = ..., held_out_precision: _Optional[float] = ..., held_out_recall: _Optional[float] = ..., metrics_json: _Optional[bytes] = ...) -> None: ...

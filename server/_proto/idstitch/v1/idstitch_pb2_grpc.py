@@ -110,6 +110,16 @@ class IdentityServiceStub:
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.RollbackModelRequest.SerializeToString,
                 response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ModelChangeResponse.FromString,
                 _registered_method=True)
+        self.AddModel = channel.unary_unary(
+                '/idstitch.v1.IdentityService/AddModel',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.AddModelRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ModelEntry.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/idstitch.v1.IdentityService/ListModels',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -250,7 +260,8 @@ class IdentityServiceServicer:
         is rebuilt with it, reads go on. Links already made stay, each with the
         version that made it; new ones are the new model's. A restart serves it.
         INVALID_ARGUMENT names model_json for a model the scorer cannot compile or
-        the model already in force. Admin; audited.
+        the model already in force; NOT_FOUND a version the registry does not
+        hold; ABORTED while another model change is under way. Admin; audited.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -260,6 +271,23 @@ class IdentityServiceServicer:
         """Puts back the model the last promote or rollback replaced (the
         configuration's model after the first promote). NOT_FOUND when nothing
         was promoted. Admin; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddModel(self, request, context):
+        """Adds a visitor model to the registry as proposed, without putting it in
+        force (PromoteModel with its version does that later). Adding a version
+        the registry holds changes nothing and answers its entry. Admin; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """The model registry: every visitor model ever proposed or in force, oldest
+        first, with its held-out metrics, who added it and when. Admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -342,6 +370,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.RollbackModel,
                     request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.RollbackModelRequest.FromString,
                     response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ModelChangeResponse.SerializeToString,
+            ),
+            'AddModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddModel,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.AddModelRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ModelEntry.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ListModelsRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ListModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -749,6 +787,60 @@ class IdentityService:
             '/idstitch.v1.IdentityService/RollbackModel',
             idstitch_dot_v1_dot_idstitch__pb2.RollbackModelRequest.SerializeToString,
             idstitch_dot_v1_dot_idstitch__pb2.ModelChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/AddModel',
+            idstitch_dot_v1_dot_idstitch__pb2.AddModelRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.ModelEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/ListModels',
+            idstitch_dot_v1_dot_idstitch__pb2.ListModelsRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
