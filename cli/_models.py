@@ -1,5 +1,5 @@
-"""`idstitch model list | add | promote | rollback`: the model registry and model changes of a
-running server (admin calls)."""
+"""`idstitch model list | add | promote | rollback | shadow`: the model registry and model
+changes of a running server (admin calls), and the shadow of a candidate model."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
 from ._connect import ConnectError, Connection
 from ._connect import add_arguments as add_connect_arguments
+from ._shadow import add_arguments as add_shadow_arguments
+from ._shadow import run_shadow_command
 
 _STATES = {
     pb.MODEL_STATE_PROPOSED: "proposed",
@@ -40,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connect_arguments(promote)
     rollback = actions.add_parser("rollback", help="put back the model the last promote or rollback replaced")
     add_connect_arguments(rollback)
+    shadow = actions.add_parser(
+        "shadow", help="what a candidate model would link and drop on the live history, beside the one in force"
+    )
+    add_shadow_arguments(shadow)
+    add_connect_arguments(shadow)
 
 
 def _add_files(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +61,8 @@ def _files(model: Path, metrics: Path | None) -> tuple[bytes, bytes]:
 
 def run_model(args: argparse.Namespace) -> int:
     action = args.model_action
+    if action == "shadow":
+        return run_shadow_command(args)
     if action == "promote" and (args.model is None) == (args.version is None):
         print("idstitch model promote: give a model file or --version, not both", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ Imported only by the `idstitch simulate` and `train` subcommands, never by the s
 The model file, Splink's own JSON, is the contract with `linkage`'s online scorer.
 """
 
-from ._commands import run_simulate, run_train, run_train_customer
+from ._commands import run_shadow, run_simulate, run_train, run_train_customer
 from ._customer_data import CustomerRecords, CustomerRecordsError, read_customer_records
 from ._customer_train import CustomerTrainConfig, TrainedCustomerModel, train_customer_model
 from ._simulate import SimulatedSignal, SimulationConfig, read_jsonl, simulate, summary, write_jsonl
@@ -21,6 +21,7 @@ __all__ = [
     "TrainedModel",
     "read_customer_records",
     "read_jsonl",
+    "run_shadow",
     "run_simulate",
     "run_train",
     "run_train_customer",

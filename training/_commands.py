@@ -11,8 +11,9 @@ import linkage
 
 from ._customer_data import read_customer_records
 from ._customer_train import CustomerTrainConfig, TrainedCustomerModel, train_customer_model
-from ._history import device_profiles, snapshot_profiles
+from ._history import DeviceProfiles, device_profiles, snapshot_profiles
 from ._replay import replay_into_store
+from ._shadow import ShadowModel, ShadowReport, shadow, summary_lines, write_report
 from ._simulate import SimulationConfig, read_jsonl, simulate, summary, write_jsonl
 from ._train import TrainConfig, TrainedModel, train_visitor_model
 
@@ -47,12 +48,56 @@ def run_train(
     (one process owns a store). `snapshot` is a directory a running server wrote
     (`WriteSnapshot`): it trains while the server serves.
     """
+    profiles = load_profiles(
+        linkage_config, signals=signals, store_path=store_path, snapshot=snapshot, progress=progress
+    )
+    return train_visitor_model(profiles, train_config, progress)
+
+
+def run_shadow(
+    linkage_config: linkage.LinkageConfig,
+    candidate: Path,
+    current: Path,
+    out_dir: Path,
+    *,
+    signals: Path | None = None,
+    store_path: Path | None = None,
+    snapshot: Path | None = None,
+    progress: Progress = print,
+) -> ShadowReport:
+    """Shadow the candidate model file beside the current one on a history (as `run_train`
+    reads it) and write the report (`shadow.json`, `shadow.html`) into `out_dir`."""
+    models = []
+    for path in (current, candidate):
+        loaded = linkage.VisitorModel.load(path)
+        models.append(ShadowModel(loaded.scorer, loaded.threshold, path))
+    profiles = load_profiles(
+        linkage_config, signals=signals, store_path=store_path, snapshot=snapshot, progress=progress
+    )
+    report = shadow(profiles, models[0], models[1], progress=progress)
+    page = write_report(report, out_dir)
+    for line in summary_lines(report):
+        progress(line)
+    progress(f"report: {page}")
+    return report
+
+
+def load_profiles(
+    linkage_config: linkage.LinkageConfig,
+    *,
+    signals: Path | None = None,
+    store_path: Path | None = None,
+    snapshot: Path | None = None,
+    progress: Progress = print,
+) -> DeviceProfiles:
+    """Device profiles of a history: a snapshot, a stopped store, or signals replayed into a
+    scratch store. Raises `StoreLocked` for the store of a running server."""
     if sum(source is not None for source in (signals, store_path, snapshot)) != 1:
         raise ValueError("give one of signals, store_path and snapshot")
     policy = linkage.IdentifierPolicy(linkage_config)
     if snapshot is not None:
         progress(f"building device profiles from the snapshot {snapshot} ...")
-        return train_visitor_model(snapshot_profiles(snapshot, policy), train_config, progress)
+        return snapshot_profiles(snapshot, policy)
     with tempfile.TemporaryDirectory(prefix="idstitch-train-") as scratch:
         if signals is not None:
             store_path = Path(scratch) / "replay.duckdb"
@@ -65,10 +110,9 @@ def run_train(
         store = linkage.DuckDBStore(store_path)
         try:
             progress("building device profiles from the stored history ...")
-            profiles = device_profiles(store, policy)
+            return device_profiles(store, policy)
         finally:
             store.close()
-    return train_visitor_model(profiles, train_config, progress)
 
 
 def run_train_customer(
