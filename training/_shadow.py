@@ -18,6 +18,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,11 +176,11 @@ def _links(
 def _bands(probabilities: Any) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for p in probabilities:
-        for low, high in zip(BANDS, BANDS[1:], strict=False):
+        for low, high in pairwise(BANDS):
             if low <= p < high or (high == 1.0 and p == 1.0):
                 counts[f"{low:g}-{high:g}"] += 1
                 break
-    return {f"{low:g}-{high:g}": counts[f"{low:g}-{high:g}"] for low, high in zip(BANDS, BANDS[1:], strict=False)}
+    return {f"{low:g}-{high:g}": counts[f"{low:g}-{high:g}"] for low, high in pairwise(BANDS)}
 
 
 def _held_out(label: str, seed: int, share: float) -> bool:

@@ -75,7 +75,7 @@ def _band_chart(report: ShadowReport) -> str:
 def _weight_chart(weights: list[dict[str, Any]]) -> str:
     values = [abs(w[k]) for w in weights for k in ("current", "candidate") if w[k] is not None]
     scale = 200 / max([1.0, *values])
-    label_width, zero = 330, 330 + 210
+    zero = 330 + 210  # labels, then the negative half
     parts, y = [], 0
     for w in weights:
         label = f"{w['comparison']}: {w['level']}"
