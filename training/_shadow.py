@@ -18,8 +18,8 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from itertools import pairwise
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
