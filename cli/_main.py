@@ -21,6 +21,7 @@ from ._audit import add_arguments as add_audit_arguments
 from ._connect import ConnectError, Connection
 from ._connect import add_arguments as add_connect_arguments
 from ._models import add_arguments as add_model_arguments
+from ._relink import add_arguments as add_relink_arguments
 from ._tokens import add_arguments as add_token_arguments
 
 
@@ -78,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("model", help="the model registry of a running server: list, add, promote, roll back")
     add_model_arguments(models)
+
+    relink = sub.add_parser(
+        "relink", help="score a running server's anonymous visitors again with the whole history (batch relink)"
+    )
+    add_relink_arguments(relink)
 
     tokens = sub.add_parser(
         "token",
@@ -191,6 +197,10 @@ def _run(args: argparse.Namespace) -> int:
         from ._models import run_model
 
         return run_model(args)
+    if args.command == "relink":
+        from ._relink import run_relink
+
+        return run_relink(args)
     if args.command == "audit":
         from ._audit import run_audit
 

@@ -120,6 +120,24 @@ class Erased:
 
 
 @dataclass(frozen=True, slots=True)
+class Relinked:
+    """What a batch relink changed: anonymous components scored again with everything seen so
+    far, and the soft links that came of it."""
+
+    scored: int
+    made: int  # linked now, not before
+    dropped: int  # linked before, not now
+    moved: int  # linked to another person
+    kept: int  # linked before and now, to the same person
+
+    def __add__(self, other: Relinked) -> Relinked:
+        return Relinked(*(a + b for a, b in zip(self.counts(), other.counts(), strict=True)))
+
+    def counts(self) -> tuple[int, int, int, int, int]:
+        return self.scored, self.made, self.dropped, self.moved, self.kept
+
+
+@dataclass(frozen=True, slots=True)
 class PersonView:
     person_id: int
     aliases: tuple[int, ...]

@@ -42,6 +42,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     f"/{_SERVICE}/RollbackModel": ADMIN,
     f"/{_SERVICE}/AddModel": ADMIN,
     f"/{_SERVICE}/ListModels": ADMIN,
+    f"/{_SERVICE}/Relink": ADMIN,
     NOOP_RESOLVE: "resolve",  # the benchmark's ceiling pays what Resolve pays
 }
 

@@ -335,3 +335,10 @@ def model_entry(row: linkage.ModelRow) -> pb.ModelEntry:
         held_out_recall=recall,
         metrics_json=row.metrics.encode("utf-8"),
     )
+
+
+def relink_progress(so_far: linkage.Relinked, total: int, done: bool) -> pb.RelinkProgress:
+    return pb.RelinkProgress(
+        total=total, scored=so_far.scored, made=so_far.made, dropped=so_far.dropped, moved=so_far.moved,
+        kept=so_far.kept, done=done,
+    )  # fmt: skip

@@ -15,6 +15,7 @@ from ._auth import principal_of
 from ._errors import status_from_errors
 from ._feed import EncodedChanges
 from ._models import ModelChanges
+from ._relink import relink_updates
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
 from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
@@ -163,6 +164,13 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     ) -> pb.ListModelsResponse:
         async with status_from_errors(context, "ListModels"):
             return pb.ListModelsResponse(models=[convert.model_entry(row) for row in await self._models.list()])
+
+    async def Relink(
+        self, request: pb.RelinkRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RelinkProgress]:
+        async with status_from_errors(context, "Relink"):
+            async for update in relink_updates(self._stitcher, principal_of(context)):
+                yield update
 
     async def ListAudit(self, request: pb.ListAuditRequest, context: grpc.aio.ServicerContext) -> pb.ListAuditResponse:
         async with status_from_errors(context, "ListAudit"):

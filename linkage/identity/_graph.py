@@ -13,7 +13,18 @@ from types import MappingProxyType
 
 from .._config import LinkageConfig
 from .._errors import NotFound
-from .._types import AuditEntry, Change, ChangeKind, Conflict, Context, Decision, Geo, Identifier, SignalResult
+from .._types import (
+    AuditEntry,
+    Change,
+    ChangeKind,
+    Conflict,
+    Context,
+    Decision,
+    Geo,
+    Identifier,
+    Relinked,
+    SignalResult,
+)
 from ..customer._catalogue import CustomerAttributes
 from ..customer._links import CustomerLinks
 from ..customer._model import CustomerModel
@@ -620,6 +631,38 @@ class IdentityGraph:
             for item in signal.identifiers
             if item.key not in self._identifiers
         )
+
+    def relinkable(self) -> list[int]:
+        """The components a batch relink scores: anonymous ones with visitor evidence."""
+        if self._soft.model is None:
+            return []
+        return [c for c in self._persons if not self._persons[c].uniques and self._soft.index.record(c) is not None]
+
+    def relink(self, components: Iterable[int], now: float) -> Relinked:
+        """Score these anonymous components again against their candidates as they now stand,
+        with the scorer, blocking and rules of online: a link that no longer passes goes, a
+        better person takes it over, an unlinked component may link. Person ids stay: a person
+        is its oldest component, and hard components are never touched."""
+        self._now = now
+        record = self._soft_change_recorder("")
+        scored = made = dropped = moved = kept = 0
+        for component in components:
+            if component not in self._persons or self._persons[component].uniques:
+                continue  # merged, erased or known since the list was taken
+            before = self._soft.link_of(component)
+            self._soft.recheck(component, record)
+            after = self._soft.rescore(component, self._unique_values, record, now)
+            scored += 1
+            if before is None:
+                made += after is not None
+            elif after is None:
+                dropped += 1
+            elif after.target != before.target:
+                moved += 1
+            else:
+                kept += 1
+        self._flush_households("")
+        return Relinked(scored, made, dropped, moved, kept)
 
     def lift_suppression(self, keys: Iterable[str]) -> int:
         """Let these identifier keys in again (a person back with fresh consent); how many were

@@ -7,7 +7,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from .._types import (
     LinkStep,
     PersonIdentifier,
     PersonView,
+    Relinked,
     Resolution,
     Signal,
     SignalResult,
@@ -55,6 +56,8 @@ _CHANGE_PAGE = 1000
 _RECENT_CHANGES = 20_000
 # A large sync yields the event loop this often while it is applied, so reads go on meanwhile.
 _RECORDS_PER_SLICE = 2000
+# A batch relink scores this many components per commit: ingest waits at most about one chunk.
+RELINK_CHUNK = 500
 
 
 class _Abandoned(Exception):
@@ -75,6 +78,7 @@ class _Job:
     lift: tuple[str, ...] | None = None  # identifier keys whose erasure is lifted
     audit: tuple[str, str, str] | None = None  # an audited read: (action, subject, detail)
     principal: str = ""  # who asked, for the audit log
+    relink: list[int] | None = None  # components a batch relink scores again
     swapping: bool = False  # a model change: `model` goes in force (None: no visitor model)
     model: VisitorModel | None = None
     abandoned: bool = False  # the caller went away before the answer: roll back if not committed
@@ -200,6 +204,26 @@ class Stitcher:
         lifted: int = await asyncio.shield(job.done)
         return lifted
 
+    async def relink(
+        self, principal: str = "unknown", progress: Callable[[Relinked, int], Awaitable[None]] | None = None
+    ) -> Relinked:
+        """Batch relink: score every anonymous component again against its candidates as they
+        now stand (see `IdentityGraph.relink`), a chunk per commit so that ingest goes on in
+        between; `progress(so far, total)` after each. Audited with the counts."""
+        if self._closing:
+            raise Unavailable("shutting down")
+        components = self._graph.relinkable()
+        total = Relinked(0, 0, 0, 0, 0)
+        for start in range(0, len(components), RELINK_CHUNK):
+            job = _Job(quantize(self._clock()), relink=components[start : start + RELINK_CHUNK], principal=principal)
+            await self._queue.put(job)
+            total = total + await asyncio.shield(job.done)
+            if progress is not None:
+                await progress(total, len(components))
+        detail = f"{total.made} made, {total.dropped} dropped, {total.moved} moved, {total.kept} kept"
+        await self.record_read(principal, "relink", f"{total.scored} components", detail)
+        return total
+
     async def put_model(self, row: ModelRow) -> None:
         """Add or update a model of the registry (the store's `models`)."""
         await asyncio.to_thread(self._store.put_model, row)
@@ -323,6 +347,8 @@ class Stitcher:
                 elif job.audit is not None:
                     self._graph.audit(job.received_at, job.principal, *job.audit)
                     results.append(None)
+                elif job.relink is not None:
+                    results.append(self._graph.relink(job.relink, job.received_at))
                 elif job.records is None:
                     results.append([self._graph.ingest(s, job.received_at) for s in job.signals])
                 else:

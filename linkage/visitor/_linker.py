@@ -97,10 +97,10 @@ class SoftLinks:
         if (component in self._links or component in self._members) and (
             new_address or self.index.observations(component) % RESCORE_EVERY == 0
         ):
-            self._recheck(component, record)
+            self.recheck(component, record)
         return new_address or settled
 
-    def _recheck(self, component: int, record: Record) -> None:
+    def recheck(self, component: int, record: Record) -> None:
         """Score again the links at `component` (its own, and those of its members) and drop
         those that no longer pass: evidence that came later can contradict a link, e.g. a
         browser thought to follow another seen in use at the same time as it."""

@@ -562,6 +562,28 @@ class ListModelsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class RelinkRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RelinkProgress(_message.Message):
+    __slots__ = ("total", "scored", "made", "dropped", "moved", "kept", "done")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SCORED_FIELD_NUMBER: _ClassVar[int]
+    MADE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    MOVED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    total: int
+    scored: int
+    made: int
+    dropped: int
+    moved: int
+    kept: int
+    done: bool
+    def __init__(self, total: _Optional[int] = ..., scored: _Optional[int] = ..., made: _Optional[int] = ..., dropped: _Optional[int] = ..., moved: _Optional[int] = ..., kept: _Optional[int] = ..., done: _Optional[bool] = ...) -> None: ...
+
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)
     MODELS_FIELD_NUMBER: _ClassVar[int]

@@ -120,6 +120,11 @@ class IdentityServiceStub:
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.Relink = channel.unary_stream(
+                '/idstitch.v1.IdentityService/Relink',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.RelinkRequest.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.RelinkProgress.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -293,6 +298,19 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Relink(self, request, context):
+        """Batch relink: scores every anonymous visitor again against its candidates
+        as they now stand, with the scorer, blocking and rules of online, and
+        applies what changes as soft links (SOFT_LINKED / SOFT_UNLINKED in the
+        change log, each link with the model version that made it). Person ids
+        stay: a person is its oldest component, and hard links are never touched.
+        Commits a chunk at a time, so ingest goes on; streams progress after each
+        chunk, the last message with done set. Admin; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -380,6 +398,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ListModelsRequest.FromString,
                     response_serializer=idstitch_dot_v1_dot_idstitch__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Relink': grpc.unary_stream_rpc_method_handler(
+                    servicer.Relink,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.RelinkRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.RelinkProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -841,6 +864,33 @@ class IdentityService:
             '/idstitch.v1.IdentityService/ListModels',
             idstitch_dot_v1_dot_idstitch__pb2.ListModelsRequest.SerializeToString,
             idstitch_dot_v1_dot_idstitch__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Relink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/idstitch.v1.IdentityService/Relink',
+            idstitch_dot_v1_dot_idstitch__pb2.RelinkRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.RelinkProgress.FromString,
             options,
             channel_credentials,
             insecure,
