@@ -15,9 +15,9 @@ from ._auth import principal_of
 from ._errors import status_from_errors
 from ._feed import EncodedChanges
 from ._models import ModelChanges
-from ._relink import relink_updates
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
 from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
+from ._relink import relink_updates
 
 
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
