@@ -386,6 +386,8 @@ class ServerRun:
     default: Resolved
     changes: ChangeLog
     other_cores: dict[str, float]
+    relinked: Resolved  # the default answers again after a batch relink
+    relink: dict[str, Any]  # its counts and seconds
 
 
 async def drive(server: ServerHandle, requests: Sequence[pb.IngestRequest], config: Config) -> ServerRun:
@@ -406,7 +408,19 @@ async def drive(server: ServerHandle, requests: Sequence[pb.IngestRequest], conf
         progress("reading the change log ...")
         batch_of = {s.event_id: n for n, r in enumerate(requests) for s in r.signals}
         changes = await asyncio.wait_for(read_change_log(stub, batch_of), WATCH_TIMEOUT + 10)
-    return ServerRun(replayed, keys, deterministic, default, changes, meter.other_cores)
+        progress("batch relink with the whole history, then resolving again ...")
+        with meter.phase("relink"):
+            began = time.perf_counter()
+            final = None
+            async for update in stub.Relink(pb.RelinkRequest()):
+                final = update
+            relink_seconds = time.perf_counter() - began
+        if final is None or not final.done:
+            raise RuntimeError("the relink ended early")
+        relink = {f.name: getattr(final, f.name) for f in final.DESCRIPTOR.fields if f.name != "done"}
+        relink["seconds"] = relink_seconds
+        relinked = await resolve_all(stub, keys, config.resolve_batch, deterministic_only=False)
+    return ServerRun(replayed, keys, deterministic, default, changes, meter.other_cores, relinked, relink)
 
 
 # -- accuracy -------------------------------------------------------------------------------
@@ -553,6 +567,11 @@ class Accuracy:
     household_answers: PairScores
     household_linked: int  # identifiers whose answer carries a household id
     by_kind: dict[str, KindRecall]
+    relinked: PairScores  # idstitch after the batch relink
+    # Persons whose identifiers are the same before and after the relink, and how many of them
+    # changed id (the goal is none).
+    unchanged_persons: int
+    unchanged_persons_new_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,7 +644,27 @@ def accuracy(signals: Sequence[SimulatedSignal], truth: Truth, run: ServerRun, h
         household_answers=pair_scores(household_labels(run.default), households),
         household_linked=sum(1 for h in run.default.household if h),
         by_kind=kind_recalls(signals, truth, labels(run.deterministic), labels(run.default)),
+        relinked=pair_scores(labels(run.relinked), truth.person),
+        **dict(
+            zip(("unchanged_persons", "unchanged_persons_new_id"), id_churn(run.default, run.relinked), strict=True)
+        ),
     )
+
+
+def id_churn(before: Resolved, after: Resolved) -> tuple[int, int]:
+    """Persons whose set of identifiers is the same in both answers, and how many of them have
+    another person id in the second."""
+
+    def clusters(resolved: Resolved) -> dict[frozenset[int], str]:
+        members: dict[str, set[int]] = {}
+        for i, person in enumerate(resolved.person):
+            if person:
+                members.setdefault(person, set()).add(i)
+        return {frozenset(ids): person for person, ids in members.items()}
+
+    old, new = clusters(before), clusters(after)
+    same = set(old) & set(new)
+    return len(same), sum(1 for c in same if old[c] != new[c])
 
 
 # -- scoring cost ---------------------------------------------------------------------------
@@ -753,6 +792,9 @@ class ScoringCost:
     profiles: int
     scorer_us_per_pair: dict[int, float]  # by candidates per call
     splink: SplinkTiming
+    # Plain Splink over the same profiles: predict at the model's threshold, then
+    # cluster_pairwise_predictions_at_threshold; seconds, pairs predicted, clusters of 2+.
+    splink_relink: dict[str, float]
 
     def speedup(self, size: int) -> float:
         """At 100 candidates the median of the paired rounds; otherwise medians over medians."""
@@ -770,7 +812,25 @@ def scoring_cost(signals: Sequence[SimulatedSignal], config: Config) -> ScoringC
     ours = {size: time_scorer(scorer, encoded, work, size, config.scorer_rounds) for size in (100, 1_000)}
     progress("timing Splink score_pairs ...")
     splink = time_splink(config.model, records, (scorer, encoded), work, config.splink_repeats)
-    return ScoringCost(len(records), ours, splink)
+    progress("timing Splink predict + cluster_pairwise_predictions_at_threshold on the same profiles ...")
+    return ScoringCost(len(records), ours, splink, time_splink_relink(config.model, records))
+
+
+def time_splink_relink(model: Path, records: Sequence[ProfileRecord]) -> dict[str, float]:
+    """What a batch relink with plain Splink costs: `predict` over the model's prediction
+    blocking rules at its threshold, then clustering at it, on DuckDB."""
+    threshold = VisitorModel.load(model).threshold
+    rows = [r.as_row() for r in records]
+    began = time.perf_counter()
+    linker = Linker(DuckDBAPI().register(rows, dataset_display_name="profiles"), str(model), log_level=logging.WARNING)
+    predicted = linker.inference.predict(threshold_match_probability=threshold)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predicted, threshold)
+    ((grouped,),) = (
+        clusters.as_duckdbpyrelation().aggregate("cluster_id, count(*) AS n").filter("n > 1").count("*").fetchall()
+    )
+    seconds = time.perf_counter() - began
+    ((pairs,),) = predicted.as_duckdbpyrelation().count("*").fetchall()
+    return {"seconds": seconds, "pairs": float(pairs), "clusters": float(grouped)}
 
 
 # -- reporting ------------------------------------------------------------------------------
@@ -820,6 +880,9 @@ def summarise(
             "household_answers": scores.household_answers.as_dict(),
             "household_linked_identifiers": scores.household_linked,
             "by_kind": {kind: asdict(k) for kind, k in scores.by_kind.items()},
+            "idstitch_relinked": scores.relinked.as_dict(),
+            "unchanged_persons": scores.unchanged_persons,
+            "unchanged_persons_new_id": scores.unchanged_persons_new_id,
             "precision_goal": PRECISION_GOAL,
             "recall_gain_goal": RECALL_GAIN_GOAL,
         },
@@ -837,8 +900,10 @@ def summarise(
             "splink": asdict(cost.splink),
             "speedup_100": cost.speedup(100),
             "speedup_1000": cost.speedup(1_000),
+            "splink_relink": cost.splink_relink,
             "goal": SPEEDUP_GOAL,
         },
+        "relink": run.relink,
         "other_cores": run.other_cores,
         "server": server,
         "timings_seconds": timings,
@@ -949,6 +1014,29 @@ def accuracy_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "",
             )
             for kind, k in a["by_kind"].items()
+        ),
+        ("(iv) idstitch after a batch relink (Relink, then Resolve)", prf(a["idstitch_relinked"]), "", ""),
+        (
+            "Relink: recall over online only; person ids changed of unchanged persons",
+            f"{a['idstitch_relinked']['recall'] - ours['recall']:+.3f}; {a['unchanged_persons_new_id']:,} of "
+            f"{a['unchanged_persons']:,}",
+            "churn 0",
+            verdict(a["unchanged_persons_new_id"] == 0),
+        ),
+        (
+            "Relink",
+            f"{s['relink']['scored']:,} anonymous visitors in {s['relink']['seconds']:.1f} s: "
+            f"{s['relink']['made']:,} made, {s['relink']['dropped']:,} dropped, {s['relink']['moved']:,} moved",
+            "",
+            "",
+        ),
+        (
+            "Relink time over plain Splink predict + cluster on the same profiles",
+            f"{s['relink']['seconds'] / s['scoring']['splink_relink']['seconds']:.2f}x "
+            f"({s['relink']['seconds']:.1f} s against {s['scoring']['splink_relink']['seconds']:.1f} s, "
+            f"{s['scoring']['splink_relink']['pairs']:,.0f} pairs predicted)",
+            "≤ 1.3x",
+            verdict(s["relink"]["seconds"] <= 1.3 * s["scoring"]["splink_relink"]["seconds"]),
         ),
         ("Household level: deterministic only", prf(a["household_deterministic_only"]), "", ""),
         ("Household level: idstitch", prf(a["household_idstitch"]), "", ""),
