@@ -63,6 +63,12 @@ class EncodedTable:
         if row is not None:
             self._free.append(row)
 
+    def located(self, component: int) -> tuple[EncodedProfiles, int]:
+        """The table's profiles and the component's row in them (valid until the next put):
+        what a probe reads, without a one-row copy."""
+        assert self._backing is not None
+        return self._backing, self._rows[component]
+
     def take(self, components: Iterable[int]) -> EncodedProfiles:
         """The rows of `components`, in that order; every one must have been put."""
         assert self._backing is not None

@@ -217,8 +217,7 @@ class SoftLinks:
             return self._links.get(component)
         current = self._links.get(component)
         self._scored_at[component] = self.index.observations(component)
-        left = self._encode(component)
-        if left is None:
+        if not self._ensure_row(component):
             return current
         # Candidate component -> its root; scoring members too finds a person by any of its parts.
         roots = {other: self.root_of(other) for other in self.index.candidates(component, self._candidate_limit)}
@@ -226,7 +225,8 @@ class SoftLinks:
         if not rows:
             return current
         candidates = self._table.take(rows)
-        scores = model.scorer.score(left, candidates)
+        # Probed in place, after the candidates' rows are put (a put may move the table).
+        scores = model.scorer.score(model.scorer.probe(*self._table.located(component)), candidates)
         mine = uniques_of(component)
         persons = [roots[candidate] for candidate in scores.candidate_ids.tolist()]
         rows_by_person, probabilities = person_shares(scores.match_weight, persons)
