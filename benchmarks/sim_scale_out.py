@@ -111,7 +111,7 @@ def main() -> None:
             f"| {partitions} | {spread:,} ({spread / n:.4f} per signal) | {crossed:,} ({crossed / n:.5f} per signal) "
             f"| {moved / n:.5f} |"
         )
-    print(f"\n{machine_line(machine(Path.cwd()))}; {time.perf_counter() - began:.0f} s")
+    print(f"\n{machine_line(machine(Path.cwd())).rstrip('.')}; {time.perf_counter() - began:.0f} s in all")
 
 
 if __name__ == "__main__":
