@@ -69,12 +69,13 @@ class EventIndex:
         if len(self._pending) >= max(_MIN_PENDING, len(self._heads) // 8):
             self.merge(arrived)
 
-    def load(self, rows: Iterable[tuple[str, int, float]], now: float) -> None:
-        """Add stored events (event id, component, arrival) at start, those within the window."""
+    def load(self, rows: Iterable[tuple[str, str, int, float]], now: float) -> None:
+        """Add stored events (digest or "", event id, component, arrival) at start, those within
+        the window; an event stored without its digest (by an older version) is hashed here."""
         oldest = now - self._window
-        for event_id, component, arrived in rows:
+        for digest, event_id, component, arrived in rows:
             if arrived >= oldest:
-                self._pending[bytes.fromhex(self._digest(event_id))] = (component, int(arrived))
+                self._pending[bytes.fromhex(digest or self._digest(event_id))] = (component, int(arrived))
         self.merge(now)
 
     def discard(self, event_ids: Iterable[str]) -> None:

@@ -382,7 +382,7 @@ class IdentityGraph:
         link = self._stitch_softly(survivor, signal, visitor_evidence)
         self._flush_households(signal.event_id)  # of the merges and the scoring above
         self._events.add(event_digest, survivor, received_at)
-        self._pending_events.append(_event_row(signal, survivor, received_at))
+        self._pending_events.append(_event_row(signal, survivor, received_at, event_digest))
         if link is not None:
             decision, probability = Decision.PROBABILISTIC, link.probability
         else:
@@ -788,7 +788,7 @@ class IdentityGraph:
         return batch
 
 
-def _event_row(signal: PreparedSignal, person_id: int, received_at: float) -> EventRow:
+def _event_row(signal: PreparedSignal, person_id: int, received_at: float, digest: str) -> EventRow:
     ctx = signal.context
     return EventRow(
         event_id=signal.event_id,
@@ -803,4 +803,5 @@ def _event_row(signal: PreparedSignal, person_id: int, received_at: float) -> Ev
         latitude=ctx.geo.latitude,
         longitude=ctx.geo.longitude,
         user_agent=ctx.user_agent,
+        digest=digest,
     )

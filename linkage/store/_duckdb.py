@@ -26,7 +26,7 @@ from ._rows import (
 
 # 2: soft_links table, changes.probability; 3: customer_records table, persons.erased;
 # 4: household_links table, changes.household_id and household_persons; 5: suppressed, audit;
-# 6: models (the model registry)
+# 6: models (the model registry), events.digest
 SCHEMA_VERSION = 6
 # Versions this build opens, bringing them up to SCHEMA_VERSION with the CREATE ... IF NOT EXISTS.
 _UPGRADABLE = {2, 3, 4, 5}
@@ -66,6 +66,8 @@ CREATE TABLE IF NOT EXISTS events (
     longitude DOUBLE,
     user_agent VARCHAR
 );
+-- The keyed digest of event_id the idempotency window keeps (a restart reads it, not rehashes).
+ALTER TABLE events ADD COLUMN IF NOT EXISTS digest VARCHAR;
 CREATE TABLE IF NOT EXISTS soft_links (
     component_id BIGINT PRIMARY KEY,
     target_id BIGINT NOT NULL,
@@ -160,7 +162,7 @@ _STR, _INT, _FLOAT = pa.string(), pa.int64(), pa.float64()
 _WRITES: dict[str, tuple[str, tuple[pa.DataType | str, ...]]] = {
     "identifiers": ("INSERT OR REPLACE", (_STR, _STR, _STR, _INT, _TS, _TS, pa.bool_())),
     "persons": ("INSERT OR REPLACE", (_INT, _TS, _TS, _INT, pa.list_(_STR), pa.bool_())),
-    "events": ("INSERT", (_STR, _TS, _TS, _STR, _INT, pa.list_(_STR), _STR, _STR, _STR, _FLOAT, _FLOAT, _STR)),
+    "events": ("INSERT", (_STR, _TS, _TS, _STR, _INT, pa.list_(_STR), _STR, _STR, _STR, _FLOAT, _FLOAT, _STR, _STR)),
     "changes": ("INSERT", (_INT, _TS, _STR, _INT, _INT, _STR, _STR, _STR, _STR, _FLOAT, _INT, pa.list_(_INT))),
     "soft_links": ("INSERT OR REPLACE", (_INT, _INT, _FLOAT, _FLOAT, _STR, pa.list_(_STR), pa.list_(_FLOAT), _TS)),
     "household_links": ("INSERT OR REPLACE", (_INT, pa.list_(_INT), _FLOAT, _STR, _TS)),
@@ -243,9 +245,10 @@ class DuckDBStore:
             ).fetchall()
         ]
         events = [
-            (event_id, person_id, at / 1e6)
-            for event_id, person_id, at in con.execute(
-                "SELECT event_id, person_id, epoch_us(received_at) FROM events WHERE received_at >= make_timestamp($1)",
+            (digest or "", event_id, person_id, at / 1e6)
+            for digest, event_id, person_id, at in con.execute(
+                "SELECT digest, event_id, person_id, epoch_us(received_at) FROM events "
+                "WHERE received_at >= make_timestamp($1)",
                 [int(events_since * 1e6)],
             ).fetchall()
         ]
@@ -603,6 +606,7 @@ def _event_columns(rows: list[EventRow]) -> list[Sequence[object]]:
         [r.latitude for r in rows],
         [r.longitude for r in rows],
         [r.user_agent for r in rows],
+        [r.digest or None for r in rows],
     ]
 
 

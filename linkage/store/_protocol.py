@@ -83,7 +83,11 @@ class MemoryStore:
         return StoredState(
             list(self._identifiers.values()),
             list(self._persons.values()),
-            [(e.event_id, e.person_id, e.received_at) for e in self._event_rows if e.received_at >= events_since],
+            [
+                (e.digest, e.event_id, e.person_id, e.received_at)
+                for e in self._event_rows
+                if e.received_at >= events_since
+            ],
             last,
             list(self._soft_links.values()),
             list(self._customer_records.values()),

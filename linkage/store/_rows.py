@@ -44,6 +44,9 @@ class EventRow:
     latitude: float | None
     longitude: float | None
     user_agent: str
+    # The keyed digest the idempotency window knows the event id by (read back at start, so
+    # that a restart hashes nothing); "" where not known.
+    digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +175,8 @@ class StoredState:
 
     identifiers: list[IdentifierRow]
     persons: list[PersonRow]
-    events: list[tuple[str, int, float]]  # (event_id, person id it resolved to, received_at), the loaded window
+    # The loaded window: (digest or "", event_id, person id it resolved to, received_at).
+    events: list[tuple[str, str, int, float]]
     last_sequence: int
     soft_links: list[SoftLinkRow] = field(default_factory=list)
     customer_records: list[CustomerRecordRow] = field(default_factory=list)

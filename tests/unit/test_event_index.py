@@ -84,7 +84,7 @@ def test_many_events_cost_bytes_not_objects_and_stay_found() -> None:
 
 def test_loading_keeps_only_the_window() -> None:
     index = _index(window=DAY)
-    index.load([("recent", 1, T0 - 100), ("old", 2, T0 - 2 * DAY)], now=T0)
+    index.load([("", "recent", 1, T0 - 100), (_digest("old"), "old", 2, T0 - 2 * DAY)], now=T0)
 
     assert index.get(_digest("recent"), T0) == 1
     assert index.get(_digest("old"), T0) is None and len(index) == 1
@@ -93,3 +93,17 @@ def test_loading_keeps_only_the_window() -> None:
 def test_the_window_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         EventIndex(0, _digest)
+
+
+def test_loading_reads_stored_digests_and_hashes_only_events_stored_without_one() -> None:
+    hashed: list[str] = []
+
+    def counting(event_id: str) -> str:
+        hashed.append(event_id)
+        return _digest(event_id)
+
+    index = EventIndex(DAY, counting)
+    index.load([(_digest("new"), "new", 1, T0), ("", "from-an-older-version", 2, T0)], now=T0)
+
+    assert hashed == ["from-an-older-version"]
+    assert index.get(_digest("new"), T0) == 1 and index.get(_digest("from-an-older-version"), T0) == 2
