@@ -72,7 +72,12 @@ async def start(settings: Settings) -> RunningServer:
         cfg.database.chmod(0o600)
     store = linkage.DuckDBStore(cfg.database)
     stitcher = linkage.Stitcher(
-        settings.linkage, store, model=model, customer_model=customer_model, max_feed_lag=cfg.change_feed_max_lag
+        settings.linkage,
+        store,
+        model=model,
+        customer_model=customer_model,
+        max_feed_lag=cfg.change_feed_max_lag,
+        evidence_cache=cfg.data_dir / "visitor-evidence.cache",
     )
     await stitcher.start()
     # The graph is millions of long-lived objects: leave them out of every collection, and

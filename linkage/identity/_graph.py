@@ -43,6 +43,7 @@ from ..store._rows import (
     StoredState,
     SuppressionRow,
 )
+from ..visitor._index import VisitorIndex
 from ..visitor._linker import SoftLinks
 from ..visitor._model import VisitorModel
 from ._event_index import EventIndex
@@ -199,6 +200,14 @@ class IdentityGraph:
             )
             graph._customers.index.put(record.key, attributes, record.fingerprint)
         return graph
+
+    @property
+    def visitor_index(self) -> VisitorIndex:
+        return self._soft.index
+
+    def adopt_visitor_index(self, index: VisitorIndex) -> bool:
+        """Take visitor evidence saved from this very history instead of replaying it."""
+        return self._soft.adopt_index(index)
 
     def replay_evidence(self, events: Iterable[EventRow]) -> int:
         """Rebuild the visitor evidence of every component from the stored signals."""

@@ -46,6 +46,7 @@ from ..identifiers._signals import PreparedSignal, check_batch_count, prepare_ba
 from ..store._protocol import Store
 from ..store._rows import Erasure, ModelRow
 from ..visitor._model import VisitorModel
+from ._evidence_cache import EvidenceCache
 from ._graph import IdentityGraph
 
 log = logging.getLogger("idstitch.linkage")
@@ -102,9 +103,14 @@ class Stitcher:
         model: VisitorModel | None = None,
         customer_model: CustomerModel | None = None,
         max_feed_lag: int = 100_000,
+        evidence_cache: Path | None = None,
     ) -> None:
+        """`evidence_cache`: where the visitor evidence is saved at shutdown and read at start
+        (`_evidence_cache`); None rebuilds it from the stored signals at every start."""
         if max_feed_lag < 1:
             raise ValueError("max_feed_lag must be positive")
+        self._evidence_cache = EvidenceCache(evidence_cache) if evidence_cache is not None else None
+        self.evidence_source = ""  # how the last start got the visitor evidence: cache or replay
         self._config = config
         self._max_feed_lag = max_feed_lag
         self._recent: deque[Change] = deque(maxlen=_RECENT_CHANGES)
@@ -138,6 +144,11 @@ class Stitcher:
         if self._writer is not None:
             await self._queue.put(None)
             await self._writer
+        if self._evidence_cache is not None and self._model is not None and self._writer is not None:
+            try:
+                await asyncio.to_thread(self._save_evidence, self._evidence_cache)
+            except Exception:
+                log.exception("could not save the visitor evidence cache; the next start replays the history")
         await asyncio.to_thread(self._store.close)
 
     @property
@@ -422,7 +433,7 @@ class Stitcher:
         state = await asyncio.to_thread(self._store.load, now - self._config.event_id_window_seconds)
         graph = IdentityGraph.from_state(self._config, self._policy, state, self._model, self._customer_model, now)
         if self._model is not None:
-            await asyncio.to_thread(lambda: graph.replay_evidence(self._store.iter_events()))
+            self.evidence_source = await asyncio.to_thread(self._rebuild_evidence, graph)
         self._graph = graph
         self._last_committed = state.last_sequence
         log.info(
@@ -431,6 +442,19 @@ class Stitcher:
             self._graph.person_count,
             state.last_sequence,
         )
+
+    def _rebuild_evidence(self, graph: IdentityGraph) -> str:
+        """The visitor evidence from the cache saved for this very history, else replayed."""
+        if self._evidence_cache is not None:
+            index = self._evidence_cache.load(self._store.history_mark(), graph.visitor_index.settings)
+            if index is not None and graph.adopt_visitor_index(index):
+                log.info("visitor evidence read from %s", self._evidence_cache.path)
+                return "cache"
+        graph.replay_evidence(self._store.iter_events())
+        return "replay"
+
+    def _save_evidence(self, cache: EvidenceCache) -> None:
+        cache.save(self._store.history_mark(), self._graph.visitor_index)
 
     # -- reads ---------------------------------------------------------------------------
 

@@ -391,6 +391,17 @@ class DuckDBStore:
             self._con.execute("ROLLBACK")
             raise
 
+    def history_mark(self) -> tuple[int, int, int]:
+        cursor = self._con.cursor()
+        try:
+            ((last,),) = cursor.execute("SELECT coalesce(max(sequence), 0) FROM changes").fetchall()
+            ((count, latest),) = cursor.execute(
+                "SELECT count(*), coalesce(max(epoch_us(received_at)), 0) FROM events"
+            ).fetchall()
+        finally:
+            cursor.close()
+        return int(last), int(count), int(latest)
+
     def put_model(self, row: ModelRow) -> None:
         """Add or update one model of the registry, in a transaction of its own (beside commits)."""
         cursor = self._con.cursor()

@@ -47,6 +47,11 @@ class Store(Protocol):
         while commits go on; rows per file (identifiers, events)."""
         ...
 
+    def history_mark(self) -> tuple[int, int, int]:
+        """What tells one history from another: the last change sequence, the number of stored
+        events and the latest arrival (whole microseconds)."""
+        ...
+
     def put_model(self, row: ModelRow) -> None:
         """Add or update one model of the registry (beside commits, in a transaction of its own)."""
         ...
@@ -150,6 +155,11 @@ class MemoryStore:
 
     def changes_after(self, sequence: int, limit: int) -> list[Change]:
         return [c for c in self._changes if c.sequence > sequence][:limit]
+
+    def history_mark(self) -> tuple[int, int, int]:
+        last = self._changes[-1].sequence if self._changes else 0
+        latest = max((round(e.received_at * 1e6) for e in self._event_rows), default=0)
+        return last, len(self._event_rows), latest
 
     def put_model(self, row: ModelRow) -> None:
         self._models[row.version] = row

@@ -45,6 +45,11 @@ class VisitorIndex:
     def __len__(self) -> int:
         return len(self._evidence)
 
+    @property
+    def settings(self) -> tuple[int, int | None, bool]:
+        """What the index was made with: an index of other settings is not interchangeable."""
+        return self._bucket_limit, self._tf_population, self._agent_frequencies
+
     def has(self, component: int) -> bool:
         return component in self._evidence
 

@@ -46,6 +46,13 @@ class SoftLinks:
 
     # -- state -----------------------------------------------------------------------------
 
+    def adopt_index(self, index: VisitorIndex) -> bool:
+        """Use evidence rebuilt elsewhere (the evidence cache) if made with this index's settings."""
+        if index.settings != self.index.settings or len(self.index):
+            return False
+        self.index = index
+        return True
+
     def load(self, rows: list[SoftLinkRow]) -> None:
         for row in rows:
             link = SoftLink.from_row(row)
