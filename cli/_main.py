@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="term-frequency adjust the 'same user agent, in turn' levels on the full string",
     )
+    train.add_argument(
+        "--rare-user-agent",
+        action="store_true",
+        help="a level of its own for the same rare user-agent string (sent by under 1 in 1,000 profiles)",
+    )
     return parser
 
 
@@ -265,7 +270,11 @@ def _train_in(args: argparse.Namespace, data_dir: Path) -> int:
         print(f"idstitch: no store at {store_path}", file=sys.stderr)
         return 2
     config = TrainConfig(
-        out_dir=args.out, report=not args.no_report, m_estimation=args.m_from, user_agent_tf=args.user_agent_tf
+        out_dir=args.out,
+        report=not args.no_report,
+        m_estimation=args.m_from,
+        user_agent_tf=args.user_agent_tf,
+        rare_user_agent=args.rare_user_agent,
     )
     try:
         try:

@@ -277,6 +277,12 @@ def _pairs(records: list[ProfileRecord], owners: list[int]) -> tuple[list[Profil
             )
         )
         next_id += 1
+    rare_cases = [(5e-4, 2e-4), (5e-4, 1e-3), (1e-3, 5e-4), (5e-4, None), (9.99e-4, 9.99e-4), (2e-3, 5e-4)]
+    for left, (mine, theirs) in zip(with_span[12:], rare_cases, strict=False):
+        # The same user agent, rare on both sides or not quite (at the bound, above it, unknown).
+        lefts.append(replace(left, unique_id=next_id, tf_user_agent=mine))
+        candidates.append(replace(left, unique_id=next_id + 1, tf_user_agent=theirs))
+        next_id += 2
     for left in with_span[:6]:
         # The same user agent just before, at and just after each end of the span and each gap.
         first, last = left.agent_first_seen or 0, left.agent_last_seen or 0
@@ -315,7 +321,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Profil
     db = DuckDBAPI()
     linker = Linker(
         db.register(_table(records), dataset_display_name="profiles"),
-        visitor_settings(probability_two_random_records_match=prior, user_agent_tf=True),
+        visitor_settings(probability_two_random_records_match=prior, user_agent_tf=True, rare_user_agent=True),
         log_level=logging.WARNING,
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=3e5, seed=1)
@@ -463,7 +469,8 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
         replace(lefts[4], unique_id=-5, user_agent=None, agent_first_seen=None, agent_last_seen=None),
         replace(lefts[5], unique_id=-6, agent_first_seen=0, agent_last_seen=0),
     ]
-    lefts, candidates = lefts[:10] + odd, candidates + odd
+    rare = [left for left in lefts if left.tf_user_agent == 5e-4][:2]  # for the rare user-agent level
+    lefts, candidates = lefts[:8] + rare + odd, candidates + odd
     con = duckdb.connect()
     rows = [
         {
@@ -480,7 +487,7 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
     con.register("pairs", pa.Table.from_pylist(rows, schema=pair_schema))
     encoded_candidates = encode_profiles(candidates)
     checked = 0
-    for comparison in visitor_comparisons(user_agent_tf=True):
+    for comparison in visitor_comparisons(user_agent_tf=True, rare_user_agent=True):
         for position, raw in enumerate(comparison["comparison_levels"]):
             if raw["sql_condition"] == "ELSE":
                 continue
@@ -493,4 +500,6 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
             assert numpy_says.tolist() == sql_says, level.sql()
             assert 0 < sum(sql_says) < len(sql_says), level.sql()  # neither always nor never
             checked += 1
-    assert checked == sum(len(c["comparison_levels"]) - 1 for c in visitor_comparisons(user_agent_tf=True))
+    assert checked == sum(
+        len(c["comparison_levels"]) - 1 for c in visitor_comparisons(user_agent_tf=True, rare_user_agent=True)
+    )

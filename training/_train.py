@@ -51,6 +51,8 @@ class TrainConfig:
     split_home_u: bool = True
     # Term-frequency adjust the "same user agent, in turn" levels on the full string.
     user_agent_tf: bool = False
+    # A level of its own for the same rare user-agent string (`USER_AGENT_RARE_SHARE`).
+    rare_user_agent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,7 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
 
     started = time.monotonic()
     train_labels = [profiles.labels[i] for i in train_idx]
-    settings = visitor_settings(user_agent_tf=config.user_agent_tf)
+    settings = visitor_settings(user_agent_tf=config.user_agent_tf, rare_user_agent=config.rare_user_agent)
     settings["probability_two_random_records_match"] = _prior(train_labels)
     db = DuckDBAPI()
     table = profile_table([profiles.records[i] for i in train_idx], train_labels)

@@ -16,6 +16,7 @@ from linkage.modelling import (
     LevelPlan,
     ListOverlap,
     NullLevel,
+    Rare,
     Successive,
     TermFrequency,
     WithinKm,
@@ -34,6 +35,12 @@ TOP_IP_TF_MINIMUM_U = 1e-5
 # A user-agent string sent by fewer than 1 in 10,000 profiles counts as that rare, no rarer.
 USER_AGENT_TF_MINIMUM_U = 1e-4
 
+# A user-agent string fewer than 1 in 1,000 profiles send is rare: the same rare string on two
+# devices is a level of its own (an Android build string, an uncommon browser), above any time
+# relation. Measured on independent traffic, two devices of one rare home address sending such
+# a string are one person's about 97 % of the time.
+USER_AGENT_RARE_SHARE = 0.001
+
 # Safari (ITP) keeps a cookie set by script for seven days: its next cookie begins at least
 # that long after the last one began.
 COOKIE_LIFETIME_SECONDS = 7 * 86_400
@@ -45,7 +52,7 @@ HOME_AND_PLACE_LABEL = "same home and another shared place"
 HOME_LABEL = "same home"
 
 
-def visitor_comparisons(user_agent_tf: bool = False) -> list[dict[str, Any]]:
+def visitor_comparisons(user_agent_tf: bool = False, rare_user_agent: bool = False) -> list[dict[str, Any]]:
     """The visitor model's comparisons as Splink comparison dicts, in model order.
 
     - `place`: no IPs / the same home and another shared place (a person's devices go where
@@ -61,7 +68,10 @@ def visitor_comparisons(user_agent_tf: bool = False) -> list[dict[str, Any]]:
       otherwise add a home's and an office's weights as if independent, or ignore the second.
       One comparison, not three: a shared home address, a GPS centroid at that home and its
       city are the same evidence (one household) seen three ways.
-    - `user_agent`: no device kind / the same full user-agent string, one in use after the
+    - `user_agent`: no device kind / with `rare_user_agent`, the same rare full user-agent
+      string (sent by under `USER_AGENT_RARE_SHARE` of profiles: a level of its own, so that a
+      rare string weighs more without a common one weighing less; off in the bundled model, see
+      docs/visitor-model.md) / the same full user-agent string, one in use after the
       other ended and begun 7+ days after it (a browser's cookies in turn: Safari drops them
       after 7 days) / the same string, one after the other / the same string in use at the
       same time (two devices alike: a family's phones) / same os+browser+kind / same device
@@ -78,6 +88,16 @@ def visitor_comparisons(user_agent_tf: bool = False) -> list[dict[str, Any]]:
     told a person's devices from the household's no better than chance (m ≈ u at every level).
     """
     agent_tf = _AGENT_TF if user_agent_tf else None
+    rare_agent = (
+        [
+            LevelPlan(
+                Both(ExactMatch("user_agent"), Rare("tf_user_agent", USER_AGENT_RARE_SHARE)),
+                label="same rare user agent",
+            )
+        ]
+        if rare_user_agent
+        else []
+    )
     return [
         comparison_settings(
             PLACE_COMPARISON,
@@ -104,6 +124,7 @@ def visitor_comparisons(user_agent_tf: bool = False) -> list[dict[str, Any]]:
             "user_agent",
             [
                 LevelPlan(NullLevel(("device_kind",))),
+                *rare_agent,
                 LevelPlan(
                     Both(ExactMatch("user_agent"), Successive(*_AGENT_SPAN, COOKIE_LIFETIME_SECONDS)),
                     label="same user agent, in turn, 7+ days apart",
@@ -164,6 +185,7 @@ def training_blocking_rules() -> list[str]:
 def visitor_settings(
     probability_two_random_records_match: float = DEFAULT_PROBABILITY_TWO_RANDOM_RECORDS_MATCH,
     user_agent_tf: bool = False,
+    rare_user_agent: bool = False,
 ) -> dict[str, Any]:
     """Settings for `splink.Linker` over `ProfileRecord.as_row()` rows: dedupe of one table of
     profiles keyed by `unique_id`, the visitor comparisons, prediction blocking rules, and the
@@ -176,7 +198,7 @@ def visitor_settings(
         "link_type": "dedupe_only",
         "unique_id_column_name": "unique_id",
         "probability_two_random_records_match": probability_two_random_records_match,
-        "comparisons": visitor_comparisons(user_agent_tf),
+        "comparisons": visitor_comparisons(user_agent_tf, rare_user_agent),
         "blocking_rules_to_generate_predictions": prediction_blocking_rules(),
         "retain_matching_columns": True,
         "retain_intermediate_calculation_columns": True,

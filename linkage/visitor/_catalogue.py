@@ -50,6 +50,7 @@ from ._test_plan import (
     Equal,
     IsNull,
     JaccardAtLeast,
+    RarerThan,
     Shares,
     Test,
     TestPlan,
@@ -362,6 +363,36 @@ class Successive(Level):
 
 
 @dataclass(frozen=True, slots=True)
+class Rare(Level):
+    """The value is rare on both sides: its term frequency (`tf_<column>`, the share of
+    profiles with it) is below `below` on each (NULL is not rare). Beside an exact match, a
+    level of its own for rare values, estimated as one: unlike a term-frequency adjustment it
+    says nothing about common values, which keep the weight of the plain match."""
+
+    column: str  # the tf_ column
+    below: float
+    _pattern: ClassVar[re.Pattern[str]] = re.compile(rf'"(tf_{_NAME[1:-1]})_l" < ([0-9][0-9.e-]*) AND "\1_r" < \2')
+
+    def __post_init__(self) -> None:
+        require_column(self.column, ColumnType.TERM_FREQUENCY)
+        if not (isinstance(self.below, float) and 0.0 < self.below < 1.0):
+            raise ValueError(f"below must be a float in (0, 1), got {self.below!r}")
+
+    def sql(self) -> str:
+        return f'"{self.column}_l" < {self.below!r} AND "{self.column}_r" < {self.below!r}'
+
+    def label(self) -> str:
+        return f"rare {self.column.removeprefix('tf_')} (under {self.below:g} of profiles)"
+
+    def tests(self) -> tuple[Test, ...]:
+        return (RarerThan(self.column, math.log2(self.below)),)
+
+    @classmethod
+    def _from_match(cls, match: re.Match[str]) -> Level:
+        return cls(match.group(1), float(match.group(2)))
+
+
+@dataclass(frozen=True, slots=True)
 class Both(Level):
     """Both levels hold (SQL's AND). Each part is a catalogue level of a single test, neither a
     null, else or conjunction level: e.g. the same user agent, used one after the other."""
@@ -443,11 +474,12 @@ CATALOGUE: Final[tuple[type[Level], ...]] = (
     ListJaccard,
     WithinKm,
     Successive,
+    Rare,
     Both,
     Else,
 )
 # The kinds a Both may join.
-_PARTS: Final[tuple[type[Level], ...]] = (ExactMatch, ListOverlap, ListJaccard, WithinKm, Successive)
+_PARTS: Final[tuple[type[Level], ...]] = (ExactMatch, ListOverlap, ListJaccard, WithinKm, Successive, Rare)
 
 
 def recognise_level(sql: object, *, comparison: str, position: int) -> Level:

@@ -31,7 +31,7 @@ class SoftLinks:
         self.model = model
         self.index = VisitorIndex(
             tf_population=model.tf_population if model is not None else None,
-            agent_frequencies=model is not None and "user_agent" in model.scorer.term_frequency_columns,
+            agent_frequencies=model is not None and "user_agent" in model.scorer.term_frequencies_read,
         )
         self._candidate_limit = candidate_limit
         self._links: dict[int, SoftLink] = {}

@@ -24,7 +24,7 @@ from ..splinkjson import probabilities_from_weights as probabilities_from_weight
 from ._catalogue import Else, Level, TermFrequency, recognise_level
 from ._encoding import BoolArray, EncodedProfiles, FloatArray, IntArray, encode_profiles
 from ._profile import ProfileRecord
-from ._test_plan import AllOf, Always, Probe, Test, TestPlan
+from ._test_plan import AllOf, Always, Probe, RarerThan, Test, TestPlan
 
 # More tests per comparison make the (comparison, pattern) tables too large to be worth it.
 _MAX_SLOTS: Final = 10
@@ -145,6 +145,7 @@ class VisitorScorer:
         "_level_gammas",
         "_level_table",
         "_plan",
+        "_rare_columns",
         "_tf_at_level",
         "_tf_steps",
         "_weight_table",
@@ -187,6 +188,9 @@ class VisitorScorer:
             if Always() in used:  # only ELSE always holds, and it is not read
                 raise ModelError(f"comparison {comparison.name!r}: a level before ELSE always holds")
         self._plan = TestPlan(atom for used in atoms for atom in used)
+        self._rare_columns = frozenset(
+            atom.column.removeprefix("tf_") for used in atoms for atom in used if isinstance(atom, RarerThan)
+        )
         patterns = 1 << max(len(used) for used in atoms)
         # float32: sums of at most _MAX_SLOTS powers of two plus the table offsets are exact
         # integers far below 2**24, and sgemm on this size is about twice as fast as dgemm.
@@ -240,6 +244,12 @@ class VisitorScorer:
     def term_frequency_columns(self) -> frozenset[str]:
         """The record columns this model adjusts by term frequency (`top_ip`, `user_agent`)."""
         return frozenset(name.removeprefix("tf_") for _, _, name, *_ in self._tf_steps)
+
+    @property
+    def term_frequencies_read(self) -> frozenset[str]:
+        """The record columns whose term frequencies this model reads: those it adjusts, and
+        those a `Rare` level tests (the online index must count who sends each value)."""
+        return self.term_frequency_columns | self._rare_columns
 
     @property
     def comparison_names(self) -> tuple[str, ...]:

@@ -88,13 +88,21 @@ class EndsBefore:
 
 
 @dataclass(frozen=True, slots=True)
+class RarerThan:
+    """A term-frequency column is below `2 ** log2_below` on both sides, neither NULL."""
+
+    column: str
+    log2_below: float
+
+
+@dataclass(frozen=True, slots=True)
 class AllOf:
     """Every one of `tests` holds (SQL's AND: TRUE only where each part is TRUE)."""
 
     tests: tuple[Test, ...]
 
 
-Test = IsNull | Always | Equal | Shares | JaccardAtLeast | ArcCosineAtLeast | EndsBefore | AllOf
+Test = IsNull | Always | Equal | Shares | JaccardAtLeast | ArcCosineAtLeast | EndsBefore | RarerThan | AllOf
 
 
 # Key-list match flags (bytes 0 or 1) read eight at a time, as the words of STRIDES.
@@ -315,7 +323,9 @@ class TestPlan:
     offsets). Immutable once built; safe to share between threads.
     """
 
-    __slots__ = ("_conjunctions", "_equal", "_list_columns", "_lists", "_points", "_rows", "_spans", "height")
+    __slots__ = (
+        "_conjunctions", "_equal", "_list_columns", "_lists", "_points", "_rare", "_rows", "_spans", "height",
+    )  # fmt: skip
 
     def __init__(self, tests: Iterable[Test]) -> None:
         given: list[Test] = [t for t in tests if not isinstance(t, Always)]
@@ -363,6 +373,12 @@ class TestPlan:
             self._spans.append((span, slice(height, height + len(gaps)), gap_column))
             for gap in gaps:
                 rows[EndsBefore(span, gap)] = height
+                height += 1
+        self._rare: list[tuple[int, str, NDArray[np.float64]]] = []
+        for rare in distinct:
+            if isinstance(rare, RarerThan) and rare.column in COLUMNS:
+                self._rare.append((height, rare.column, np.array(rare.log2_below)))
+                rows[rare] = height
                 height += 1
         self._conjunctions: list[tuple[int, tuple[int, ...]]] = []
         for conjunction in distinct:
@@ -432,6 +448,11 @@ class TestPlan:
             np.absolute(apart, out=apart)
             held = np.greater_equal(apart, gaps, out=out[block])
             held &= disjoint
+        for row, column, log2_below in self._rare:
+            # NaN (a NULL side) compares false, as NULL < x is not true in SQL.
+            held = np.less(right.log2_tf[column], log2_below, out=out[row])
+            if not left.log2_tf(column) < log2_below:
+                held[:] = False
         for row, parts in self._conjunctions:
             np.logical_and(out[parts[0]], out[parts[1]], out=out[row])
             for part in parts[2:]:
