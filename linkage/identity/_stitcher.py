@@ -224,6 +224,8 @@ class Stitcher:
         if self._closing:
             raise Unavailable("shutting down")
         components = self._graph.relinkable()
+        # Audited before it begins too: a relink its caller cancels still leaves its trace.
+        await self.record_read(principal, "relink", f"{len(components)} components", "started")
         total = Relinked(0, 0, 0, 0, 0)
         for start in range(0, len(components), RELINK_CHUNK):
             job = _Job(quantize(self._clock()), relink=components[start : start + RELINK_CHUNK], principal=principal)
