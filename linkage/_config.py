@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,6 +62,9 @@ DEFAULT_BLOCKED_VALUES: tuple[str, ...] = (
 )
 
 
+_MAX_WINDOW_SECONDS = 100 * 365.25 * 86_400.0
+
+
 @dataclass(frozen=True, slots=True)
 class LinkageConfig:
     """Everything the core needs to stitch. `hash_secret` keys the HMAC of personal data."""
@@ -84,5 +88,6 @@ class LinkageConfig:
     event_id_window_seconds: float = 30 * 86_400.0
 
     def __post_init__(self) -> None:
-        if not self.event_id_window_seconds > 0:
-            raise ValueError(f"event_id_window_seconds must be positive, got {self.event_id_window_seconds}")
+        window = self.event_id_window_seconds
+        if not (isinstance(window, int | float) and math.isfinite(window) and 0 < window <= _MAX_WINDOW_SECONDS):
+            raise ValueError(f"event_id_window_seconds must be a number of seconds in (0, 100 years], got {window}")

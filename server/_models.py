@@ -14,9 +14,10 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import linkage
 
@@ -27,6 +28,7 @@ CONFIG = "config"  # the model of the configuration, not one of the promoted one
 PROPOSED, IN_FORCE, RETIRED = "proposed", "in force", "retired"
 CONFIGURATION = "configuration"
 _MAX_BYTES = 16 * 1024 * 1024
+T = TypeVar("T")
 
 
 class PromotedModels:
@@ -156,58 +158,81 @@ class ModelChanges:
         (its version, the version it replaced)."""
         if version and model_json:
             raise linkage.InvalidArgument("version", "give the model's files or its version, not both")
-        async with self._exclusive():
-            if version:
-                entries = {row.version: row for row in await self._stitcher.models()}
-                path = self._models.model_file(version) if version in entries else None
-                if path is None:
-                    raise linkage.NotFound(f"no model {version} in the registry: add it first")
-                model = linkage.VisitorModel.load(path)
-            else:
-                model = self._models.add(model_json, metrics_json)
-                await self._enter(model.version, metrics_json, principal)
-            current = self._stitcher.visitor_model
-            if current is not None and current.version == model.version:
-                raise linkage.InvalidArgument(
-                    "version" if version else "model_json", f"model {model.version} is in force already"
-                )
-            before = self._label()
-            await self._stitcher.change_visitor_model(model, principal, "promote_model", f"{before} -> {model.version}")
-            self._models.record(model.version, before)
-            await self._mark(model.version, current)
-            return model.version, before
+        return await self._exclusive(self._promote(model_json, metrics_json, version, principal))
 
     async def rollback(self, principal: str) -> tuple[str, str]:
         """Put back the model the last promote (or rollback) replaced; (its version, the one
         it replaced)."""
-        async with self._exclusive():
-            target = self._models.previous()
-            if target is None:
-                raise linkage.NotFound("no model to roll back to: nothing was promoted")
-            if target == CONFIG:
-                model = self._configured()
-            else:
-                path = self._models.model_file(target)
-                if path is None:
-                    raise linkage.NotFound(f"the files of model {target} are gone")
-                model = linkage.VisitorModel.load(path)
-            current = self._stitcher.visitor_model
-            before = self._label()
-            await self._stitcher.change_visitor_model(model, principal, "rollback_model", f"{before} -> {target}")
-            if target == CONFIG:
-                self._models.record_configuration(before)
-            else:
-                self._models.record(target, before)
-            if model is not None:
-                await self._mark(model.version, current)
-            elif current is not None:
-                await self._mark(None, current)
-            return (model.version if model is not None else "none"), before
+        return await self._exclusive(self._rollback(principal))
 
-    def _exclusive(self) -> asyncio.Lock:
+    async def _promote(self, model_json: bytes, metrics_json: bytes, version: str, principal: str) -> tuple[str, str]:
+        configured = None
+        if version:
+            entries = {row.version: row for row in await self._stitcher.models()}
+            path = self._models.model_file(version) if version in entries else None
+            configured = self._configured() if version in entries and path is None else None
+            if path is not None:
+                model = linkage.VisitorModel.load(path)
+            elif configured is not None and configured.version == version:
+                model = configured  # the configuration's model, whose files are not kept here
+            else:
+                raise linkage.NotFound(f"no model {version} in the registry: add it first")
+        else:
+            model = self._models.add(model_json, metrics_json)
+            await self._enter(model.version, metrics_json, principal)
+        current = self._stitcher.visitor_model
+        if current is not None and current.version == model.version:
+            raise linkage.InvalidArgument(
+                "version" if version else "model_json", f"model {model.version} is in force already"
+            )
+        before = self._label()
+        await self._stitcher.change_visitor_model(model, principal, "promote_model", f"{before} -> {model.version}")
+        if model is configured:
+            self._models.record_configuration(before)
+        else:
+            self._models.record(model.version, before)
+        await self._mark(model.version, current)
+        return model.version, before
+
+    async def _rollback(self, principal: str) -> tuple[str, str]:
+        target = self._models.previous()
+        if target is None:
+            raise linkage.NotFound("no model to roll back to: nothing was promoted")
+        if target == CONFIG:
+            model = self._configured()
+        else:
+            path = self._models.model_file(target)
+            if path is None:
+                raise linkage.NotFound(f"the files of model {target} are gone")
+            model = linkage.VisitorModel.load(path)
+        current = self._stitcher.visitor_model
+        before = self._label()
+        await self._stitcher.change_visitor_model(model, principal, "rollback_model", f"{before} -> {target}")
+        if target == CONFIG:
+            self._models.record_configuration(before)
+        else:
+            self._models.record(target, before)
+        if model is not None:
+            await self._mark(model.version, current)
+        elif current is not None:
+            await self._mark(None, current)
+        return (model.version if model is not None else "none"), before
+
+    async def _exclusive(self, change: Coroutine[Any, Any, T]) -> T:
+        """Run a model change alone, to its end even if its caller goes away: the swap in the
+        writer and the bookkeeping after it (the in-force files, the registry) are one."""
         if self._changing.locked():
+            change.close()
             raise linkage.Busy("another model change is under way; try again when it is done")
-        return self._changing
+        await self._changing.acquire()  # free: taken at once, without yielding to another change
+
+        async def alone() -> T:
+            try:
+                return await change
+            finally:
+                self._changing.release()
+
+        return await asyncio.shield(asyncio.ensure_future(alone()))
 
     async def _enter(self, version: str, metrics_json: bytes, principal: str) -> linkage.ModelRow:
         entries = {row.version: row for row in await self._stitcher.models()}

@@ -20,6 +20,8 @@ async def relink_updates(stitcher: linkage.Stitcher, principal: str) -> AsyncIte
         await updates.put((so_far, total))
 
     relinking = asyncio.ensure_future(stitcher.relink(principal, progress))
+    waiting: asyncio.Future[tuple[linkage.Relinked, int]] | None = None
+    total = 0
     try:
         while not relinking.done() or not updates.empty():
             waiting = asyncio.ensure_future(updates.get())
@@ -30,6 +32,8 @@ async def relink_updates(stitcher: linkage.Stitcher, principal: str) -> AsyncIte
             so_far, total = waiting.result()
             yield convert.relink_progress(so_far, total, done=False)
         final = relinking.result()
-        yield convert.relink_progress(final, final.scored, done=True)
+        yield convert.relink_progress(final, max(total, final.scored), done=True)
     finally:
+        if waiting is not None:
+            waiting.cancel()
         relinking.cancel()

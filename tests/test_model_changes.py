@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 import linkage
-from server._models import ModelChanges
+from server._models import ModelChanges, PromotedModels
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from tests._servers import REPO, ThreadServer
 from tests._signals import batch, ident, signal
@@ -198,6 +198,10 @@ def test_the_registry_lists_every_model_with_its_state_and_figures_and_promotes_
         again.stub.RollbackModel(pb.RollbackModelRequest())
         states = {m.version: m.state for m in again.stub.ListModels(pb.ListModelsRequest()).models}
         assert states == {BUNDLED_VERSION: pb.MODEL_STATE_IN_FORCE, added.version: pb.MODEL_STATE_RETIRED}
+        # Both are in the registry, the configuration's model too: each can be promoted by version.
+        again.stub.PromoteModel(pb.PromoteModelRequest(version=added.version))
+        back = again.stub.PromoteModel(pb.PromoteModelRequest(version=BUNDLED_VERSION))
+        assert (back.version, back.previous_version) == (BUNDLED_VERSION, added.version)
     finally:
         again.stop()
 
@@ -243,5 +247,23 @@ def test_a_second_model_change_while_one_runs_is_refused_as_busy(tmp_path: Path)
         version, before = await promoting
         assert before == "config" and stitcher.swaps == 1 and stitcher.visitor_model.version == version
         assert (await changes.rollback("token:admin"))[0] == "none"  # the configured model (None here)
+
+        # A promote whose caller goes away mid-swap still finishes its bookkeeping.
+        stitcher.release.clear()
+        swaps = stitcher.swaps
+        abandoned = asyncio.create_task(changes.promote(model_json, metrics_json, "", "token:admin"))
+        while stitcher.swaps == swaps:
+            await asyncio.sleep(0.01)
+        abandoned.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await abandoned
+        with pytest.raises(linkage.Busy):
+            await changes.rollback("token:admin")
+        stitcher.release.set()
+        while changes._changing.locked():
+            await asyncio.sleep(0.01)
+        version = stitcher.visitor_model.version
+        assert stitcher.rows[version].state == "in force"
+        assert PromotedModels(tmp_path).in_force() == tmp_path / "models" / version / "visitor-model.json"
 
     asyncio.run(scenario())

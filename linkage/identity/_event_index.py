@@ -90,7 +90,7 @@ class EventIndex:
         found = [key.hex() for key, (component, _) in self._pending.items() if component in components]
         rows = np.flatnonzero(np.isin(self._components, np.fromiter(components, dtype=np.int64)))
         if len(rows):
-            words = np.column_stack((self._heads[rows], self._rests[rows]))
+            words = np.column_stack((self._heads[rows], self._rests[rows])).astype("<u8", copy=False)
             blob = words.tobytes()
             found += [blob[i : i + 8 * _WORDS].hex() for i in range(0, len(blob), 8 * _WORDS)]
         return found

@@ -654,22 +654,25 @@ class IdentityGraph:
         is its oldest component, and hard components are never touched."""
         self._now = now
         record = self._soft_change_recorder("")
-        scored = made = dropped = moved = kept = 0
-        for component in components:
-            if component not in self._persons or self._persons[component].uniques:
-                continue  # merged, erased or known since the list was taken
-            before = self._soft.link_of(component)
-            self._soft.recheck(component, record)
-            after = self._soft.rescore(component, self._unique_values, record, now)
-            scored += 1
-            if before is None:
-                made += after is not None
-            elif after is None:
+        # Links before and after the whole chunk: rechecking a root also drops its members' links.
+        chosen = [c for c in components if c in self._persons and not self._persons[c].uniques]
+        before = {c: self._soft.link_of(c) for c in chosen}
+        for component in chosen:
+            if component in self._persons and not self._persons[component].uniques:
+                self._soft.recheck(component, record)
+                self._soft.rescore(component, self._unique_values, record, now)
+        made = dropped = moved = kept = 0
+        for component in chosen:
+            old, new = before[component], self._soft.link_of(component)
+            if old is None:
+                made += new is not None
+            elif new is None:
                 dropped += 1
-            elif after.target != before.target:
+            elif new.target != old.target:
                 moved += 1
             else:
                 kept += 1
+        scored = len(chosen)
         self._flush_households("")
         return Relinked(scored, made, dropped, moved, kept)
 

@@ -431,7 +431,7 @@ class Stitcher:
         )
 
     async def _reload(self) -> None:
-        now = time.time()
+        now = self._clock()
         state = await asyncio.to_thread(self._store.load, now - self._config.event_id_window_seconds)
         graph = IdentityGraph.from_state(self._config, self._policy, state, self._model, self._customer_model, now)
         if self._model is not None:

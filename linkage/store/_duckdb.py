@@ -248,7 +248,7 @@ class DuckDBStore:
             (digest or "", event_id, person_id, at / 1e6)
             for digest, event_id, person_id, at in con.execute(
                 "SELECT digest, event_id, person_id, epoch_us(received_at) FROM events "
-                "WHERE received_at >= make_timestamp($1)",
+                "WHERE received_at >= make_timestamp($1) ORDER BY received_at",
                 [int(events_since * 1e6)],
             ).fetchall()
         ]

@@ -59,3 +59,11 @@ def test_cli_reports_a_config_error_without_a_trace(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "configuration error" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("window", ["inf", "1e300", "0", "-5"])
+def test_an_idempotency_window_that_is_no_number_of_seconds_is_a_config_error(tmp_path: Path, window: str) -> None:
+    config = tmp_path / "idstitch.toml"
+    config.write_text(f"[identity]\nevent_id_window_seconds = {window}\n")
+    with pytest.raises(ConfigError, match="event_id_window_seconds"):
+        load_settings(config, data_dir=tmp_path / "data")
