@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -43,6 +44,17 @@ class Evaluation:
 
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9999)
+
+
+def held_out_logins(labels: Sequence[str | None], seed: int, share: float) -> set[str]:
+    """The logins whose devices are kept for evaluation: a stable `share` of them, by a hash
+    of the seed and the login (the same logins for every model trained or shadowed)."""
+
+    def held(label: str) -> bool:
+        digest = hashlib.sha256(f"{seed}:{label}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+    return {label for label in set(labels) if label is not None and held(label)}
 
 
 def count_positive_pairs(labels: Sequence[str | None]) -> int:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from linkage.modelling import ProfileRecord, VisitorScorer, encode_profiles, person_shares
+from linkage.modelling import EncodedProfiles, ProfileRecord, VisitorScorer, encode_profiles, person_shares
 
 from ._evaluate import THRESHOLDS, Evaluation, ThresholdMetrics, choose
 
@@ -51,7 +51,7 @@ def evaluate_links(
         f"login:{label}" if label is not None and label not in held_out else f"device:{i}"
         for i, label in enumerate(labels)
     ]
-    blocks = _Blocks(records)
+    blocks = Blocks(records)
     tested = [i for i, label in enumerate(labels) if label in held_out]
     devices_of_login: dict[str | None, int] = defaultdict(int)
     for i in tested:
@@ -60,18 +60,36 @@ def evaluate_links(
     links: list[_Link] = []
     scored = 0
     for i in tested:
-        candidates = blocks.candidates(i)
-        if not candidates:
+        best = best_person(scorer, encoded, blocks, person_of, i)
+        if best is None:
             continue
-        scored += len(candidates)
-        scores = scorer.score(scorer.probe(encoded, i), encoded.take(candidates))
-        rows, probabilities = person_shares(scores.match_weight, [person_of[c] for c in candidates])
-        top = int(np.argmax(probabilities))
-        label = labels[candidates[int(rows[top])]]
+        scored += best.scored
+        label = labels[best.candidate]
         right = None if label is None else label == labels[i]
-        links.append(_Link(float(probabilities[top]), right))
+        links.append(_Link(best.probability, right))
     by_threshold = [_metrics(links, positives, t) for t in THRESHOLDS]
     return Evaluation(positives, scored, by_threshold, choose(by_threshold, min_precision), min_precision)
+
+
+@dataclass(frozen=True, slots=True)
+class BestPerson:
+    candidate: int  # the best-scoring profile of the person
+    probability: float  # the person's share of the probability
+    scored: int  # candidate pairs scored
+
+
+def best_person(
+    scorer: VisitorScorer, encoded: EncodedProfiles, blocks: Blocks, person_of: Sequence[str], i: int
+) -> BestPerson | None:
+    """The candidate person profile `i` would be linked to, as online: blocked, scored, and
+    the persons' shares of the probability; None when blocking finds no candidate."""
+    candidates = blocks.candidates(i)
+    if not candidates:
+        return None
+    scores = scorer.score(scorer.probe(encoded, i), encoded.take(candidates))
+    rows, probabilities = person_shares(scores.match_weight, [person_of[c] for c in candidates])
+    top = int(np.argmax(probabilities))
+    return BestPerson(candidates[int(rows[top])], float(probabilities[top]), len(candidates))
 
 
 def _metrics(links: list[_Link], positives: int, threshold: float) -> ThresholdMetrics:
@@ -81,7 +99,7 @@ def _metrics(links: list[_Link], positives: int, threshold: float) -> ThresholdM
     return ThresholdMetrics.from_counts(threshold, tp, fp, positives)
 
 
-class _Blocks:
+class Blocks:
     """The service's blocking indexes over profile records: address, home, network + city."""
 
     def __init__(self, records: Sequence[ProfileRecord]) -> None:

@@ -12,7 +12,6 @@ the server one snapshot and nothing else.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -23,13 +22,11 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from linkage.modelling import EncodedProfiles, VisitorScorer, encode_profiles
 
-from linkage.modelling import VisitorScorer, encode_profiles, person_shares
-
-from ._evaluate import Evaluation
+from ._evaluate import Evaluation, held_out_logins
 from ._history import DeviceProfiles
-from ._link_evaluation import _Blocks, evaluate_links
+from ._link_evaluation import Blocks, best_person, evaluate_links
 
 Progress = Callable[[str], None]
 
@@ -87,7 +84,7 @@ def shadow(
     anonymous = [i for i, label in enumerate(labels) if label is None]
     progress(f"linking {len(anonymous):,} anonymous devices of {len(records):,} with both models ...")
     encoded = encode_profiles(records)
-    blocks = _Blocks(records)
+    blocks = Blocks(records)
     person_of = [f"login:{label}" if label is not None else f"device:{i}" for i, label in enumerate(labels)]
     linked_now = _links(current, encoded, blocks, person_of, anonymous, progress)
     linked_then = _links(candidate, encoded, blocks, person_of, anonymous, progress)
@@ -98,7 +95,7 @@ def shadow(
     losing = {linked_now[i][0] for i in (*dropped, *moved)}
 
     progress("held-out precision and recall of both, on the same held-out logins ...")
-    held_out = {label for label in set(labels) if label is not None and _held_out(label, seed, holdout_share)}
+    held_out = held_out_logins(labels, seed, holdout_share)
     held = {
         name: _held_out_figures(evaluate_links(model.scorer, records, labels, held_out, 0.95), model.threshold)
         for name, model in (("current", current), ("candidate", candidate))
@@ -149,24 +146,19 @@ def summary_lines(report: ShadowReport) -> list[str]:
 
 def _links(
     model: ShadowModel,
-    encoded: Any,
-    blocks: _Blocks,
+    encoded: EncodedProfiles,
+    blocks: Blocks,
     person_of: Sequence[str],
     devices: Sequence[int],
     progress: Progress,
 ) -> dict[int, tuple[str, float]]:
     """Device -> (person, probability) for every device the model links."""
-    scorer = model.scorer
     linked: dict[int, tuple[str, float]] = {}
     last = time.monotonic()
     for done, i in enumerate(devices, 1):
-        candidates = blocks.candidates(i)
-        if candidates:
-            scores = scorer.score(scorer.probe(encoded, i), encoded.take(candidates))
-            rows, probabilities = person_shares(scores.match_weight, [person_of[c] for c in candidates])
-            top = int(np.argmax(probabilities))
-            if probabilities[top] >= model.threshold:
-                linked[i] = (person_of[candidates[int(rows[top])]], float(probabilities[top]))
+        best = best_person(model.scorer, encoded, blocks, person_of, i)
+        if best is not None and best.probability >= model.threshold:
+            linked[i] = (person_of[best.candidate], best.probability)
         if time.monotonic() - last > 5:
             last = time.monotonic()
             progress(f"  model {model.version}: {done:,} of {len(devices):,} devices")
@@ -181,11 +173,6 @@ def _bands(probabilities: Any) -> dict[str, int]:
                 counts[f"{low:g}-{high:g}"] += 1
                 break
     return {f"{low:g}-{high:g}": counts[f"{low:g}-{high:g}"] for low, high in pairwise(BANDS)}
-
-
-def _held_out(label: str, seed: int, share: float) -> bool:
-    digest = hashlib.sha256(f"{seed}:{label}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
 def _held_out_figures(evaluation: Evaluation, threshold: float) -> dict[str, Any]:

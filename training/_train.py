@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -16,7 +15,7 @@ from splink import DuckDBAPI, Linker
 
 from linkage.modelling import ProfileRecord, VisitorScorer, model_version
 
-from ._evaluate import Evaluation, count_positive_pairs, evaluate
+from ._evaluate import Evaluation, count_positive_pairs, evaluate, held_out_logins
 from ._history import DeviceProfiles
 from ._home_u import split_home_u
 from ._link_evaluation import evaluate_links
@@ -73,7 +72,7 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
     if len(profiles.records) < 50:
         raise ValueError(f"{len(profiles.records)} device profiles are too few to train on")
     config.out_dir.mkdir(parents=True, exist_ok=True)
-    held_out = {label for label in set(profiles.labels) if label is not None and _held_out(label, config)}
+    held_out = held_out_logins(profiles.labels, config.seed, config.holdout_share)
     train_idx = [i for i, label in enumerate(profiles.labels) if label not in held_out]
     test_idx = [i for i, label in enumerate(profiles.labels) if label in held_out]
     progress(
@@ -187,11 +186,6 @@ def smooth_unobserved(model_path: Path, positives: int | None, random_pairs: flo
     if changed:
         model_path.write_text(json.dumps(model, indent=4) + "\n", encoding="utf-8")
     return changed
-
-
-def _held_out(label: str, config: TrainConfig) -> bool:
-    digest = hashlib.sha256(f"{config.seed}:{label}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < config.holdout_share
 
 
 def _prior(labels: Sequence[str | None]) -> float:
