@@ -6,8 +6,6 @@ import argparse
 import asyncio
 import getpass
 import logging
-import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -18,10 +16,11 @@ from linkage import ModelError
 from server import ConfigError, load_server_config, load_settings
 
 from ._audit import add_arguments as add_audit_arguments
-from ._connect import ConnectError, Connection
+from ._connect import ConnectError, Connection, read_token
 from ._connect import add_arguments as add_connect_arguments
 from ._models import add_arguments as add_model_arguments
 from ._relink import add_arguments as add_relink_arguments
+from ._snapshot import ask_for_snapshot, write_scratch_secret
 from ._tokens import add_arguments as add_token_arguments
 
 
@@ -250,9 +249,7 @@ def _train(args: argparse.Namespace) -> int:
     # hash secret) rather than creating ./var as a side effect; so does a snapshot, whose keys
     # are stored keys already.
     with tempfile.TemporaryDirectory(prefix="idstitch-train-") as scratch:
-        secret = os.open(Path(scratch) / "hash-secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(secret, "w") as out:
-            out.write(secrets.token_hex(32))
+        write_scratch_secret(Path(scratch))
         return _train_in(args, Path(scratch))
 
 
@@ -282,7 +279,9 @@ def _train_in(args: argparse.Namespace, data_dir: Path) -> int:
         except StoreLocked:
             # The server is running: it writes a snapshot, and training reads that instead.
             print(f"idstitch: {data_dir} is in use by a running server; asking it for a snapshot ...", file=sys.stderr)
-            snapshot = _ask_for_snapshot(args, data_dir)
+            ca = args.tls_ca_file.read_bytes() if args.tls_ca_file is not None else None
+            token = read_token(args.token_file, data_dir)
+            snapshot = ask_for_snapshot(Connection(args.target, token, ca is not None, ca))
             try:
                 run_train(settings.linkage, config, snapshot=snapshot)
             finally:
@@ -292,31 +291,6 @@ def _train_in(args: argparse.Namespace, data_dir: Path) -> int:
         print(f"idstitch: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def _ask_for_snapshot(args: argparse.Namespace, data_dir: Path) -> Path:
-    import grpc
-
-    from server._proto.idstitch.v1 import idstitch_pb2 as pb
-    from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
-
-    from ._connect import read_token
-
-    ca = args.tls_ca_file.read_bytes() if args.tls_ca_file is not None else None
-    connection = Connection(args.target, read_token(args.token_file, data_dir), ca is not None, ca)
-    with connection.channel() as channel:
-        try:
-            stub = pb_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
-            written = stub.WriteSnapshot(pb.WriteSnapshotRequest(), timeout=600)
-        except grpc.RpcError as exc:
-            why = f"{exc.code().name}: {exc.details()}"
-            raise RuntimeError(f"the server at {args.target} wrote no snapshot: {why}") from exc
-    print(
-        f"idstitch: snapshot of {written.identifiers:,} identifiers and {written.events:,} events "
-        f"in {written.directory}",
-        file=sys.stderr,
-    )
-    return Path(written.directory)
 
 
 def _train_customer(args: argparse.Namespace) -> int:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-import grpc
-
 from server import ConfigError, load_settings
 from server._models import PromotedModels
-from server._proto.idstitch.v1 import idstitch_pb2 as pb
-from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
 from ._connect import ConnectError, Connection
+from ._snapshot import ask_for_snapshot, write_scratch_secret
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,9 +43,7 @@ def run_shadow_command(args: argparse.Namespace) -> int:
         data_dir = args.data_dir
         if args.signals is not None:
             data_dir = Path(scratch)  # a scratch secret: replayed signals are hashed afresh
-            fd = os.open(data_dir / "hash-secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(32))
+            write_scratch_secret(data_dir)
         try:
             settings = load_settings(args.config, data_dir=data_dir)
         except ConfigError as exc:
@@ -68,7 +61,11 @@ def run_shadow_command(args: argparse.Namespace) -> int:
             try:
                 run_shadow(settings.linkage, **shadow_args, store_path=store)
             except linkage.StoreLocked:
-                snapshot = _snapshot(args)
+                print(
+                    f"idstitch: {args.data_dir} is in use by a running server; asking it for a snapshot ...",
+                    file=sys.stderr,
+                )
+                snapshot = ask_for_snapshot(Connection.from_args(args))
                 try:
                     run_shadow(settings.linkage, **shadow_args, snapshot=snapshot)
                 finally:
@@ -78,16 +75,3 @@ def run_shadow_command(args: argparse.Namespace) -> int:
             print(f"idstitch model shadow: {exc}", file=sys.stderr)
             return 1
     return 0
-
-
-def _snapshot(args: argparse.Namespace) -> Path:
-    """Ask the running server that owns the store for a snapshot of its history."""
-    print(f"idstitch: {args.data_dir} is in use by a running server; asking it for a snapshot ...", file=sys.stderr)
-    with Connection.from_args(args).channel() as channel:
-        try:
-            stub = pb_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
-            written = stub.WriteSnapshot(pb.WriteSnapshotRequest(), timeout=600)
-        except grpc.RpcError as exc:
-            why = f"{exc.code().name}: {exc.details()}"
-            raise RuntimeError(f"the server at {args.target} wrote no snapshot: {why}") from exc
-    return Path(written.directory)
