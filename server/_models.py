@@ -129,7 +129,7 @@ class ModelChanges:
         configuration's the first time; any other entry that says in force is retired."""
         current = self._stitcher.visitor_model
         now = time.time()
-        entries = {row.version: row for row in await self._stitcher.models()}
+        entries = await self._entries()
         for row in entries.values():
             if row.state == IN_FORCE and (current is None or row.version != current.version):
                 await self._stitcher.put_model(replace(row, state=RETIRED, changed_at=now))
@@ -168,7 +168,7 @@ class ModelChanges:
     async def _promote(self, model_json: bytes, metrics_json: bytes, version: str, principal: str) -> tuple[str, str]:
         configured = None
         if version:
-            entries = {row.version: row for row in await self._stitcher.models()}
+            entries = await self._entries()
             path = self._models.model_file(version) if version in entries else None
             configured = self._configured() if version in entries and path is None else None
             if path is not None:
@@ -235,7 +235,7 @@ class ModelChanges:
         return await asyncio.shield(asyncio.ensure_future(alone()))
 
     async def _enter(self, version: str, metrics_json: bytes, principal: str) -> linkage.ModelRow:
-        entries = {row.version: row for row in await self._stitcher.models()}
+        entries = await self._entries()
         found = entries.get(version)
         if found is not None:
             return found
@@ -249,11 +249,15 @@ class ModelChanges:
     async def _mark(self, in_force: str | None, replaced: linkage.VisitorModel | None) -> None:
         """The registry after a change: `in_force` in force, the model it replaced retired."""
         now = time.time()
-        entries = {row.version: row for row in await self._stitcher.models()}
+        entries = await self._entries()
         if replaced is not None and (old := entries.get(replaced.version)) is not None and replaced.version != in_force:
             await self._stitcher.put_model(replace(old, state=RETIRED, changed_at=now))
         if in_force is not None and (new := entries.get(in_force)) is not None:
             await self._stitcher.put_model(replace(new, state=IN_FORCE, changed_at=now))
+
+    async def _entries(self) -> dict[str, linkage.ModelRow]:
+        """The registry by version."""
+        return {row.version: row for row in await self._stitcher.models()}
 
     def _label(self) -> str:
         """The version in force as the registry names it (`CONFIG` for the configuration's)."""

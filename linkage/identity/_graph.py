@@ -657,10 +657,9 @@ class IdentityGraph:
         # Links before and after the whole chunk: rechecking a root also drops its members' links.
         chosen = [c for c in components if c in self._persons and not self._persons[c].uniques]
         before = {c: self._soft.link_of(c) for c in chosen}
-        for component in chosen:
-            if component in self._persons and not self._persons[component].uniques:
-                self._soft.recheck(component, record)
-                self._soft.rescore(component, self._unique_values, record, now)
+        for component in chosen:  # soft links merge no persons: `chosen` stays as it was
+            self._soft.recheck(component, record)
+            self._soft.rescore(component, self._unique_values, record, now)
         made = dropped = moved = kept = 0
         for component in chosen:
             old, new = before[component], self._soft.link_of(component)
