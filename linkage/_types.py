@@ -189,6 +189,10 @@ class Change:
     probability: float = 0.0  # of a soft link (or household link) made
     household_id: int | None = None  # of a household link made or dropped
     household_persons: tuple[int, ...] = ()  # the household's persons after the change
+    # Of a soft or household link made: the model that made it. Of any change a model change
+    # (promote, rollback) made: the model it put in force, and the one it replaced.
+    model_version: str = ""
+    previous_model_version: str = ""
 
 
 @dataclass(frozen=True, slots=True)

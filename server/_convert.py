@@ -221,6 +221,8 @@ def change(c: linkage.Change) -> pb.Change:
         event_id=c.event_id,
         detail=c.detail,
         probability=c.probability,
+        model_version=c.model_version,
+        previous_model_version=c.previous_model_version,
     )
     if c.other_person_id is not None:
         message.other_person_id = format_person_id(c.other_person_id)
@@ -342,3 +344,9 @@ def relink_progress(so_far: linkage.Relinked, total: int, done: bool) -> pb.Reli
         total=total, scored=so_far.scored, made=so_far.made, dropped=so_far.dropped, moved=so_far.moved,
         kept=so_far.kept, done=done,
     )  # fmt: skip
+
+
+def model_change(version: str, previous: str, relinked: linkage.Relinked) -> pb.ModelChangeResponse:
+    return pb.ModelChangeResponse(
+        version=version, previous_version=previous, relinked=relink_progress(relinked, relinked.scored, done=True)
+    )

@@ -153,19 +153,23 @@ class ModelChanges:
         model = self._models.add(model_json, metrics_json)
         return await self._enter(model.version, metrics_json, principal)
 
-    async def promote(self, model_json: bytes, metrics_json: bytes, version: str, principal: str) -> tuple[str, str]:
-        """Put a model in force, given its files or the version of one the registry holds;
-        (its version, the version it replaced)."""
+    async def promote(
+        self, model_json: bytes, metrics_json: bytes, version: str, principal: str
+    ) -> tuple[str, str, linkage.Relinked]:
+        """Put a model in force, given its files or the version of one the registry holds, and
+        relink every visitor with it; (its version, the version it replaced, the relink)."""
         if version and model_json:
             raise linkage.InvalidArgument("version", "give the model's files or its version, not both")
         return await self._exclusive(self._promote(model_json, metrics_json, version, principal))
 
-    async def rollback(self, principal: str) -> tuple[str, str]:
-        """Put back the model the last promote (or rollback) replaced; (its version, the one
-        it replaced)."""
+    async def rollback(self, principal: str) -> tuple[str, str, linkage.Relinked]:
+        """Put back the model the last promote (or rollback) replaced, and the links it
+        replaced; (its version, the one it replaced, the relink)."""
         return await self._exclusive(self._rollback(principal))
 
-    async def _promote(self, model_json: bytes, metrics_json: bytes, version: str, principal: str) -> tuple[str, str]:
+    async def _promote(
+        self, model_json: bytes, metrics_json: bytes, version: str, principal: str
+    ) -> tuple[str, str, linkage.Relinked]:
         configured = None
         if version:
             entries = await self._entries()
@@ -192,9 +196,10 @@ class ModelChanges:
         else:
             self._models.record(model.version, before)
         await self._mark(model.version, current)
-        return model.version, before
+        relinked = await self._stitcher.relink_after_model_change(current, principal)
+        return model.version, before, relinked
 
-    async def _rollback(self, principal: str) -> tuple[str, str]:
+    async def _rollback(self, principal: str) -> tuple[str, str, linkage.Relinked]:
         target = self._models.previous()
         if target is None:
             raise linkage.NotFound("no model to roll back to: nothing was promoted")
@@ -207,7 +212,9 @@ class ModelChanges:
             model = linkage.VisitorModel.load(path)
         current = self._stitcher.visitor_model
         before = self._label()
-        await self._stitcher.change_visitor_model(model, principal, "rollback_model", f"{before} -> {target}")
+        await self._stitcher.change_visitor_model(
+            model, principal, "rollback_model", f"{before} -> {target}", rollback=True
+        )
         if target == CONFIG:
             self._models.record_configuration(before)
         else:
@@ -216,7 +223,8 @@ class ModelChanges:
             await self._mark(model.version, current)
         elif current is not None:
             await self._mark(None, current)
-        return (model.version if model is not None else "none"), before
+        relinked = await self._stitcher.relink_after_model_change(current, principal, rollback=True)
+        return (model.version if model is not None else "none"), before, relinked
 
     async def _exclusive(self, change: Coroutine[Any, Any, T]) -> T:
         """Run a model change alone, to its end even if its caller goes away: the swap in the

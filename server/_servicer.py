@@ -142,17 +142,16 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self, request: pb.PromoteModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelChangeResponse:
         async with status_from_errors(context, "PromoteModel"):
-            version, before = await self._models.promote(
+            changed = await self._models.promote(
                 request.model_json, request.metrics_json, request.version, principal_of(context)
             )
-            return pb.ModelChangeResponse(version=version, previous_version=before)
+            return convert.model_change(*changed)
 
     async def RollbackModel(
         self, request: pb.RollbackModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelChangeResponse:
         async with status_from_errors(context, "RollbackModel"):
-            version, before = await self._models.rollback(principal_of(context))
-            return pb.ModelChangeResponse(version=version, previous_version=before)
+            return convert.model_change(*await self._models.rollback(principal_of(context)))
 
     async def AddModel(self, request: pb.AddModelRequest, context: grpc.aio.ServicerContext) -> pb.ModelEntry:
         async with status_from_errors(context, "AddModel"):

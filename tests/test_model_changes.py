@@ -227,10 +227,13 @@ def test_a_second_model_change_while_one_runs_is_refused_as_busy(tmp_path: Path)
         async def record_read(self, *_: str) -> None:
             pass
 
-        async def change_visitor_model(self, model: linkage.VisitorModel, *_: str) -> None:
+        async def change_visitor_model(self, model: linkage.VisitorModel, *_: object, **__: object) -> None:
             self.swaps += 1
             await self.release.wait()
             self.visitor_model = model
+
+        async def relink_after_model_change(self, *_: object, **__: object) -> linkage.Relinked:
+            return linkage.Relinked(0, 0, 0, 0, 0)
 
     async def scenario() -> None:
         stitcher = SlowStitcher()
@@ -244,7 +247,7 @@ def test_a_second_model_change_while_one_runs_is_refused_as_busy(tmp_path: Path)
         with pytest.raises(linkage.Busy):
             await changes.promote(b"", b"", BUNDLED_VERSION, "token:admin")
         stitcher.release.set()
-        version, before = await promoting
+        version, before, _ = await promoting
         assert before == "config" and stitcher.swaps == 1 and stitcher.visitor_model.version == version
         assert (await changes.rollback("token:admin"))[0] == "none"  # the configured model (None here)
 

@@ -32,7 +32,7 @@ from ..customer._records import CUSTOMER_RECORD_CHANNEL, PreparedCustomerRecord
 from ..identifiers import clash
 from ..identifiers._namespaces import IdentifierPolicy, PreparedIdentifier, split_key
 from ..identifiers._signals import PreparedSignal
-from ..softlinks import HouseholdLink, SoftLink
+from ..softlinks import HouseholdLink, LinkJournal, ModelChange, SoftLink, link_states, restore_links
 from ..store._rows import (
     CommitBatch,
     CustomerRecordRow,
@@ -130,6 +130,7 @@ class IdentityGraph:
     ) -> None:
         self._config = config
         self._soft = SoftLinks(model)
+        self._journal = LinkJournal()  # the links the last model change replaced
         self._customers = CustomerLinks(customer_model)
         self._pending_customer_records: list[CustomerRecordRow] = []
         self._policy = policy
@@ -188,6 +189,7 @@ class IdentityGraph:
         graph._next_sequence = state.last_sequence + 1
         graph._soft.load(state.soft_links)
         graph._soft.households.load(state.household_links)
+        graph._journal.load(state.replaced_links)
         for record in state.customer_records:
             attributes = CustomerAttributes(
                 given_name=record.given_name,
@@ -467,7 +469,12 @@ class IdentityGraph:
     def _unique_values(self, component: int) -> Mapping[str, str]:
         return self._persons[component].unique_values()
 
-    def _soft_change_recorder(self, event_id: str) -> Callable[[int, int, SoftLink | None, str], None]:
+    def _soft_change_recorder(
+        self, event_id: str, change: ModelChange | None = None
+    ) -> Callable[[int, int, SoftLink | None, str], None]:
+        """Soft-link changes as change-log entries; those of a model change carry both versions."""
+        in_force, replaced = (change.in_force, change.replaced) if change is not None else ("", "")
+
         def record(component: int, root: int, link: SoftLink | None, reason: str) -> None:
             kind = ChangeKind.SOFT_LINKED if link is not None else ChangeKind.SOFT_UNLINKED
             self._pending_changes.append(
@@ -480,15 +487,19 @@ class IdentityGraph:
                     event_id=event_id,
                     detail=f"model {link.model_version}" if link is not None else reason,
                     probability=link.probability if link is not None else 0.0,
+                    model_version=link.model_version if link is not None else in_force,
+                    previous_model_version=replaced,
                 )
             )
 
         return record
 
-    def _flush_households(self, event_id: str) -> None:
+    def _flush_households(self, event_id: str, change: ModelChange | None = None) -> None:
         """The household links made or dropped since the last flush, as changes."""
         events = self._soft.households.events
+        in_force, replaced = (change.in_force, change.replaced) if change is not None else ("", "")
         for event in events:
+            link = self._soft.households.link_of(event.component) if event.linked else None
             kind = ChangeKind.HOUSEHOLD_LINKED if event.linked else ChangeKind.HOUSEHOLD_UNLINKED
             self._pending_changes.append(
                 Change(
@@ -498,10 +509,12 @@ class IdentityGraph:
                     event.household_id,
                     event.component,
                     event_id=event_id,
-                    detail=f"model {self._soft.model.version}" if event.linked and self._soft.model else event.reason,
+                    detail=f"model {link.model_version}" if link is not None else event.reason,
                     probability=event.probability if event.linked else 0.0,
                     household_id=event.household_id,
                     household_persons=event.persons,
+                    model_version=link.model_version if link is not None else in_force,
+                    previous_model_version=replaced,
                 )
             )
         events.clear()
@@ -647,16 +660,22 @@ class IdentityGraph:
             return []
         return [c for c in self._persons if not self._persons[c].uniques and self._soft.index.record(c) is not None]
 
-    def relink(self, components: Iterable[int], now: float) -> Relinked:
+    def relink(self, components: Iterable[int], now: float, change: ModelChange | None = None) -> Relinked:
         """Score these anonymous components again against their candidates as they now stand,
         with the scorer, blocking and rules of online: a link that no longer passes goes, a
         better person takes it over, an unlinked component may link. Person ids stay: a person
-        is its oldest component, and hard components are never touched."""
+        is its oldest component, and hard components are never touched.
+
+        Under a model change (`change`: a promote's or rollback's relink) every link changed
+        is journalled as it was before, for a rollback, and its change entries carry both versions."""
         self._now = now
-        record = self._soft_change_recorder("")
+        record = self._soft_change_recorder("", change)
         # Links before and after the whole chunk: rechecking a root also drops its members' links.
         chosen = [c for c in components if c in self._persons and not self._persons[c].uniques]
         before = {c: self._soft.link_of(c) for c in chosen}
+        states = link_states(self._soft) if change is not None else None
+        if change is not None:
+            self._journal.begin(change)
         for component in chosen:  # soft links merge no persons: `chosen` stays as it was
             self._soft.recheck(component, record)
             self._soft.rescore(component, self._unique_values, record, now)
@@ -671,9 +690,31 @@ class IdentityGraph:
                 moved += 1
             else:
                 kept += 1
-        scored = len(chosen)
-        self._flush_households("")
-        return Relinked(scored, made, dropped, moved, kept)
+        if states is not None:
+            self._journal.note(states, self._soft)
+        self._flush_households("", change)
+        return Relinked(len(chosen), made, dropped, moved, kept)
+
+    def begin_model_change(self, change: ModelChange) -> None:
+        """A promote begins: its relink journals what it replaces from here on."""
+        self._journal.begin(change, fresh=True)
+
+    def restore_links(self, change: ModelChange, now: float) -> list[int] | None:
+        """A rollback (`change`): put back the links the model change it undoes replaced (see
+        `linkage.softlinks.restore_links`). The components to score again with the restored
+        model, or None when the journal is not of that change (score every one again)."""
+        self._now = now
+        persons = self._persons
+        again = restore_links(
+            self._soft,
+            self._journal,
+            change,
+            exists=lambda c: c in persons,
+            anonymous=lambda c: c in persons and not persons[c].uniques,
+            record=self._soft_change_recorder("", change),
+        )
+        self._flush_households("", change)
+        return again
 
     def lift_suppression(self, keys: Iterable[str]) -> int:
         """Let these identifier keys in again (a person back with fresh consent); how many were
@@ -711,6 +752,7 @@ class IdentityGraph:
         ids = (component, *person.aliases)
         self._soft.forget(component, self._soft_change_recorder(""))
         self._flush_households("")
+        self._journal.forget(set(ids))
         keys = tuple(person.keys)
         # A shared identifier (a family tablet's, claimed by two authenticated persons) is not
         # the erased person's alone: it is erased here but not refused for the others later.
@@ -787,6 +829,7 @@ class IdentityGraph:
             batch.persons.append(PersonRow(person_id, p.first_seen, p.last_seen, None, p.channels))
         batch.soft_links, batch.removed_soft_links = self._soft.drain()
         batch.household_links, batch.removed_household_links = self._soft.households.drain()
+        batch.clear_replaced_links, batch.replaced_links = self._journal.drain()
         self._dirty_identifiers = set()
         self._dirty_persons = set()
         self._pending_events = []

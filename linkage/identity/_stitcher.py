@@ -43,6 +43,7 @@ from ..customer._records import (
 )
 from ..identifiers._namespaces import IdentifierPolicy, split_key
 from ..identifiers._signals import PreparedSignal, check_batch_count, prepare_batch
+from ..softlinks import ModelChange
 from ..store._protocol import Store
 from ..store._rows import Erasure, ModelRow
 from ..visitor._model import VisitorModel
@@ -80,8 +81,11 @@ class _Job:
     audit: tuple[str, str, str] | None = None  # an audited read: (action, subject, detail)
     principal: str = ""  # who asked, for the audit log
     relink: list[int] | None = None  # components a batch relink scores again
+    change: ModelChange | None = None  # the model change a relink is part of, if any
+    restore: ModelChange | None = None  # a rollback: put back the links of the change it undoes
     swapping: bool = False  # a model change: `model` goes in force (None: no visitor model)
     model: VisitorModel | None = None
+    journal: bool = False  # of a swap: a promote, whose relink journals what it replaces
     abandoned: bool = False  # the caller went away before the answer: roll back if not committed
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -226,15 +230,25 @@ class Stitcher:
         components = self._graph.relinkable()
         # Audited before it begins too: a relink its caller cancels still leaves its trace.
         await self.record_read(principal, "relink", f"{len(components)} components", "started")
+        total = await self._relink_in_chunks(components, principal, None, progress)
+        await self.record_read(principal, "relink", f"{total.scored} components", _relinked_detail(total))
+        return total
+
+    async def _relink_in_chunks(
+        self,
+        components: list[int],
+        principal: str,
+        change: ModelChange | None,
+        progress: Callable[[Relinked, int], Awaitable[None]] | None,
+    ) -> Relinked:
         total = Relinked(0, 0, 0, 0, 0)
         for start in range(0, len(components), RELINK_CHUNK):
-            job = _Job(quantize(self._clock()), relink=components[start : start + RELINK_CHUNK], principal=principal)
+            chunk = components[start : start + RELINK_CHUNK]
+            job = _Job(quantize(self._clock()), relink=chunk, change=change, principal=principal)
             await self._queue.put(job)
             total = total + await asyncio.shield(job.done)
             if progress is not None:
                 await progress(total, len(components))
-        detail = f"{total.made} made, {total.dropped} dropped, {total.moved} moved, {total.kept} kept"
-        await self.record_read(principal, "relink", f"{total.scored} components", detail)
         return total
 
     async def put_model(self, row: ModelRow) -> None:
@@ -304,14 +318,16 @@ class Stitcher:
     async def _swap_model(self, job: _Job) -> None:
         """Put `job.model` in force: the graph is rebuilt from the store with it (its evidence
         indexes follow the model), reads go on against the old graph meanwhile, and writes wait.
-        Links already made stay, each with the version that made it; new ones are the new
-        model's. Audited in the same commit."""
+        Links already made stay, each with the version that made it, until the relink after
+        the swap (`change_visitor_model`). Audited in the same commit."""
         previous = self._model
         self._model = job.model
         try:
             await self._reload()
             assert job.audit is not None
             self._graph.audit(job.received_at, job.principal, *job.audit)
+            if job.journal:
+                self._graph.begin_model_change(ModelChange(_version(previous), _version(job.model)))
             await asyncio.to_thread(self._store.commit, self._graph.drain())
         except Exception:
             log.exception("the model change failed; the previous model stays in force")
@@ -322,18 +338,46 @@ class Stitcher:
         job.done.set_result(previous)
 
     async def change_visitor_model(
-        self, model: VisitorModel | None, principal: str, action: str, subject: str
+        self, model: VisitorModel | None, principal: str, action: str, subject: str, rollback: bool = False
     ) -> VisitorModel | None:
         """Put another visitor model in force without a restart and without dropping a call
-        (see `_swap_model`); returns the model it replaced. Audited as `action`."""
+        (see `_swap_model`); returns the model it replaced. Audited as `action`. Links stay as
+        they are until `relink_after_model_change`."""
         if self._closing:
             raise Unavailable("shutting down")
         job = _Job(
-            quantize(self._clock()), swapping=True, model=model, principal=principal, audit=(action, subject, "")
-        )
+            quantize(self._clock()), swapping=True, model=model, principal=principal,
+            audit=(action, subject, ""), journal=not rollback,
+        )  # fmt: skip
         await self._queue.put(job)
         replaced: VisitorModel | None = await asyncio.shield(job.done)
         return replaced
+
+    async def relink_after_model_change(
+        self, replaced: VisitorModel | None, principal: str, rollback: bool = False
+    ) -> Relinked:
+        """Relink every anonymous component with the model just put in force in place of
+        `replaced`, a chunk per commit as `relink` does: each link that changes gets a change
+        entry with both versions and is journalled as it was. A `rollback` first puts back the
+        links the promote it undoes replaced, and relinks only what it could not put back and
+        what the rolled-back model linked since: promote then rollback leaves the links as they
+        were. Audited with its counts."""
+        change = ModelChange(_version(replaced), _version(self._model))
+        relinked = Relinked(0, 0, 0, 0, 0)
+        try:
+            again = None
+            if rollback:
+                restore = _Job(quantize(self._clock()), restore=change, principal=principal)
+                await self._queue.put(restore)
+                again = await asyncio.shield(restore.done)
+            components = self._graph.relinkable() if again is None else again
+            relinked = await self._relink_in_chunks(components, principal, change, None)
+        except Unavailable:
+            # The model is in force whatever happens here; `idstitch relink` does the rest.
+            log.exception("the relink after model change %s stopped; the model stays in force", change.label)
+        await self.record_read(principal, "relink", f"{relinked.scored} components",
+                               f"{change.label}: {_relinked_detail(relinked)}")  # fmt: skip
+        return relinked
 
     @property
     def visitor_model(self) -> VisitorModel | None:
@@ -361,7 +405,9 @@ class Stitcher:
                     self._graph.audit(job.received_at, job.principal, *job.audit)
                     results.append(None)
                 elif job.relink is not None:
-                    results.append(self._graph.relink(job.relink, job.received_at))
+                    results.append(self._graph.relink(job.relink, job.received_at, job.change))
+                elif job.restore is not None:
+                    results.append(self._graph.restore_links(job.restore, job.received_at))
                 elif job.records is None:
                     results.append([self._graph.ingest(s, job.received_at) for s in job.signals])
                 else:
@@ -672,3 +718,11 @@ class Stitcher:
     def _is_hashed(self, namespace: str) -> bool:
         ns = self._policy.namespace(namespace)
         return ns is not None and ns.pii
+
+
+def _version(model: VisitorModel | None) -> str:
+    return model.version if model is not None else "none"
+
+
+def _relinked_detail(relinked: Relinked) -> str:
+    return f"{relinked.made} made, {relinked.dropped} dropped, {relinked.moved} moved, {relinked.kept} kept"

@@ -9,7 +9,7 @@ both: a soft link made later replaces the household link.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -90,6 +90,13 @@ class Households:
 
     def link_of(self, component: int) -> HouseholdLink | None:
         return self._links.get(component)
+
+    def links(self) -> Mapping[int, HouseholdLink]:
+        return self._links
+
+    def changed(self) -> set[int]:
+        """The components whose household link changed since the last `drain`."""
+        return self._dirty
 
     def add(self, link: HouseholdLink) -> None:
         self.drop(link.component, "a better match")  # its household link to other persons, if any

@@ -19,6 +19,7 @@ from ._rows import (
     IdentifierRow,
     ModelRow,
     PersonRow,
+    ReplacedLinkRow,
     SoftLinkRow,
     StoredState,
     SuppressionRow,
@@ -26,10 +27,11 @@ from ._rows import (
 
 # 2: soft_links table, changes.probability; 3: customer_records table, persons.erased;
 # 4: household_links table, changes.household_id and household_persons; 5: suppressed, audit;
-# 6: models (the model registry), events.digest
-SCHEMA_VERSION = 6
+# 6: models (the model registry), events.digest; 7: replaced_links, changes.model_version and
+# previous_model_version
+SCHEMA_VERSION = 7
 # Versions this build opens, bringing them up to SCHEMA_VERSION with the CREATE ... IF NOT EXISTS.
-_UPGRADABLE = {2, 3, 4, 5}
+_UPGRADABLE = {2, 3, 4, 5, 6}
 
 # Times are TIMESTAMP in UTC, written and read as whole microseconds since the epoch.
 _SCHEMA = """
@@ -130,6 +132,25 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 ALTER TABLE changes ADD COLUMN IF NOT EXISTS household_id BIGINT;
 ALTER TABLE changes ADD COLUMN IF NOT EXISTS household_persons BIGINT[];
+ALTER TABLE changes ADD COLUMN IF NOT EXISTS model_version VARCHAR;
+ALTER TABLE changes ADD COLUMN IF NOT EXISTS previous_model_version VARCHAR;
+-- The links the last model change (promote, rollback) replaced, as they were before it: a soft
+-- link (target_id and after), a household link (household_*), or neither. A rollback reads them.
+CREATE TABLE IF NOT EXISTS replaced_links (
+    component_id BIGINT PRIMARY KEY,
+    model_change VARCHAR NOT NULL,
+    target_id BIGINT,
+    probability DOUBLE,
+    match_weight DOUBLE,
+    model_version VARCHAR,
+    weight_names VARCHAR[],
+    weights DOUBLE[],
+    linked_at TIMESTAMP,
+    household_persons BIGINT[],
+    household_probability DOUBLE,
+    household_model_version VARCHAR,
+    household_linked_at TIMESTAMP
+);
 -- The model registry: every visitor model ever proposed or in force, and its metrics file.
 CREATE TABLE IF NOT EXISTS models (
     version VARCHAR PRIMARY KEY,
@@ -152,6 +173,7 @@ _TABLES = (
     "suppressed",
     "audit",
     "models",
+    "replaced_links",
 )
 
 # Each commit hands DuckDB one Arrow table per table it writes (columns built from Python lists
@@ -159,17 +181,23 @@ _TABLES = (
 # microseconds since the epoch and become TIMESTAMP.
 _TS = "ts"
 _STR, _INT, _FLOAT = pa.string(), pa.int64(), pa.float64()
+_SOFT_LINK_COLUMNS = (_INT, _INT, _FLOAT, _FLOAT, _STR, pa.list_(_STR), pa.list_(_FLOAT), _TS)
 _WRITES: dict[str, tuple[str, tuple[pa.DataType | str, ...]]] = {
     "identifiers": ("INSERT OR REPLACE", (_STR, _STR, _STR, _INT, _TS, _TS, pa.bool_())),
     "persons": ("INSERT OR REPLACE", (_INT, _TS, _TS, _INT, pa.list_(_STR), pa.bool_())),
     "events": ("INSERT", (_STR, _TS, _TS, _STR, _INT, pa.list_(_STR), _STR, _STR, _STR, _FLOAT, _FLOAT, _STR, _STR)),
-    "changes": ("INSERT", (_INT, _TS, _STR, _INT, _INT, _STR, _STR, _STR, _STR, _FLOAT, _INT, pa.list_(_INT))),
-    "soft_links": ("INSERT OR REPLACE", (_INT, _INT, _FLOAT, _FLOAT, _STR, pa.list_(_STR), pa.list_(_FLOAT), _TS)),
+    "changes": (
+        "INSERT",
+        (_INT, _TS, _STR, _INT, _INT, _STR, _STR, _STR, _STR, _FLOAT, _INT, pa.list_(_INT), _STR, _STR),
+    ),
+    "soft_links": ("INSERT OR REPLACE", _SOFT_LINK_COLUMNS),
     "household_links": ("INSERT OR REPLACE", (_INT, pa.list_(_INT), _FLOAT, _STR, _TS)),
     "suppressed": ("INSERT OR REPLACE", (_STR, _STR, _INT, _TS)),
     "audit": ("INSERT", (_INT, _TS, _STR, _STR, _STR, _STR)),
     "models": ("INSERT OR REPLACE", (_STR, _STR, _TS, _STR, _TS, _STR)),
     "customer_records": ("INSERT OR REPLACE", (*(_STR,) * 9, _TS)),
+    # The first state a model change met is what it replaced: later rows of a component are ignored.
+    "replaced_links": ("INSERT OR IGNORE", (_INT, _STR, *_SOFT_LINK_COLUMNS[1:], pa.list_(_INT), _FLOAT, _STR, _TS)),
 }
 
 
@@ -274,6 +302,19 @@ class DuckDBStore:
             ).fetchall()
         ]
         suppressed = {digest for (digest,) in con.execute("SELECT digest FROM suppressed").fetchall()}
+        replaced = [
+            ReplacedLinkRow(
+                c,
+                change,
+                SoftLinkRow(c, t, p, w, v, tuple(names), tuple(weights), at / 1e6) if t is not None else None,
+                HouseholdLinkRow(c, tuple(persons), hp, hv, hat / 1e6) if persons is not None else None,
+            )
+            for c, change, t, p, w, v, names, weights, at, persons, hp, hv, hat in con.execute(
+                "SELECT component_id, model_change, target_id, probability, match_weight, model_version, "
+                "weight_names, weights, epoch_us(linked_at), household_persons, household_probability, "
+                "household_model_version, epoch_us(household_linked_at) FROM replaced_links ORDER BY component_id"
+            ).fetchall()
+        ]
         (audited,) = con.execute("SELECT coalesce(max(sequence), 0) FROM audit").fetchone() or (0,)
         return StoredState(
             identifiers,
@@ -285,6 +326,7 @@ class DuckDBStore:
             household_links,
             suppressed,
             int(audited),
+            replaced,
         )
 
     def commit(self, batch: CommitBatch) -> None:
@@ -327,6 +369,10 @@ class DuckDBStore:
                 )
             if batch.audit:
                 _write(con, "audit", _audit_columns(batch.audit))
+            if batch.clear_replaced_links:
+                con.execute("DELETE FROM replaced_links")
+            if batch.replaced_links:
+                _write(con, "replaced_links", _replaced_link_columns(batch.replaced_links))
             for erasure in batch.erasures:
                 _erase(con, erasure)
             con.execute("COMMIT")
@@ -340,7 +386,7 @@ class DuckDBStore:
         try:
             rows = cursor.execute(
                 "SELECT sequence, epoch_us(ts), kind, person_id, other_person_id, namespace, value, event_id, detail, "
-                "probability, household_id, household_persons "
+                "probability, household_id, household_persons, model_version, previous_model_version "
                 "FROM changes WHERE sequence > ? ORDER BY sequence LIMIT ?",
                 [sequence, limit],
             ).fetchall()
@@ -360,8 +406,10 @@ class DuckDBStore:
                 p or 0.0,
                 household,
                 tuple(members or ()),
+                version or "",
+                previous or "",
             )
-            for seq, ts, kind, pid, other, ns, value, event, detail, p, household, members in rows
+            for seq, ts, kind, pid, other, ns, value, event, detail, p, household, members, version, previous in rows
         ]
 
     def audit_after(self, sequence: int, limit: int) -> list[AuditEntry]:
@@ -551,6 +599,11 @@ def _erase(con: duckdb.DuckDBPyConnection, erasure: Erasure) -> None:
         [ids],
     )
     con.execute(
+        "DELETE FROM replaced_links WHERE component_id IN (SELECT unnest($1::BIGINT[])) "
+        "OR target_id IN (SELECT unnest($1::BIGINT[])) OR list_has_any(household_persons, $1::BIGINT[])",
+        [ids],
+    )
+    con.execute(
         "UPDATE changes SET namespace = NULL, value = NULL "
         "WHERE namespace IS NOT NULL AND (person_id IN (SELECT unnest($1::BIGINT[])) "
         "OR namespace || $3 || value IN (SELECT unnest($2::VARCHAR[])))",
@@ -635,6 +688,28 @@ def _change_columns(rows: list[Change]) -> list[Sequence[object]]:
         [c.probability for c in rows],
         [c.household_id for c in rows],
         [list(c.household_persons) if c.household_id is not None else None for c in rows],
+        [c.model_version or None for c in rows],
+        [c.previous_model_version or None for c in rows],
+    ]
+
+
+def _replaced_link_columns(rows: list[ReplacedLinkRow]) -> list[Sequence[object]]:
+    soft = [r.soft_link for r in rows]
+    household = [r.household_link for r in rows]
+    return [
+        [r.component for r in rows],
+        [r.model_change for r in rows],
+        [s.target if s else None for s in soft],
+        [s.probability if s else None for s in soft],
+        [s.match_weight if s else None for s in soft],
+        [s.model_version if s else None for s in soft],
+        [list(s.weight_names) if s else None for s in soft],
+        [list(s.weights) if s else None for s in soft],
+        [round(s.linked_at * 1_000_000) if s else None for s in soft],
+        [list(h.persons) if h else None for h in household],
+        [h.probability if h else None for h in household],
+        [h.model_version if h else None for h in household],
+        [round(h.linked_at * 1_000_000) if h else None for h in household],
     ]
 
 

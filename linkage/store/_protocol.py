@@ -18,6 +18,7 @@ from ._rows import (
     IdentifierRow,
     ModelRow,
     PersonRow,
+    ReplacedLinkRow,
     SoftLinkRow,
     StoredState,
     SuppressionRow,
@@ -81,6 +82,7 @@ class MemoryStore:
         self._audit: list[AuditEntry] = []
         self._customer_records: dict[str, CustomerRecordRow] = {}
         self._models: dict[str, ModelRow] = {}
+        self._replaced_links: dict[int, ReplacedLinkRow] = {}
         self.commits = 0
 
     def load(self, events_since: float = 0.0) -> StoredState:
@@ -99,6 +101,7 @@ class MemoryStore:
             list(self._household_links.values()),
             set(self._suppressed),
             self._audit[-1].sequence if self._audit else 0,
+            sorted(self._replaced_links.values(), key=lambda r: r.component),
         )
 
     def commit(self, batch: CommitBatch) -> None:
@@ -126,6 +129,10 @@ class MemoryStore:
         for digest in batch.lifted_suppressions:
             self._suppressed.pop(digest, None)
         self._audit.extend(batch.audit)
+        if batch.clear_replaced_links:
+            self._replaced_links.clear()
+        for replaced in batch.replaced_links:
+            self._replaced_links.setdefault(replaced.component, replaced)
         for erasure in batch.erasures:
             self._erase(erasure)
         self.commits += 1
@@ -144,6 +151,9 @@ class MemoryStore:
         for component, household in list(self._household_links.items()):
             if component in ids or ids.intersection(household.persons):
                 del self._household_links[component]
+        for component, replaced in list(self._replaced_links.items()):
+            if replaced.names_any(ids):
+                del self._replaced_links[component]
         self._changes = [
             replace(c, namespace="", value="")
             if c.person_id in ids or (c.namespace and join_key(c.namespace, c.value) in keys)

@@ -102,6 +102,26 @@ class SuppressionRow:
     erased_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class ReplacedLinkRow:
+    """A component's links as they were before the last model change (promote or rollback)
+    changed them, `model_change` being "replaced -> in force": what a rollback puts back."""
+
+    component: int
+    model_change: str
+    soft_link: SoftLinkRow | None
+    household_link: HouseholdLinkRow | None
+
+    def names_any(self, components: set[int]) -> bool:
+        """Whether the row is of one of these components or names one (erased persons')."""
+        soft, household = self.soft_link, self.household_link
+        return (
+            self.component in components
+            or (soft is not None and soft.target in components)
+            or (household is not None and not components.isdisjoint(household.persons))
+        )
+
+
 @dataclass(slots=True)
 class Erasure:
     """One person erased (`Forget`): its ids (the person and its aliases) and the identifier
@@ -132,6 +152,10 @@ class CommitBatch:
     suppressions: list[SuppressionRow] = field(default_factory=list)
     lifted_suppressions: list[str] = field(default_factory=list)  # digests
     audit: list[AuditEntry] = field(default_factory=list)
+    # The last model change's replaced links: `clear_replaced_links` empties them first (a new
+    # model change began), then `replaced_links` are added.
+    clear_replaced_links: bool = False
+    replaced_links: list[ReplacedLinkRow] = field(default_factory=list)
     # Applied last in the transaction, so they reach rows written by this very batch too.
     erasures: list[Erasure] = field(default_factory=list)
 
@@ -151,6 +175,8 @@ class CommitBatch:
                 self.suppressions,
                 self.lifted_suppressions,
                 self.audit,
+                self.clear_replaced_links,
+                self.replaced_links,
                 self.erasures,
             )
         )
@@ -183,3 +209,4 @@ class StoredState:
     household_links: list[HouseholdLinkRow] = field(default_factory=list)
     suppressed: set[str] = field(default_factory=set)  # digests
     last_audit_sequence: int = 0
+    replaced_links: list[ReplacedLinkRow] = field(default_factory=list)

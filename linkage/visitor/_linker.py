@@ -8,6 +8,8 @@ later contradicts is dropped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from .._types import Context
@@ -61,6 +63,13 @@ class SoftLinks:
 
     def link_of(self, component: int) -> SoftLink | None:
         return self._links.get(component)
+
+    def links(self) -> Mapping[int, SoftLink]:
+        return self._links
+
+    def changed(self) -> set[int]:
+        """The components whose soft or household link changed since the last `drain`."""
+        return self._dirty | self.households.changed()
 
     def members(self, root: int) -> set[int]:
         return self._members.get(root, set())

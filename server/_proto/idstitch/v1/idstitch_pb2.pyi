@@ -315,7 +315,7 @@ class WatchChangesRequest(_message.Message):
     def __init__(self, after_sequence: _Optional[int] = ..., stop_at_end: _Optional[bool] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("sequence", "time", "kind", "person_id", "other_person_id", "identifier", "event_id", "detail", "probability", "household_id", "household_person_ids")
+    __slots__ = ("sequence", "time", "kind", "person_id", "other_person_id", "identifier", "event_id", "detail", "probability", "household_id", "household_person_ids", "model_version", "previous_model_version")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -327,6 +327,8 @@ class Change(_message.Message):
     PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     HOUSEHOLD_ID_FIELD_NUMBER: _ClassVar[int]
     HOUSEHOLD_PERSON_IDS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     time: _timestamp_pb2.Timestamp
     kind: ChangeKind
@@ -338,7 +340,9 @@ class Change(_message.Message):
     probability: float
     household_id: str
     household_person_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., person_id: _Optional[str] = ..., other_person_id: _Optional[str] = ..., identifier: _Optional[_Union[Identifier, _Mapping]] = ..., event_id: _Optional[str] = ..., detail: _Optional[str] = ..., probability: _Optional[float] = ..., household_id: _Optional[str] = ..., household_person_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    model_version: str
+    previous_model_version: str
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., person_id: _Optional[str] = ..., other_person_id: _Optional[str] = ..., identifier: _Optional[_Union[Identifier, _Mapping]] = ..., event_id: _Optional[str] = ..., detail: _Optional[str] = ..., probability: _Optional[float] = ..., household_id: _Optional[str] = ..., household_person_ids: _Optional[_Iterable[str]] = ..., model_version: _Optional[str] = ..., previous_model_version: _Optional[str] = ...) -> None: ...
 
 class ChangeBatch(_message.Message):
     __slots__ = ("changes",)
@@ -543,12 +547,14 @@ class RollbackModelRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ModelChangeResponse(_message.Message):
-    __slots__ = ("version", "previous_version")
+    __slots__ = ("version", "previous_version", "relinked")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    RELINKED_FIELD_NUMBER: _ClassVar[int]
     version: str
     previous_version: str
-    def __init__(self, version: _Optional[str] = ..., previous_version: _Optional[str] = ...) -> None: ...
+    relinked: RelinkProgress
+    def __init__(self, version: _Optional[str] = ..., previous_version: _Optional[str] = ..., relinked: _Optional[_Union[RelinkProgress, _Mapping]] = ...) -> None: ...
 
 class AddModelRequest(_message.Message):
     __slots__ = ("model_json", "metrics_json")
