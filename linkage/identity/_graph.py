@@ -189,7 +189,7 @@ class IdentityGraph:
         graph._next_sequence = state.last_sequence + 1
         graph._soft.load(state.soft_links)
         graph._soft.households.load(state.household_links)
-        graph._journal.load(state.replaced_links)
+        graph._journal.load(state.model_change, state.model_change_at, state.replaced_links)
         for record in state.customer_records:
             attributes = CustomerAttributes(
                 given_name=record.given_name,
@@ -675,7 +675,7 @@ class IdentityGraph:
         before = {c: self._soft.link_of(c) for c in chosen}
         states = link_states(self._soft) if change is not None else None
         if change is not None:
-            self._journal.begin(change)
+            self._journal.begin(change, now)
         for component in chosen:  # soft links merge no persons: `chosen` stays as it was
             self._soft.recheck(component, record)
             self._soft.rescore(component, self._unique_values, record, now)
@@ -695,9 +695,9 @@ class IdentityGraph:
         self._flush_households("", change)
         return Relinked(len(chosen), made, dropped, moved, kept)
 
-    def begin_model_change(self, change: ModelChange) -> None:
+    def begin_model_change(self, change: ModelChange, now: float) -> None:
         """A promote begins: its relink journals what it replaces from here on."""
-        self._journal.begin(change, fresh=True)
+        self._journal.begin(change, now, fresh=True)
 
     def restore_links(self, change: ModelChange, now: float) -> list[int] | None:
         """A rollback (`change`): put back the links the model change it undoes replaced (see
@@ -712,6 +712,7 @@ class IdentityGraph:
             exists=lambda c: c in persons,
             anonymous=lambda c: c in persons and not persons[c].uniques,
             record=self._soft_change_recorder("", change),
+            now=now,
         )
         self._flush_households("", change)
         return again
@@ -829,7 +830,7 @@ class IdentityGraph:
             batch.persons.append(PersonRow(person_id, p.first_seen, p.last_seen, None, p.channels))
         batch.soft_links, batch.removed_soft_links = self._soft.drain()
         batch.household_links, batch.removed_household_links = self._soft.households.drain()
-        batch.clear_replaced_links, batch.replaced_links = self._journal.drain()
+        batch.model_change, batch.replaced_links = self._journal.drain()
         self._dirty_identifiers = set()
         self._dirty_persons = set()
         self._pending_events = []

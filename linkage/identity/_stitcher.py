@@ -327,7 +327,7 @@ class Stitcher:
             assert job.audit is not None
             self._graph.audit(job.received_at, job.principal, *job.audit)
             if job.journal:
-                self._graph.begin_model_change(ModelChange(_version(previous), _version(job.model)))
+                self._graph.begin_model_change(ModelChange(_version(previous), _version(job.model)), job.received_at)
             await asyncio.to_thread(self._store.commit, self._graph.drain())
         except Exception:
             log.exception("the model change failed; the previous model stays in force")

@@ -64,24 +64,25 @@ class LinkJournal:
 
     def __init__(self) -> None:
         self.change = ""  # the `ModelChange.label` of the journal's change
+        self.since = 0.0  # when it began
         self._before: dict[int, ReplacedLinkRow] = {}
         self._pending: list[ReplacedLinkRow] = []
-        self._cleared = False
+        self._began = False
 
-    def load(self, rows: Iterable[ReplacedLinkRow]) -> None:
+    def load(self, change: str, since: float, rows: Iterable[ReplacedLinkRow]) -> None:
+        self.change, self.since = change, since
         for row in rows:
             self._before[row.component] = row
-            self.change = row.model_change
 
-    def begin(self, change: ModelChange, fresh: bool = False) -> None:
+    def begin(self, change: ModelChange, now: float, fresh: bool = False) -> None:
         """Journal `change` from now on; the journal of another change is dropped (of any, if
         `fresh`: a model change beginning)."""
         if change.label == self.change and not fresh:
             return
-        self.change = change.label
+        self.change, self.since = change.label, now
         self._before.clear()
         self._pending.clear()
-        self._cleared = True
+        self._began = True
 
     def entries(self) -> list[ReplacedLinkRow]:
         return [self._before[c] for c in sorted(self._before)]
@@ -114,10 +115,11 @@ class LinkJournal:
             if row.names_any(components):
                 del self._before[component]
 
-    def drain(self) -> tuple[bool, list[ReplacedLinkRow]]:
-        """(whether the stored journal is to be emptied first, the rows to add)."""
-        drained = self._cleared, self._pending
-        self._cleared, self._pending = False, []
+    def drain(self) -> tuple[tuple[str, float] | None, list[ReplacedLinkRow]]:
+        """(the change and its time if one began: the stored journal is emptied first, the rows
+        to add)."""
+        drained = ((self.change, self.since) if self._began else None), self._pending
+        self._began, self._pending = False, []
         return drained
 
 
@@ -128,6 +130,7 @@ def restore_links(
     exists: Callable[[int], bool],
     anonymous: Callable[[int], bool],
     record: Record,
+    now: float,
 ) -> list[int] | None:
     """Undo the journal's model change; `change` is the rollback, whose `undone()` must be the
     journal's change (else None: nothing is known to put back).
@@ -139,8 +142,9 @@ def restore_links(
     if journal.change != change.undone().label:
         return None
     entries = [e for e in journal.entries() if anonymous(e.component)]
+    since = journal.since
     before = link_states(state)
-    journal.begin(change)
+    journal.begin(change, now)
     reason = f"model change {change.label}"
     for entry in entries:
         state.detach(entry.component, record, reason)
@@ -167,8 +171,14 @@ def restore_links(
         else:
             again.add(entry.component)
     journalled = {e.component for e in entries}
-    made_since = {c for c, link in state.links().items() if link.model_version == change.replaced}
-    made_since |= {c for c, link in state.households.links().items() if link.model_version == change.replaced}
+    made_since = {
+        c for c, link in state.links().items() if link.model_version == change.replaced and link.linked_at >= since
+    }
+    made_since |= {
+        c
+        for c, link in state.households.links().items()
+        if link.model_version == change.replaced and link.linked_at >= since
+    }
     for component in sorted(made_since - journalled):
         if anonymous(component):
             state.detach(component, record, reason)

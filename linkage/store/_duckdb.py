@@ -316,6 +316,7 @@ class DuckDBStore:
             ).fetchall()
         ]
         (audited,) = con.execute("SELECT coalesce(max(sequence), 0) FROM audit").fetchone() or (0,)
+        meta = dict(con.execute("SELECT key, value FROM meta WHERE key LIKE 'model_change%'").fetchall())
         return StoredState(
             identifiers,
             persons,
@@ -327,6 +328,8 @@ class DuckDBStore:
             suppressed,
             int(audited),
             replaced,
+            meta.get("model_change", ""),
+            float(meta.get("model_change_at", 0.0)),
         )
 
     def commit(self, batch: CommitBatch) -> None:
@@ -369,8 +372,12 @@ class DuckDBStore:
                 )
             if batch.audit:
                 _write(con, "audit", _audit_columns(batch.audit))
-            if batch.clear_replaced_links:
+            if batch.model_change is not None:
                 con.execute("DELETE FROM replaced_links")
+                label, at = batch.model_change
+                con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('model_change', ?), ('model_change_at', ?)", [label, str(at)]
+                )
             if batch.replaced_links:
                 _write(con, "replaced_links", _replaced_link_columns(batch.replaced_links))
             for erasure in batch.erasures:

@@ -83,6 +83,7 @@ class MemoryStore:
         self._customer_records: dict[str, CustomerRecordRow] = {}
         self._models: dict[str, ModelRow] = {}
         self._replaced_links: dict[int, ReplacedLinkRow] = {}
+        self._model_change: tuple[str, float] = ("", 0.0)
         self.commits = 0
 
     def load(self, events_since: float = 0.0) -> StoredState:
@@ -102,6 +103,7 @@ class MemoryStore:
             set(self._suppressed),
             self._audit[-1].sequence if self._audit else 0,
             sorted(self._replaced_links.values(), key=lambda r: r.component),
+            *self._model_change,
         )
 
     def commit(self, batch: CommitBatch) -> None:
@@ -129,8 +131,9 @@ class MemoryStore:
         for digest in batch.lifted_suppressions:
             self._suppressed.pop(digest, None)
         self._audit.extend(batch.audit)
-        if batch.clear_replaced_links:
+        if batch.model_change is not None:
             self._replaced_links.clear()
+            self._model_change = batch.model_change
         for replaced in batch.replaced_links:
             self._replaced_links.setdefault(replaced.component, replaced)
         for erasure in batch.erasures:

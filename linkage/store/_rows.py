@@ -152,9 +152,9 @@ class CommitBatch:
     suppressions: list[SuppressionRow] = field(default_factory=list)
     lifted_suppressions: list[str] = field(default_factory=list)  # digests
     audit: list[AuditEntry] = field(default_factory=list)
-    # The last model change's replaced links: `clear_replaced_links` empties them first (a new
-    # model change began), then `replaced_links` are added.
-    clear_replaced_links: bool = False
+    # The last model change's replaced links: `model_change` (its label and time) when one began,
+    # which empties them first; then `replaced_links` are added.
+    model_change: tuple[str, float] | None = None
     replaced_links: list[ReplacedLinkRow] = field(default_factory=list)
     # Applied last in the transaction, so they reach rows written by this very batch too.
     erasures: list[Erasure] = field(default_factory=list)
@@ -175,7 +175,7 @@ class CommitBatch:
                 self.suppressions,
                 self.lifted_suppressions,
                 self.audit,
-                self.clear_replaced_links,
+                self.model_change,
                 self.replaced_links,
                 self.erasures,
             )
@@ -210,3 +210,5 @@ class StoredState:
     suppressed: set[str] = field(default_factory=set)  # digests
     last_audit_sequence: int = 0
     replaced_links: list[ReplacedLinkRow] = field(default_factory=list)
+    model_change: str = ""  # the label of the change `replaced_links` are of, "" for none
+    model_change_at: float = 0.0
