@@ -388,6 +388,7 @@ class ServerRun:
     other_cores: dict[str, float]
     relinked: Resolved  # the default answers again after a batch relink
     relink: dict[str, Any]  # its counts and seconds
+    model_change: dict[str, Any]  # promote then rollback under load: seconds, calls, failures, exactness
 
 
 async def drive(server: ServerHandle, requests: Sequence[pb.IngestRequest], config: Config) -> ServerRun:
@@ -420,7 +421,79 @@ async def drive(server: ServerHandle, requests: Sequence[pb.IngestRequest], conf
         relink = {f.name: getattr(final, f.name) for f in final.DESCRIPTOR.fields if f.name != "done"}
         relink["seconds"] = relink_seconds
         relinked = await resolve_all(stub, keys, config.resolve_batch, deterministic_only=False)
-    return ServerRun(replayed, keys, deterministic, default, changes, meter.other_cores, relinked, relink)
+        progress("promote a candidate model, then roll it back, while clients keep calling ...")
+        with meter.phase("model change"):
+            model_change = await promote_and_roll_back(stub, keys, requests, config)
+    return ServerRun(replayed, keys, deterministic, default, changes, meter.other_cores, relinked, relink, model_change)
+
+
+def _counts(relinked: pb.RelinkProgress) -> dict[str, int]:
+    return {name: getattr(relinked, name) for name in ("scored", "made", "dropped", "moved", "kept")}
+
+
+def candidate_model(model: Path) -> pb.PromoteModelRequest:
+    """A model to promote: the benchmark's own with a prior twice as high (another version,
+    linking a little more), and its metrics file."""
+    settings = json.loads(model.read_text())
+    settings["probability_two_random_records_match"] *= 2
+    metrics = model.with_name(model.name.removesuffix(".json") + ".metrics.json")
+    return pb.PromoteModelRequest(
+        model_json=json.dumps(settings).encode(), metrics_json=metrics.read_bytes() if metrics.exists() else b""
+    )
+
+
+async def promote_and_roll_back(
+    stub: pb_grpc.IdentityServiceStub,
+    keys: Sequence[IdentifierKey],
+    requests: Sequence[pb.IngestRequest],
+    config: Config,
+) -> dict[str, Any]:
+    """Promote a candidate and roll it back while a client keeps calling Resolve and Ingest
+    (batches already sent: idempotent, so the graph must come back as it was); times, calls,
+    failures, and whether every answer after the rollback equals the one before the promote."""
+    before = await resolve_all(stub, keys, config.resolve_batch, deterministic_only=False)
+    stop = asyncio.Event()
+    calls: Counter[str] = Counter()
+
+    async def keep_calling() -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                if n % 2:
+                    await stub.Ingest(requests[n % len(requests)], timeout=RESOLVE_CALL_TIMEOUT)
+                else:
+                    chunk = keys[(n * 50) % len(keys) :][:50]
+                    await stub.Resolve(resolve_request(chunk, False), timeout=RESOLVE_CALL_TIMEOUT)
+                calls["ok"] += 1
+            except grpc.aio.AioRpcError as exc:
+                calls[exc.code().name] += 1
+            n += 1
+
+    caller = asyncio.create_task(keep_calling())
+    try:
+        began = time.perf_counter()
+        promoted = await stub.PromoteModel(candidate_model(config.model), timeout=3600)
+        promote_seconds = time.perf_counter() - began
+        promote_calls = sum(calls.values())
+        began = time.perf_counter()
+        rolled = await stub.RollbackModel(pb.RollbackModelRequest(), timeout=3600)
+        rollback_seconds = time.perf_counter() - began
+    finally:
+        stop.set()
+        await caller
+    after = await resolve_all(stub, keys, config.resolve_batch, deterministic_only=False)
+    return {
+        "promoted": promoted.version,
+        "promote_seconds": promote_seconds,
+        "promote_relinked": _counts(promoted.relinked),
+        "rollback_seconds": rollback_seconds,
+        "rollback_relinked": _counts(rolled.relinked),
+        "calls_during": promote_calls,
+        "calls": sum(calls.values()),
+        "failed_calls": sum(n for code, n in calls.items() if code != "ok"),
+        "answers_restored": before.person == after.person and before.household == after.household,
+        "answers_differing": sum(a != b for a, b in zip(before.person, after.person, strict=True)),
+    }
 
 
 # -- accuracy -------------------------------------------------------------------------------
@@ -904,6 +977,7 @@ def summarise(
             "goal": SPEEDUP_GOAL,
         },
         "relink": run.relink,
+        "model_change": run.model_change,
         "other_cores": run.other_cores,
         "server": server,
         "timings_seconds": timings,
@@ -985,6 +1059,7 @@ def ingest_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 def accuracy_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     a = s["accuracy"]
+    m = s["model_change"]
     ours, det = a["idstitch"], a["deterministic_only"]
     gain = ours["recall"] - det["recall"]
     return [
@@ -1037,6 +1112,26 @@ def accuracy_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{s['scoring']['splink_relink']['pairs']:,.0f} pairs predicted)",
             "≤ 1.3x",
             verdict(s["relink"]["seconds"] <= 1.3 * s["scoring"]["splink_relink"]["seconds"]),
+        ),
+        (
+            "Promote a candidate model live (swap + relink of every visitor)",
+            f"{m['promote_seconds']:.1f} s ({m['promote_relinked']['made']:,} made, "
+            f"{m['promote_relinked']['dropped']:,} dropped, {m['promote_relinked']['moved']:,} moved); "
+            f"rollback {m['rollback_seconds']:.1f} s",
+            "",
+            "",
+        ),
+        (
+            "Calls failed during promote and rollback (Resolve and Ingest in a loop)",
+            f"{m['failed_calls']:,} of {m['calls']:,}",
+            "0",
+            verdict(m["failed_calls"] == 0),
+        ),
+        (
+            "Every answer after promote + rollback equals the one before",
+            f"{'yes' if m['answers_restored'] else 'no'} ({m['answers_differing']:,} differ)",
+            "",
+            verdict(m["answers_restored"]),
         ),
         ("Household level: deterministic only", prf(a["household_deterministic_only"]), "", ""),
         ("Household level: idstitch", prf(a["household_idstitch"]), "", ""),

@@ -59,6 +59,9 @@ def _files(model: Path, metrics: Path | None) -> tuple[bytes, bytes]:
     return model.read_bytes(), beside.read_bytes() if metrics or beside.is_file() else b""
 
 
+_MODEL_CHANGE_TIMEOUT = 4 * 3600.0
+
+
 def run_model(args: argparse.Namespace) -> int:
     action = args.model_action
     if action == "shadow":
@@ -82,15 +85,19 @@ def run_model(args: argparse.Namespace) -> int:
                 entry = stub.AddModel(pb.AddModelRequest(model_json=files[0], metrics_json=files[1]), timeout=120)
                 print(f"model {entry.version} in the registry: {_STATES.get(entry.state, 'unknown')}")
                 return 0
+            # The swap takes seconds; the relink after it scales with the anonymous visitors.
+            print(f"idstitch model {action}: swapping the model, then relinking every visitor", file=sys.stderr)
             if action == "promote":
                 request = pb.PromoteModelRequest(model_json=files[0], metrics_json=files[1], version=args.version or "")
-                changed = stub.PromoteModel(request, timeout=600)
+                changed = stub.PromoteModel(request, timeout=_MODEL_CHANGE_TIMEOUT)
             else:
-                changed = stub.RollbackModel(pb.RollbackModelRequest(), timeout=600)
+                changed = stub.RollbackModel(pb.RollbackModelRequest(), timeout=_MODEL_CHANGE_TIMEOUT)
         except grpc.RpcError as exc:
             print(f"idstitch model {action}: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
+    r = changed.relinked
     print(f"model {changed.version} in force (was {changed.previous_version})")
+    print(f"relinked {r.scored} visitors: {r.made} links made, {r.dropped} dropped, {r.moved} moved, {r.kept} kept")
     return 0
 
 

@@ -93,7 +93,12 @@ def test_promote_serves_the_new_model_live_survives_a_restart_and_rolls_back(tmp
 
         rolled = again.stub.RollbackModel(pb.RollbackModelRequest())
         assert (rolled.version, rolled.previous_version) == (BUNDLED_VERSION, promoted.version)
-        assert _resolve(again, ("cookie", "safari-1"), ("cookie", "safari-2")) == kept, "links made stay"
+        # What the rolled-back model linked after its promote is scored again by the one put back.
+        assert rolled.relinked.done and rolled.relinked.scored >= 1
+        after = _resolve(again, ("cookie", "safari-1"), ("cookie", "safari-2"))
+        assert [(r.person_id, r.household_id) for r in after] == [(r.person_id, r.household_id) for r in kept]
+        household = again.stub.GetHousehold(pb.GetHouseholdRequest(identifier=ident("cookie", "safari-2")))
+        assert [v.model_version for v in household.household.visitors] == [BUNDLED_VERSION]
         code, details = _code(lambda: again.stub.PromoteModel(pb.PromoteModelRequest(model_json=BUNDLED.read_bytes())))
         assert code == grpc.StatusCode.INVALID_ARGUMENT and BUNDLED_VERSION in details, "the bundled one is back"
     finally:
@@ -130,6 +135,7 @@ def test_the_model_command_promotes_a_trained_model_and_rolls_it_back(tmp_path: 
         )  # fmt: skip
         assert promoted.returncode == 0, promoted.stderr
         assert promoted.stdout.startswith("model ") and "(was config)" in promoted.stdout
+        assert "\nrelinked " in promoted.stdout and " links made, " in promoted.stdout
         rolled = subprocess.run([*base, "rollback", *connect], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert rolled.returncode == 0 and f"model {BUNDLED_VERSION} in force" in rolled.stdout
         missing = subprocess.run(
