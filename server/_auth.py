@@ -43,6 +43,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     f"/{_SERVICE}/AddModel": ADMIN,
     f"/{_SERVICE}/ListModels": ADMIN,
     f"/{_SERVICE}/Relink": ADMIN,
+    f"/{_SERVICE}/RelinkScored": ADMIN,
     NOOP_RESOLVE: "resolve",  # the benchmark's ceiling pays what Resolve pays
 }
 

@@ -115,6 +115,7 @@ class CompiledModel(Generic[L]):
     comparisons: tuple[CompiledComparison[L], ...]
     probability_two_random_records_match: float
     version: str
+    settings_json: str = ""  # the model file as JSON (canonical: sorted keys), for Splink to run
 
     @property
     def prior_match_weight(self) -> float:
@@ -166,7 +167,8 @@ def compile_model(model: Mapping[str, Any] | str | os.PathLike[str], catalogue: 
             )
     comparisons = tuple(_compile_comparison(raw, i, catalogue) for i, raw in enumerate(file.comparisons))
     check_names([c.name for c in comparisons])
-    return CompiledModel(comparisons, file.prior, model_version(file.model))
+    settings_json = json.dumps(file.model, sort_keys=True, separators=(",", ":"))
+    return CompiledModel(comparisons, file.prior, model_version(file.model), settings_json)
 
 
 def model_version(model: Mapping[str, Any]) -> str:

@@ -8,9 +8,10 @@ later contradicts is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .._types import Context
 from ..identifiers import clash
@@ -20,6 +21,9 @@ from ._encoded_table import EncodedTable
 from ._encoding import EncodedProfiles
 from ._index import VisitorIndex
 from ._model import VisitorModel
+from ._scorer import Waterfall
+
+FloatArray = NDArray[np.float64]
 
 # An unlinked component is scored again after this many signals without a new address: its
 # evidence sharpens slowly, and scoring on every signal of a busy visitor costs for nothing.
@@ -243,13 +247,63 @@ class SoftLinks:
         candidates = self._table.take(rows)
         # Probed in place, after the candidates' rows are put (a put may move the table).
         scores = model.scorer.score(model.scorer.probe(*self._table.located(component)), candidates)
+        candidate_ids = scores.candidate_ids.tolist()
+        return self._decide(
+            component, candidate_ids, scores.match_weight, roots, lambda row: model.scorer.waterfall(scores, row),
+            uniques_of, record, now,
+        )  # fmt: skip
+
+    def rescore_scored(
+        self,
+        component: int,
+        others: Sequence[int],
+        match_weights: FloatArray,
+        uniques_of: UniquesOf,
+        record: Record,
+        now: float,
+    ) -> SoftLink | None:
+        """`rescore` with the candidates and their match weights given (scored elsewhere, by
+        Splink under this model): the same decision. A link made gets its waterfall from the
+        online scorer, which computes the same weights."""
+        model = self.model
+        if model is None or uniques_of(component) or self._members.get(component):
+            return self._links.get(component)
+        current = self._links.get(component)
+        roots = {other: self.root_of(other) for other in others}
+        if not roots or not self._ensure_row(component):
+            return current
+
+        def waterfall(row: int) -> Waterfall:
+            other = others[row]
+            if not self._ensure_row(other):
+                raise LookupError(f"component {other} has no visitor evidence")
+            pair = model.scorer.score(model.scorer.probe(*self._table.located(component)), self._table.take([other]))
+            return model.scorer.waterfall(pair, 0)
+
+        return self._decide(component, list(others), match_weights, roots, waterfall, uniques_of, record, now)
+
+    def _decide(
+        self,
+        component: int,
+        candidate_ids: list[int],
+        match_weights: FloatArray,
+        roots: Mapping[int, int],
+        waterfall_of: Callable[[int], Waterfall],
+        uniques_of: UniquesOf,
+        record: Record,
+        now: float,
+    ) -> SoftLink | None:
+        """Link `component` to the best person among its scored candidates, under the rules."""
+        model = self.model
+        assert model is not None
+        current = self._links.get(component)
         mine = uniques_of(component)
-        persons = [roots[candidate] for candidate in scores.candidate_ids.tolist()]
-        rows_by_person, probabilities = person_shares(scores.match_weight, persons)
+        persons = [roots[candidate] for candidate in candidate_ids]
+        rows_by_person, probabilities = person_shares(match_weights, persons)
         if current is None:
             household = household_rows(probabilities, model.threshold)
             if household is not None:
-                best = [int(scores.candidate_ids[rows_by_person[at]]) for at in household]
+                best = [candidate_ids[int(rows_by_person[at])] for at in household]
                 if self._share_a_home(component, best):
                     self._link_household(
                         component, [roots[c] for c in best], float(probabilities[household].sum()), now
@@ -260,14 +314,14 @@ class SoftLinks:
             if probability < model.threshold:
                 break
             row = int(rows_by_person[at])
-            root = roots[int(scores.candidate_ids[row])]
+            root = roots[candidate_ids[row]]
             if clash(mine, self._group_uniques(root, uniques_of)) is not None:
                 continue
             if current is not None and current.target == root:
                 return current
             if current is not None and current.probability >= probability:
                 return current
-            waterfall = model.scorer.waterfall(scores, row)
+            waterfall = waterfall_of(row)
             link = SoftLink(
                 component=component,
                 target=root,

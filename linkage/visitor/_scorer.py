@@ -152,12 +152,14 @@ class VisitorScorer:
         "comparisons",
         "prior_match_weight",
         "probability_two_random_records_match",
+        "settings_json",
         "version",
     )
 
     def __init__(self, model: CompiledModel[Level]) -> None:
         """Prefer `from_model`; this takes a model already compiled."""
         self.version = model.version
+        self.settings_json = model.settings_json  # the Splink model it was compiled from
         self.comparisons = comparisons = model.comparisons
         self.probability_two_random_records_match = model.probability_two_random_records_match
         self.prior_match_weight = model.prior_match_weight

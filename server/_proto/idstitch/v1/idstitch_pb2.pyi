@@ -519,18 +519,38 @@ class ListAuditResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...
 
 class WriteSnapshotRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("visitor_profiles",)
+    VISITOR_PROFILES_FIELD_NUMBER: _ClassVar[int]
+    visitor_profiles: bool
+    def __init__(self, visitor_profiles: _Optional[bool] = ...) -> None: ...
 
 class WriteSnapshotResponse(_message.Message):
-    __slots__ = ("directory", "identifiers", "events")
+    __slots__ = ("directory", "identifiers", "events", "visitor_profiles", "visitor_model_version", "visitor_model_json")
     DIRECTORY_FIELD_NUMBER: _ClassVar[int]
     IDENTIFIERS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    VISITOR_PROFILES_FIELD_NUMBER: _ClassVar[int]
+    VISITOR_MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VISITOR_MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
     directory: str
     identifiers: int
     events: int
-    def __init__(self, directory: _Optional[str] = ..., identifiers: _Optional[int] = ..., events: _Optional[int] = ...) -> None: ...
+    visitor_profiles: int
+    visitor_model_version: str
+    visitor_model_json: bytes
+    def __init__(self, directory: _Optional[str] = ..., identifiers: _Optional[int] = ..., events: _Optional[int] = ..., visitor_profiles: _Optional[int] = ..., visitor_model_version: _Optional[str] = ..., visitor_model_json: _Optional[bytes] = ...) -> None: ...
+
+class ScoredPairs(_message.Message):
+    __slots__ = ("left", "right", "match_weight", "model_version")
+    LEFT_FIELD_NUMBER: _ClassVar[int]
+    RIGHT_FIELD_NUMBER: _ClassVar[int]
+    MATCH_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    left: _containers.RepeatedScalarFieldContainer[int]
+    right: _containers.RepeatedScalarFieldContainer[int]
+    match_weight: _containers.RepeatedScalarFieldContainer[float]
+    model_version: str
+    def __init__(self, left: _Optional[_Iterable[int]] = ..., right: _Optional[_Iterable[int]] = ..., match_weight: _Optional[_Iterable[float]] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class PromoteModelRequest(_message.Message):
     __slots__ = ("model_json", "metrics_json", "version")

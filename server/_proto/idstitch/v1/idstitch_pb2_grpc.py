@@ -125,6 +125,11 @@ class IdentityServiceStub:
                 request_serializer=idstitch_dot_v1_dot_idstitch__pb2.RelinkRequest.SerializeToString,
                 response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.RelinkProgress.FromString,
                 _registered_method=True)
+        self.RelinkScored = channel.stream_unary(
+                '/idstitch.v1.IdentityService/RelinkScored',
+                request_serializer=idstitch_dot_v1_dot_idstitch__pb2.ScoredPairs.SerializeToString,
+                response_deserializer=idstitch_dot_v1_dot_idstitch__pb2.RelinkProgress.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -262,8 +267,10 @@ class IdentityServiceServicer:
     def PromoteModel(self, request, context):
         """Puts a visitor model (the JSON and metrics files training writes) in force
         without a restart and without dropping a call: writes wait while the graph
-        is rebuilt with it, reads go on. Links already made stay, each with the
-        version that made it; new ones are the new model's. A restart serves it.
+        is rebuilt with it, reads go on. Then every anonymous visitor is relinked
+        with it (as Relink does); each link that changes has a change entry with
+        both versions and is journalled, so that RollbackModel puts it back. A
+        restart serves the promoted model.
         INVALID_ARGUMENT names model_json for a model the scorer cannot compile or
         the model already in force; NOT_FOUND a version the registry does not
         hold; ABORTED while another model change is under way. Admin; audited.
@@ -274,8 +281,9 @@ class IdentityServiceServicer:
 
     def RollbackModel(self, request, context):
         """Puts back the model the last promote or rollback replaced (the
-        configuration's model after the first promote). NOT_FOUND when nothing
-        was promoted. Admin; audited.
+        configuration's model after the first promote), and the links that change
+        replaced: promote then rollback leaves the links as they were. NOT_FOUND
+        when nothing was promoted. Admin; audited.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -306,6 +314,20 @@ class IdentityServiceServicer:
         stay: a person is its oldest component, and hard links are never touched.
         Commits a chunk at a time, so ingest goes on; streams progress after each
         chunk, the last message with done set. Admin; audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RelinkScored(self, request_iterator, context):
+        """Batch relink with scores computed elsewhere (`idstitch relink --engine
+        duckdb|spark`: Splink's predict over the profiles a snapshot with
+        visitor_profiles wrote): pairs of components and their match weights under
+        the model in force. Each anonymous visitor of a pair is decided by the
+        rules of online from those weights (its persons' shares, the threshold,
+        unique identifiers, households), a chunk per commit. INVALID_ARGUMENT for
+        scores of another model version, or arrays of unequal length. Admin;
+        audited.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -402,6 +424,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
             'Relink': grpc.unary_stream_rpc_method_handler(
                     servicer.Relink,
                     request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.RelinkRequest.FromString,
+                    response_serializer=idstitch_dot_v1_dot_idstitch__pb2.RelinkProgress.SerializeToString,
+            ),
+            'RelinkScored': grpc.stream_unary_rpc_method_handler(
+                    servicer.RelinkScored,
+                    request_deserializer=idstitch_dot_v1_dot_idstitch__pb2.ScoredPairs.FromString,
                     response_serializer=idstitch_dot_v1_dot_idstitch__pb2.RelinkProgress.SerializeToString,
             ),
     }
@@ -890,6 +917,33 @@ class IdentityService:
             target,
             '/idstitch.v1.IdentityService/Relink',
             idstitch_dot_v1_dot_idstitch__pb2.RelinkRequest.SerializeToString,
+            idstitch_dot_v1_dot_idstitch__pb2.RelinkProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RelinkScored(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/idstitch.v1.IdentityService/RelinkScored',
+            idstitch_dot_v1_dot_idstitch__pb2.ScoredPairs.SerializeToString,
             idstitch_dot_v1_dot_idstitch__pb2.RelinkProgress.FromString,
             options,
             channel_credentials,
