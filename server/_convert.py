@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
+import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
+from numpy.typing import NDArray
 
 import linkage
 
@@ -349,4 +352,56 @@ def relink_progress(so_far: linkage.Relinked, total: int, done: bool) -> pb.Reli
 def model_change(version: str, previous: str, relinked: linkage.Relinked) -> pb.ModelChangeResponse:
     return pb.ModelChangeResponse(
         version=version, previous_version=previous, relinked=relink_progress(relinked, relinked.scored, done=True)
+    )
+
+
+def snapshot_response(
+    directory: Path, counts: dict[str, int], model: linkage.VisitorModel | None, profiles: bool
+) -> pb.WriteSnapshotResponse:
+    response = pb.WriteSnapshotResponse(
+        directory=str(directory.resolve()), identifiers=counts["identifiers"], events=counts["events"]
+    )
+    if profiles:
+        response.visitor_profiles = counts.get("visitor_profiles", 0)
+        if model is not None:
+            response.visitor_model_version = model.version
+            response.visitor_model_json = model.scorer.settings_json.encode()
+    return response
+
+
+# A relink's pairs are held whole while it is applied: 24 bytes each, so at most ~1.2 GB.
+MAX_SCORED_PAIRS = 50_000_000
+
+
+async def scored_pairs(
+    messages: AsyncIterator[pb.ScoredPairs],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], str]:
+    """The pairs of a RelinkScored stream as three arrays, and the model version that scored them."""
+    lefts: list[NDArray[np.int64]] = []
+    rights: list[NDArray[np.int64]] = []
+    weights: list[NDArray[np.float64]] = []
+    version: str | None = None
+    count = 0
+    async for message in messages:
+        if version is not None and message.model_version != version:
+            raise linkage.InvalidArgument("model_version", "every message must name the same model version")
+        version = message.model_version
+        if not len(message.left) == len(message.right) == len(message.match_weight):
+            raise linkage.InvalidArgument("left", "left, right and match_weight must be of one length")
+        count += len(message.left)
+        if count > MAX_SCORED_PAIRS:
+            raise linkage.InvalidArgument("left", f"at most {MAX_SCORED_PAIRS} pairs per relink")
+        lefts.append(np.fromiter(message.left, dtype=np.int64, count=len(message.left)))
+        rights.append(np.fromiter(message.right, dtype=np.int64, count=len(message.right)))
+        weights.append(np.fromiter(message.match_weight, dtype=np.float64, count=len(message.match_weight)))
+    if version is None:
+        raise linkage.InvalidArgument("model_version", "no pairs were sent")
+    if any(not np.isfinite(w).all() for w in weights):
+        raise linkage.InvalidArgument("match_weight", "must be finite")
+    empty = np.zeros(0, dtype=np.int64)
+    return (
+        np.concatenate(lefts) if lefts else empty,
+        np.concatenate(rights) if rights else empty,
+        np.concatenate(weights) if weights else np.zeros(0),
+        version,
     )

@@ -133,10 +133,10 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             self._snapshots.mkdir(mode=0o700, exist_ok=True)
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             directory = self._snapshots / f"{stamp}-{time.time_ns() % 10**9:09d}"
-            counts = await self._stitcher.write_snapshot(directory, principal=principal_of(context))
-            return pb.WriteSnapshotResponse(
-                directory=str(directory.resolve()), identifiers=counts["identifiers"], events=counts["events"]
+            counts = await self._stitcher.write_snapshot(
+                directory, principal=principal_of(context), visitor_profiles=request.visitor_profiles
             )
+            return convert.snapshot_response(directory, counts, self._stitcher.visitor_model, request.visitor_profiles)
 
     async def PromoteModel(
         self, request: pb.PromoteModelRequest, context: grpc.aio.ServicerContext
@@ -170,6 +170,14 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         async with status_from_errors(context, "Relink"):
             async for update in relink_updates(self._stitcher, principal_of(context)):
                 yield update
+
+    async def RelinkScored(
+        self, request_iterator: AsyncIterator[pb.ScoredPairs], context: grpc.aio.ServicerContext
+    ) -> pb.RelinkProgress:
+        async with status_from_errors(context, "RelinkScored"):
+            pairs = await convert.scored_pairs(request_iterator)
+            relinked = await self._stitcher.relink_scored(*pairs, principal=principal_of(context))
+            return convert.relink_progress(relinked, relinked.scored, done=True)
 
     async def ListAudit(self, request: pb.ListAuditRequest, context: grpc.aio.ServicerContext) -> pb.ListAuditResponse:
         async with status_from_errors(context, "ListAudit"):

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+import numpy as np
+
 from .._config import LinkageConfig
 from .._errors import NotFound
 from .._types import (
@@ -44,9 +46,11 @@ from ..store._rows import (
     SuppressionRow,
 )
 from ..visitor._index import VisitorIndex
-from ..visitor._linker import SoftLinks
+from ..visitor._linker import FloatArray, SoftLinks
 from ..visitor._model import VisitorModel
 from ._event_index import EventIndex
+
+_NO_WEIGHTS: FloatArray = np.zeros(0)
 
 
 @dataclass(slots=True)
@@ -660,14 +664,33 @@ class IdentityGraph:
             return []
         return [c for c in self._persons if not self._persons[c].uniques and self._soft.index.record(c) is not None]
 
-    def relink(self, components: Iterable[int], now: float, change: ModelChange | None = None) -> Relinked:
+    def visitor_profiles(self) -> list[tuple[dict[str, object], bool]]:
+        """Every component with visitor evidence as the online scorer compares it (the profile
+        row Splink reads, `unique_id` the component), and whether a relink decides it (anonymous)."""
+        index = self._soft.index
+        rows = []
+        for component, person in self._persons.items():
+            record = index.record(component)
+            if record is not None:
+                rows.append((record.as_row(), not person.uniques))
+        return rows
+
+    def relink(
+        self,
+        components: Iterable[int],
+        now: float,
+        change: ModelChange | None = None,
+        scored: Mapping[int, tuple[list[int], FloatArray]] | None = None,
+    ) -> Relinked:
         """Score these anonymous components again against their candidates as they now stand,
         with the scorer, blocking and rules of online: a link that no longer passes goes, a
         better person takes it over, an unlinked component may link. Person ids stay: a person
         is its oldest component, and hard components are never touched.
 
         Under a model change (`change`: a promote's or rollback's relink) every link changed
-        is journalled as it was before, for a rollback, and its change entries carry both versions."""
+        is journalled as it was before, for a rollback, and its change entries carry both versions.
+        With `scored` (component -> its candidates and their match weights, from Splink under
+        this model) those decide instead of the online scorer and blocking."""
         self._now = now
         record = self._soft_change_recorder("", change)
         # Links before and after the whole chunk: rechecking a root also drops its members' links.
@@ -678,7 +701,14 @@ class IdentityGraph:
             self._journal.begin(change, now)
         for component in chosen:  # soft links merge no persons: `chosen` stays as it was
             self._soft.recheck(component, record)
-            self._soft.rescore(component, self._unique_values, record, now)
+            if scored is None:
+                self._soft.rescore(component, self._unique_values, record, now)
+                continue
+            others, weights = scored.get(component, ([], _NO_WEIGHTS))
+            keep = [i for i, other in enumerate(others) if other in self._persons and other != component]
+            self._soft.rescore_scored(
+                component, [others[i] for i in keep], weights[keep], self._unique_values, record, now
+            )
         made = dropped = moved = kept = 0
         for component in chosen:
             old, new = before[component], self._soft.link_of(component)

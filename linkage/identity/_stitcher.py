@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from .._config import LinkageConfig
 from .._errors import FellBehind, InvalidArgument, LinkageError, NotFound, Unavailable
 from .._types import (
@@ -47,6 +50,7 @@ from ..softlinks import ModelChange
 from ..store._protocol import Store
 from ..store._rows import Erasure, ModelRow
 from ..visitor._model import VisitorModel
+from ..visitor._profile import PROFILES_FILE, write_profiles
 from ._evidence_cache import EvidenceCache
 from ._graph import IdentityGraph
 
@@ -82,6 +86,9 @@ class _Job:
     principal: str = ""  # who asked, for the audit log
     relink: list[int] | None = None  # components a batch relink scores again
     change: ModelChange | None = None  # the model change a relink is part of, if any
+    # Of a relink with pairs scored elsewhere: component -> its candidates and their weights.
+    scored: dict[int, tuple[list[int], NDArray[np.float64]]] | None = None
+    profiles: bool = False  # the visitor profiles, between two commits
     restore: ModelChange | None = None  # a rollback: put back the links of the change it undoes
     swapping: bool = False  # a model change: `model` goes in force (None: no visitor model)
     model: VisitorModel | None = None
@@ -268,16 +275,59 @@ class Stitcher:
         await self._queue.put(job)
         await asyncio.shield(job.done)
 
-    async def write_snapshot(self, directory: Path, principal: str = "unknown") -> dict[str, int]:
+    async def write_snapshot(
+        self, directory: Path, principal: str = "unknown", visitor_profiles: bool = False
+    ) -> dict[str, int]:
         """Write a consistent snapshot of the history training reads (Parquet) into
-        `directory`, while writes go on; audited. Rows per file."""
+        `directory`, while writes go on; audited. Rows per file. With `visitor_profiles`, also
+        `visitor-profiles.parquet`: the profile of every component with visitor evidence, as
+        the writer holds them between two commits (`IdentityGraph.visitor_profiles`)."""
         if self._closing:
             raise Unavailable("shutting down")
         if directory.exists():
             raise InvalidArgument("directory", "a snapshot there already exists")
         counts = await asyncio.to_thread(self._store.write_snapshot, directory)
+        if visitor_profiles:
+            job = _Job(quantize(self._clock()), profiles=True, principal=principal)
+            await self._queue.put(job)
+            rows = await asyncio.shield(job.done)
+            counts["visitor_profiles"] = await asyncio.to_thread(write_profiles, directory / PROFILES_FILE, rows)
         await self.record_read(principal, "snapshot", directory.name, f"{counts['events']} events")
         return counts
+
+    async def relink_scored(
+        self,
+        left: NDArray[np.int64],
+        right: NDArray[np.int64],
+        match_weight: NDArray[np.float64],
+        model_version: str,
+        principal: str = "unknown",
+    ) -> Relinked:
+        """Batch relink with pairs scored elsewhere (Splink over a snapshot's visitor profiles)
+        under the model in force: each anonymous component of a pair is decided from its pairs'
+        weights by the rules of online (`IdentityGraph.relink` with `scored`), a chunk per
+        commit. Audited with the counts."""
+        if self._closing:
+            raise Unavailable("shutting down")
+        if not len(left) == len(right) == len(match_weight):
+            raise InvalidArgument("left", "left, right and match_weight must be of one length")
+        in_force = _version(self._model)
+        if model_version != in_force:
+            raise InvalidArgument("model_version", f"the pairs were scored by {model_version or 'no model'}, "
+                                  f"{in_force} is in force: score a new snapshot")  # fmt: skip
+        scored = _candidates_by_component(left, right, match_weight)
+        # Every anonymous visitor, as online relink: one without a scored pair has its link checked.
+        components = sorted(set(scored) | set(self._graph.relinkable()))
+        await self.record_read(principal, "relink", f"{len(components)} components", f"scored pairs: {len(left)}")
+        total = Relinked(0, 0, 0, 0, 0)
+        for start in range(0, len(components), RELINK_CHUNK):
+            chunk = components[start : start + RELINK_CHUNK]
+            chosen = {c: scored[c] for c in chunk if c in scored}
+            job = _Job(quantize(self._clock()), relink=chunk, scored=chosen, principal=principal)
+            await self._queue.put(job)
+            total = total + await asyncio.shield(job.done)
+        await self.record_read(principal, "relink", f"{total.scored} components", _relinked_detail(total))
+        return total
 
     async def audit_log(self, after_sequence: int = 0, limit: int = 1000) -> list[AuditEntry]:
         """The audit log after a cursor, oldest first."""
@@ -405,7 +455,9 @@ class Stitcher:
                     self._graph.audit(job.received_at, job.principal, *job.audit)
                     results.append(None)
                 elif job.relink is not None:
-                    results.append(self._graph.relink(job.relink, job.received_at, job.change))
+                    results.append(self._graph.relink(job.relink, job.received_at, job.change, job.scored))
+                elif job.profiles:
+                    results.append(self._graph.visitor_profiles())
                 elif job.restore is not None:
                     results.append(self._graph.restore_links(job.restore, job.received_at))
                 elif job.records is None:
@@ -726,3 +778,17 @@ def _version(model: VisitorModel | None) -> str:
 
 def _relinked_detail(relinked: Relinked) -> str:
     return f"{relinked.made} made, {relinked.dropped} dropped, {relinked.moved} moved, {relinked.kept} kept"
+
+
+def _candidates_by_component(
+    left: NDArray[np.int64], right: NDArray[np.int64], match_weight: NDArray[np.float64]
+) -> dict[int, tuple[list[int], NDArray[np.float64]]]:
+    """Each component's candidates and their weights, from pairs given in either order."""
+    ones = np.concatenate([left, right])
+    others = np.concatenate([right, left])
+    weights = np.concatenate([match_weight, match_weight])
+    order = np.argsort(ones, kind="stable")
+    ones, others, weights = ones[order], others[order], weights[order]
+    starts = np.flatnonzero(np.r_[True, ones[1:] != ones[:-1]]) if len(ones) else np.zeros(0, dtype=np.intp)
+    ends = np.r_[starts[1:], len(ones)]
+    return {int(ones[a]): (others[a:b].tolist(), weights[a:b].copy()) for a, b in zip(starts, ends, strict=True)}

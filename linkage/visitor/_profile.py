@@ -7,8 +7,13 @@ never an empty tuple, so that null levels fire the same way in Splink and in num
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+# The file of a snapshot's visitor profiles (`write_profiles`).
+PROFILES_FILE = "visitor-profiles.parquet"
 
 # How much of a profile each list column keeps; more adds cost, little evidence.
 MAX_IPS = 8
@@ -63,3 +68,25 @@ class ProfileRecord:
             for name in self.__slots__
             for value in (getattr(self, name),)
         }
+
+
+def write_profiles(path: Path, rows: Sequence[tuple[dict[str, Any], bool]]) -> int:
+    """Write profile rows (`as_row`) and whether each is anonymous to a Parquet file, with the
+    column types Splink expects whatever the values (a column of NULLs stays a typed column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    strings, floats, ints = pa.string(), pa.float64(), pa.int64()
+    types = {
+        "unique_id": ints, "top_ip": strings, "tf_top_ip": floats, "ips": pa.list_(strings),
+        "ip_prefixes": pa.list_(strings), "city": strings, "country": strings, "latitude": floats,
+        "longitude": floats, "user_agent_family": strings, "device_kind": strings,
+        "active_hours": pa.list_(ints), "active_days": pa.list_(ints), "user_agent": strings,
+        "agent_first_seen": ints, "agent_last_seen": ints, "homes": pa.list_(strings),
+        "places": pa.list_(strings), "tf_user_agent": floats,
+    }  # fmt: skip
+    assert set(types) == set(ProfileRecord.__slots__), "a profile column without its type"
+    columns = {name: pa.array([row[name] for row, _ in rows], type=kind) for name, kind in types.items()}
+    columns["anonymous"] = pa.array([anonymous for _, anonymous in rows], type=pa.bool_())
+    pq.write_table(pa.table(columns), path)
+    return len(rows)
