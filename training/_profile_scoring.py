@@ -29,7 +29,7 @@ from ._spark import SparkConfig, spark_session, spark_settings
 Engine = Literal["duckdb", "spark"]
 # Pairs below this probability change no decision: a person's share is o / (1 + the sum of
 # all odds), and odds under 1/1000 move it by less than the rounding of the threshold.
-MIN_PROBABILITY = 1e-3
+MIN_PROBABILITY = 1e-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +102,7 @@ def _spark_pairs(
     session = spark_session(config)
     try:
         frame = session.createDataFrame(table.to_pandas())
-        api = SparkAPI(spark_session=session, register_udfs_automatically=False)
+        api = SparkAPI(spark_session=session, register_udfs_automatically=False)  # type: ignore[no-untyped-call]
         linker = Linker(api.register(frame, dataset_display_name="profiles"), spark_settings(model),
                         log_level=logging.WARNING)  # fmt: skip
         for column, lookup in lookups.items():

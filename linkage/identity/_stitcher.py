@@ -784,11 +784,13 @@ def _candidates_by_component(
     left: NDArray[np.int64], right: NDArray[np.int64], match_weight: NDArray[np.float64]
 ) -> dict[int, tuple[list[int], NDArray[np.float64]]]:
     """Each component's candidates and their weights, from pairs given in either order."""
+    if not len(left):
+        return {}
     ones = np.concatenate([left, right])
     others = np.concatenate([right, left])
     weights = np.concatenate([match_weight, match_weight])
     order = np.argsort(ones, kind="stable")
     ones, others, weights = ones[order], others[order], weights[order]
-    starts = np.flatnonzero(np.r_[True, ones[1:] != ones[:-1]]) if len(ones) else np.zeros(0, dtype=np.intp)
+    starts = np.flatnonzero(np.r_[True, ones[1:] != ones[:-1]])
     ends = np.r_[starts[1:], len(ones)]
     return {int(ones[a]): (others[a:b].tolist(), weights[a:b].copy()) for a, b in zip(starts, ends, strict=True)}
