@@ -137,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="term-frequency adjust the 'same user agent, in turn' levels on the full string",
     )
     train.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="visitor model: where Splink estimates u and m, DuckDB in this process (default) or Spark",
+    )
+    train.add_argument(
+        "--spark-master", default="local[2]", help="with --engine spark: Spark's master URL (default local[2])"
+    )
+    train.add_argument(
         "--rare-user-agent",
         action="store_true",
         help="a level of its own for the same rare user-agent string (sent by under 1 in 1,000 profiles)",
@@ -260,7 +269,7 @@ def _train_in(args: argparse.Namespace, data_dir: Path) -> int:
         print(f"idstitch: configuration error: {exc}", file=sys.stderr)
         return 2
     from linkage import StoreLocked
-    from training import TrainConfig, run_train
+    from training import SparkConfig, TrainConfig, run_train
 
     store_path = settings.server.database if args.data_dir is not None else None
     if store_path is not None and not store_path.exists():
@@ -272,6 +281,8 @@ def _train_in(args: argparse.Namespace, data_dir: Path) -> int:
         m_estimation=args.m_from,
         user_agent_tf=args.user_agent_tf,
         rare_user_agent=args.rare_user_agent,
+        engine=args.engine,
+        spark=SparkConfig(master=args.spark_master),
     )
     try:
         try:

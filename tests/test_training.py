@@ -13,6 +13,7 @@ from splink import DuckDBAPI, Linker
 import linkage
 from linkage.visitor._model import VisitorModel
 from linkage.visitor._profile import ProfileRecord
+from linkage.visitor._scorer import VisitorScorer
 from tests._servers import REPO
 from training import SimulationConfig, TrainConfig, read_jsonl, run_train, simulate, write_jsonl
 from training._tables import profile_table
@@ -88,3 +89,38 @@ def test_train_command_trains_on_simulated_signals_in_a_private_scratch_director
     assert result.returncode == 0, result.stderr
     assert "held-out links" in result.stdout
     assert VisitorModel.load(out / "visitor-model.json").version
+
+
+@pytest.mark.slow
+def test_training_on_spark_gives_the_model_training_on_duckdb_gives(tmp_path: Path) -> None:
+    """`train --engine spark` estimates on Splink's Spark backend (local[2]) and writes the
+    model in the catalogue's dialect: m from the labels is the same as on DuckDB, and so is u
+    wherever random sampling takes every pair; both serve the same held-out figures."""
+    signals = tmp_path / "signals.jsonl.gz"
+    write_jsonl(signals, simulate(SimulationConfig(persons=400, days=14, seed=5)))
+    models = {}
+    for engine in ("duckdb", "spark"):
+        out = tmp_path / engine
+        result = subprocess.run(
+            [sys.executable, "-m", "cli", "train", "--signals", str(signals), "--out", str(out), "--no-report",
+             "--engine", engine],
+            cwd=REPO, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        models[engine] = json.loads((out / "visitor-model.json").read_text())
+        VisitorScorer.from_model(out / "visitor-model.json")  # the online scorer compiles it
+    duckdb, spark = models["duckdb"], models["spark"]
+    assert spark["sql_dialect"] == "duckdb"
+    for ours, theirs in zip(duckdb["comparisons"], spark["comparisons"], strict=True):
+        for a, b in zip(ours["comparison_levels"], theirs["comparison_levels"], strict=True):
+            assert a["sql_condition"] == b["sql_condition"]
+            if a.get("m_probability") is not None:
+                assert b["m_probability"] == pytest.approx(a["m_probability"], rel=1e-9), a["label_for_charts"]
+            if ours["output_column_name"] == "place" and a.get("u_probability") is not None:
+                assert b["u_probability"] == pytest.approx(a["u_probability"], rel=1e-9), a["label_for_charts"]
+    metrics = {
+        engine: json.loads((tmp_path / engine / "visitor-model.metrics.json").read_text())["evaluation"]["chosen"]
+        for engine in models
+    }
+    assert metrics["spark"]["precision"] == pytest.approx(metrics["duckdb"]["precision"], abs=0.05)
+    assert metrics["spark"]["recall"] == pytest.approx(metrics["duckdb"]["recall"], abs=0.05)

@@ -29,7 +29,7 @@ from ._spark import SparkConfig, spark_session, spark_settings
 Engine = Literal["duckdb", "spark"]
 # Pairs below this probability change no decision: a person's share is o / (1 + the sum of
 # all odds), and odds under 1/1000 move it by less than the rounding of the threshold.
-MIN_PROBABILITY = 1e-6
+MIN_PROBABILITY = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ def score_profiles(
     model: dict[str, Any] = json.loads(model_json)
     began = time.perf_counter()
     table = pq.read_table(profiles).drop_columns(["anonymous"])
-    table, lookups = _term_frequency_lookups(table, model)
+    table, lookups = term_frequency_lookups(table, model)
     if engine == "duckdb":
         api = DuckDBAPI()
         linker = Linker(api.register(table, dataset_display_name="profiles"), model, log_level=logging.WARNING)
@@ -69,7 +69,7 @@ def score_profiles(
     return ScoredPairs(left, right, weight, time.perf_counter() - began)
 
 
-def _term_frequency_lookups(table: pa.Table, model: dict[str, Any]) -> tuple[pa.Table, dict[str, pa.Table]]:
+def term_frequency_lookups(table: pa.Table, model: dict[str, Any]) -> tuple[pa.Table, dict[str, pa.Table]]:
     """The profiles carry the online index's term frequencies (`tf_<column>`): as Splink
     lookups (value -> tf) they are what Splink adjusts by, instead of frequencies it would count
     among these profiles alone; the columns themselves go, or Splink's join would repeat them."""
@@ -101,12 +101,12 @@ def _spark_pairs(
     progress(f"starting Spark ({config.master}) ...")
     session = spark_session(config)
     try:
-        frame = session.createDataFrame(table.to_pandas())
+        frame = session.createDataFrame(table)
         api = SparkAPI(spark_session=session, register_udfs_automatically=False)  # type: ignore[no-untyped-call]
         linker = Linker(api.register(frame, dataset_display_name="profiles"), spark_settings(model),
                         log_level=logging.WARNING)  # fmt: skip
         for column, lookup in lookups.items():
-            registered = api.register(session.createDataFrame(lookup.to_pandas()))
+            registered = api.register(session.createDataFrame(lookup))
             linker.table_management.register_term_frequency_lookup(registered, column)
         progress(f"Splink predict on Spark over {table.num_rows:,} profiles ...")
         predicted = linker.inference.predict(threshold_match_probability=MIN_PROBABILITY)

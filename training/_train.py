@@ -6,11 +6,12 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 from splink import DuckDBAPI, Linker
 
 from linkage.modelling import ProfileRecord, VisitorScorer, model_version
@@ -19,6 +20,8 @@ from ._evaluate import Evaluation, count_positive_pairs, evaluate, held_out_logi
 from ._history import DeviceProfiles
 from ._home_u import split_home_u
 from ._link_evaluation import evaluate_links
+from ._profile_scoring import term_frequency_lookups
+from ._spark import SparkConfig, duckdb_model, spark_session, spark_settings
 from ._tables import LABEL_COLUMN, profile_table
 from ._visitor_settings import training_blocking_rules, visitor_settings
 
@@ -52,6 +55,10 @@ class TrainConfig:
     user_agent_tf: bool = False
     # A level of its own for the same rare user-agent string (`USER_AGENT_RARE_SHARE`).
     rare_user_agent: bool = False
+    # Where Splink estimates u and m: DuckDB in this process, or Spark (`spark`: its master).
+    # The model file is the same either way, in the catalogue's DuckDB dialect.
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkConfig = field(default_factory=SparkConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +93,15 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
     settings["probability_two_random_records_match"] = _prior(train_labels)
     db = DuckDBAPI()
     table = profile_table([profiles.records[i] for i in train_idx], train_labels)
-    linker = Linker(db.register(table, dataset_display_name="train"), settings, log_level=logging.WARNING)
-    progress(f"estimating u from up to {config.u_max_pairs:,.0f} random pairs ...")
-    linker.training.estimate_u_using_random_sampling(max_pairs=config.u_max_pairs, seed=config.seed)
-    if config.m_estimation == "labels":
-        progress(f"estimating m from the {count_positive_pairs(train_labels):,} device pairs of training logins ...")
-        linker.training.estimate_m_from_label_column(LABEL_COLUMN)
-    else:
-        for rule in training_blocking_rules():
-            progress(f"estimating m by EM on pairs blocked by {_describe(rule)} ...")
-            linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs)
     model_path = config.out_dir / MODEL_FILE
-    linker.misc.save_model_to_json(str(model_path), overwrite=True)
+    if config.engine == "spark":
+        estimated = _estimate_on_spark(table, settings, config, progress)
+        model_path.write_text(json.dumps(estimated, indent=4) + "\n", encoding="utf-8")
+        linker = Linker(db.register(table, dataset_display_name="train"), str(model_path), log_level=logging.WARNING)
+    else:
+        linker = Linker(db.register(table, dataset_display_name="train"), settings, log_level=logging.WARNING)
+        _estimate(linker, config, train_labels, progress)
+        linker.misc.save_model_to_json(str(model_path), overwrite=True)
     positives = count_positive_pairs(train_labels) if config.m_estimation == "labels" else None
     smoothed = smooth_unobserved(model_path, positives, config.u_max_pairs)
     if smoothed:
@@ -159,6 +163,45 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
         report_dir = write_report(config.out_dir / "report", linker, test_linker, metrics)
         progress(f"report: {report_dir / 'index.html'}")
     return TrainedModel(model_path, metrics_path, report_dir, evaluation, version)
+
+
+def _estimate(linker: Linker, config: TrainConfig, labels: Sequence[str | None], progress: Progress) -> None:
+    """u by random sampling, then m from the labels or by EM: the same on either backend."""
+    progress(f"estimating u from up to {config.u_max_pairs:,.0f} random pairs ...")
+    linker.training.estimate_u_using_random_sampling(max_pairs=config.u_max_pairs, seed=config.seed)
+    if config.m_estimation == "labels":
+        progress(f"estimating m from the {count_positive_pairs(labels):,} device pairs of training logins ...")
+        linker.training.estimate_m_from_label_column(LABEL_COLUMN)
+    else:
+        for rule in training_blocking_rules():
+            progress(f"estimating m by EM on pairs blocked by {_describe(rule)} ...")
+            linker.training.estimate_parameters_using_expectation_maximisation(rule, max_pairs=config.em_max_pairs)
+
+
+def _estimate_on_spark(
+    table: pa.Table, settings: dict[str, Any], config: TrainConfig, progress: Progress
+) -> dict[str, Any]:
+    """`_estimate` on Splink's Spark backend, over the settings in Spark's dialect; the model
+    it saves, back in the catalogue's dialect (the levels' estimates onto `settings`' SQL)."""
+    from splink import SparkAPI
+
+    progress(f"starting Spark ({config.spark.master}) ...")
+    session = spark_session(config.spark)
+    try:
+        table, lookups = term_frequency_lookups(table, settings)
+        api = SparkAPI(spark_session=session, register_udfs_automatically=False)  # type: ignore[no-untyped-call]
+        frame = session.createDataFrame(table)
+        linker = Linker(api.register(frame, dataset_display_name="train"), spark_settings(settings),
+                        log_level=logging.WARNING)  # fmt: skip
+        for column, lookup in lookups.items():
+            registered = api.register(session.createDataFrame(lookup))
+            linker.table_management.register_term_frequency_lookup(registered, column)
+        labels = table.column(LABEL_COLUMN).to_pylist()
+        _estimate(linker, config, labels, progress)
+        trained: dict[str, Any] = linker.misc.save_model_to_json()
+    finally:
+        session.stop()
+    return duckdb_model(trained, settings)
 
 
 def smooth_unobserved(model_path: Path, positives: int | None, random_pairs: float) -> list[str]:
