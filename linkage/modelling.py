@@ -36,7 +36,7 @@ from .visitor._catalogue import (
 )
 from .visitor._encoding import EncodedProfiles, encode_profiles
 from .visitor._evidence import Evidence, history_records, ip_prefix
-from .visitor._profile import ProfileRecord
+from .visitor._profile import ProfileRecord, profile_schema
 from .visitor._scorer import VisitorScorer
 from .visitor._user_agents import parse_user_agent
 
@@ -71,5 +71,6 @@ __all__ = [
     "normalise_text",
     "parse_user_agent",
     "person_shares",
+    "profile_schema",
     "split_key",
 ]

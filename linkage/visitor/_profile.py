@@ -7,6 +7,7 @@ never an empty tuple, so that null levels fire the same way in Splink and in num
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,23 +71,32 @@ class ProfileRecord:
         }
 
 
+def profile_schema() -> Any:
+    """The Arrow schema of profile rows (`as_row`): the column types Splink expects whatever
+    the values (a column of NULLs stays a typed column)."""
+    import pyarrow as pa
+
+    strings, floats, ints = pa.string(), pa.float64(), pa.int64()
+    return pa.schema(
+        [
+            ("unique_id", ints), ("top_ip", strings), ("tf_top_ip", floats), ("ips", pa.list_(strings)),
+            ("ip_prefixes", pa.list_(strings)), ("city", strings), ("country", strings), ("latitude", floats),
+            ("longitude", floats), ("user_agent_family", strings), ("device_kind", strings),
+            ("active_hours", pa.list_(ints)), ("active_days", pa.list_(ints)), ("user_agent", strings),
+            ("agent_first_seen", ints), ("agent_last_seen", ints), ("homes", pa.list_(strings)),
+            ("places", pa.list_(strings)), ("tf_user_agent", floats),
+        ]
+    )  # fmt: skip
+
+
 def write_profiles(path: Path, rows: Sequence[tuple[dict[str, Any], bool]]) -> int:
-    """Write profile rows (`as_row`) and whether each is anonymous to a Parquet file, with the
-    column types Splink expects whatever the values (a column of NULLs stays a typed column)."""
+    """Write profile rows (`as_row`) and whether each is anonymous to a Parquet file (private)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    strings, floats, ints = pa.string(), pa.float64(), pa.int64()
-    types = {
-        "unique_id": ints, "top_ip": strings, "tf_top_ip": floats, "ips": pa.list_(strings),
-        "ip_prefixes": pa.list_(strings), "city": strings, "country": strings, "latitude": floats,
-        "longitude": floats, "user_agent_family": strings, "device_kind": strings,
-        "active_hours": pa.list_(ints), "active_days": pa.list_(ints), "user_agent": strings,
-        "agent_first_seen": ints, "agent_last_seen": ints, "homes": pa.list_(strings),
-        "places": pa.list_(strings), "tf_user_agent": floats,
-    }  # fmt: skip
-    assert set(types) == set(ProfileRecord.__slots__), "a profile column without its type"
-    columns = {name: pa.array([row[name] for row, _ in rows], type=kind) for name, kind in types.items()}
-    columns["anonymous"] = pa.array([anonymous for _, anonymous in rows], type=pa.bool_())
-    pq.write_table(pa.table(columns), path)
+    schema = profile_schema()
+    table = pa.Table.from_pylist([row for row, _ in rows], schema=schema)
+    table = table.append_column("anonymous", pa.array([anonymous for _, anonymous in rows], type=pa.bool_()))
+    pq.write_table(table, path)
+    os.chmod(path, 0o600)
     return len(rows)
