@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -70,6 +71,7 @@ from linkage.modelling import (
 from linkage.visitor import VisitorModel
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
+from training import score_profiles
 from training._simulate import SimulatedSignal, SimulationConfig, population, simulate
 
 RESULTS_FILE = RESULTS_DIR / "visitor-latest.json"
@@ -421,10 +423,52 @@ async def drive(server: ServerHandle, requests: Sequence[pb.IngestRequest], conf
         relink = {f.name: getattr(final, f.name) for f in final.DESCRIPTOR.fields if f.name != "done"}
         relink["seconds"] = relink_seconds
         relinked = await resolve_all(stub, keys, config.resolve_batch, deterministic_only=False)
+        progress("batch relink again, scored by Splink predict on DuckDB (relink --engine duckdb) ...")
+        with meter.phase("relink by Splink"):
+            relink["splink_duckdb"] = await relink_by_splink(stub)
+        again = await resolve_all(stub, keys, config.resolve_batch, deterministic_only=False)
+        relink["splink_duckdb"]["answers_differing"] = sum(
+            a != b for a, b in zip(relinked.person, again.person, strict=True)
+        )
         progress("promote a candidate model, then roll it back, while clients keep calling ...")
         with meter.phase("model change"):
             model_change = await promote_and_roll_back(stub, keys, requests, config)
     return ServerRun(replayed, keys, deterministic, default, changes, meter.other_cores, relinked, relink, model_change)
+
+
+async def relink_by_splink(stub: pb_grpc.IdentityServiceStub) -> dict[str, Any]:
+    """What `idstitch relink --engine duckdb` does, timed: a snapshot of the visitor profiles,
+    Splink predict on DuckDB over them, the pairs sent back (RelinkScored) and decided."""
+    began = time.perf_counter()
+    written = await stub.WriteSnapshot(pb.WriteSnapshotRequest(visitor_profiles=True), timeout=600)
+    snapshot_seconds = time.perf_counter() - began
+    directory = Path(written.directory)
+    try:
+        scored = await asyncio.to_thread(
+            score_profiles, directory / "visitor-profiles.parquet", written.visitor_model_json, "duckdb"
+        )
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    sent = time.perf_counter()
+
+    async def messages() -> Any:
+        step = 100_000
+        for start in range(0, max(len(scored.left), 1), step):
+            yield pb.ScoredPairs(
+                left=scored.left[start : start + step].tolist(), right=scored.right[start : start + step].tolist(),
+                match_weight=scored.match_weight[start : start + step].tolist(),
+                model_version=written.visitor_model_version,
+            )  # fmt: skip
+
+    result = await stub.RelinkScored(messages(), timeout=3600)
+    return {
+        "seconds": time.perf_counter() - began,
+        "snapshot_seconds": snapshot_seconds,
+        "predict_seconds": scored.seconds,
+        "apply_seconds": time.perf_counter() - sent,
+        "pairs": len(scored.left),
+        **_counts(result),
+    }
 
 
 def _counts(relinked: pb.RelinkProgress) -> dict[str, int]:
@@ -1104,6 +1148,18 @@ def accuracy_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{s['relink']['made']:,} made, {s['relink']['dropped']:,} dropped, {s['relink']['moved']:,} moved",
             "",
             "",
+        ),
+        (
+            "Relink by Splink (--engine duckdb: snapshot, predict, decide) over plain Splink predict + cluster",
+            f"{s['relink']['splink_duckdb']['seconds'] / s['scoring']['splink_relink']['seconds']:.2f}x "
+            f"({s['relink']['splink_duckdb']['seconds']:.1f} s: snapshot "
+            f"{s['relink']['splink_duckdb']['snapshot_seconds']:.1f}, predict "
+            f"{s['relink']['splink_duckdb']['predict_seconds']:.1f}, decide "
+            f"{s['relink']['splink_duckdb']['apply_seconds']:.1f}; "
+            f"{s['relink']['splink_duckdb']['pairs']:,} pairs; after the online relink "
+            f"{s['relink']['splink_duckdb']['answers_differing']:,} answers differ)",
+            "≤ 1.3x",
+            verdict(s["relink"]["splink_duckdb"]["seconds"] <= 1.3 * s["scoring"]["splink_relink"]["seconds"]),
         ),
         (
             "Relink time over plain Splink predict + cluster on the same profiles",
