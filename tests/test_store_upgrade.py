@@ -1,4 +1,4 @@
-"""A store of the schema before (5) opens, is brought up to date, and keeps what it held."""
+"""A store of an older schema (5) opens, is brought up to date, and keeps what it held."""
 
 from __future__ import annotations
 
@@ -32,7 +32,10 @@ def test_a_schema_5_store_is_upgraded_and_its_event_ids_still_count(tmp_path: Pa
     # Make it a store as schema 5 wrote it: no models table, no digest of the event ids.
     con = duckdb.connect(str(path))
     con.execute("DROP TABLE models")
+    con.execute("DROP TABLE replaced_links")
     con.execute("ALTER TABLE events DROP COLUMN digest")
+    con.execute("ALTER TABLE changes DROP COLUMN model_version")
+    con.execute("ALTER TABLE changes DROP COLUMN previous_model_version")
     con.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     con.close()
 
@@ -45,5 +48,12 @@ def test_a_schema_5_store_is_upgraded_and_its_event_ids_still_count(tmp_path: Pa
             str(linkage.store.SCHEMA_VERSION),
         )
         assert con.execute("SELECT count(*) FROM models").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM replaced_links").fetchone() == (0,)
     finally:
         con.close()
+    store = linkage.DuckDBStore(path)
+    try:
+        changes = store.changes_after(0, 100)
+        assert changes and all(c.model_version == "" for c in changes), "old entries read with the new columns"
+    finally:
+        store.close()
