@@ -34,3 +34,8 @@ def resolve(stub: object, *ids: tuple[str, str]) -> list[str]:
     """Person id per identifier, "" when not found."""
     response = stub.Resolve(pb.ResolveRequest(identifiers=[ident(n, v) for n, v in ids]))  # type: ignore[attr-defined]
     return [r.person_id if r.found else "" for r in response.resolutions]
+
+
+def identifiers_of(history: list[pb.IngestRequest]) -> list[pb.Identifier]:
+    """Every identifier the requests carry, once, in the order first seen."""
+    return list({(i.namespace, i.value): i for r in history for s in r.signals for i in s.identifiers}.values())

@@ -10,6 +10,7 @@ import pytest
 import linkage
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from tests._servers import ThreadServer
+from tests._signals import identifiers_of
 from tests.test_train_while_serving import _to_proto
 from training import SimulationConfig, simulate
 
@@ -31,10 +32,14 @@ def history() -> list[pb.IngestRequest]:
     return _to_proto(simulate(SimulationConfig(persons=500, days=14, seed=21)))
 
 
-def _graph(server: ThreadServer, identifiers: list[pb.Identifier]) -> tuple[object, ...]:
+Answers = tuple[tuple[str, str, int, float, str], ...]  # value, person, decision, probability, household
+Links = tuple[tuple[str, str, float, str], ...]  # person, component, probability, model version
+
+
+def _graph(server: ThreadServer, identifiers: list[pb.Identifier]) -> tuple[Answers, Links]:
     """What a client can see of the links: every identifier's answer, and every person's soft
     links with their probability and the model version that made them."""
-    answers = []
+    answers: list[tuple[str, str, int, float, str]] = []
     for start in range(0, len(identifiers), 1000):
         request = pb.ResolveRequest(identifiers=identifiers[start : start + 1000])
         answers += [
@@ -42,7 +47,7 @@ def _graph(server: ThreadServer, identifiers: list[pb.Identifier]) -> tuple[obje
             for r in server.stub.Resolve(request).resolutions
         ]
     persons = sorted({person for _, person, *_ in answers})
-    links = []
+    links: list[tuple[str, str, float, str]] = []
     for person in persons:
         found = server.stub.GetPerson(pb.GetPersonRequest(person_id=person)).person
         links += [(person, s.component_id, round(s.probability, 12), s.model_version) for s in found.soft_links]
@@ -56,9 +61,7 @@ def test_promote_relinks_with_the_new_model_and_rollback_restores_the_links_exac
     try:
         for request in history:
             server.stub.Ingest(request, timeout=60)
-        identifiers = list(
-            {(i.namespace, i.value): i for r in history for s in r.signals for i in s.identifiers}.values()
-        )
+        identifiers = identifiers_of(history)
         before = _graph(server, identifiers)
         cursor = max(c.sequence for c in server.stub.WatchChanges(pb.WatchChangesRequest(stop_at_end=True)))
 

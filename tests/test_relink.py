@@ -11,6 +11,7 @@ import pytest
 
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from tests._servers import REPO, ThreadServer
+from tests._signals import identifiers_of
 from tests.test_train_while_serving import _to_proto
 from training import SimulationConfig, simulate
 
@@ -39,9 +40,7 @@ def test_relink_scores_every_anonymous_visitor_and_keeps_the_id_of_every_unchang
     try:
         for request in history:
             server.stub.Ingest(request, timeout=60)
-        identifiers = list(
-            {(i.namespace, i.value): i for r in history for s in r.signals for i in s.identifiers}.values()
-        )
+        identifiers = identifiers_of(history)
         before = _clusters(server, identifiers)
         sequence = max(c.sequence for c in server.stub.WatchChanges(pb.WatchChangesRequest(stop_at_end=True)))
 

@@ -11,7 +11,8 @@ import pytest
 
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from tests._servers import REPO, ThreadServer
-from tests.test_promote_relinks import _graph
+from tests._signals import identifiers_of
+from tests.test_promote_relinks import Answers, Links, _graph
 from tests.test_train_while_serving import _to_proto
 from training import SimulationConfig, simulate
 
@@ -19,10 +20,6 @@ from training import SimulationConfig, simulate
 @pytest.fixture(scope="module")
 def history() -> list[pb.IngestRequest]:
     return _to_proto(simulate(SimulationConfig(persons=400, days=14, seed=12)))
-
-
-def _identifiers(history: list[pb.IngestRequest]) -> list[pb.Identifier]:
-    return list({(i.namespace, i.value): i for r in history for s in r.signals for i in s.identifiers}.values())
 
 
 def _relink(server: ThreadServer, engine: str) -> subprocess.CompletedProcess[str]:
@@ -42,7 +39,7 @@ def _served(tmp_path: Path, name: str, history: list[pb.IngestRequest]) -> Threa
 def test_spark_and_duckdb_relinks_make_the_same_links_as_the_online_relink(
     tmp_path: Path, history: list[pb.IngestRequest]
 ) -> None:
-    identifiers = _identifiers(history)
+    identifiers = identifiers_of(history)
     graphs = {}
     for engine in ("online", "duckdb", "spark"):
         server = _served(tmp_path, engine, history)
@@ -64,17 +61,17 @@ def test_spark_and_duckdb_relinks_make_the_same_links_as_the_online_relink(
     assert max(_probability_gaps(graphs["duckdb"], graphs["online"])) < 0.01
 
 
-def _without_probabilities(graph: tuple[object, ...]) -> tuple[object, ...]:
+def _without_probabilities(graph: tuple[Answers, Links]) -> tuple[object, ...]:
     answers, links = graph
     return (
-        tuple((value, person, decision, household) for value, person, decision, _, household in answers),  # type: ignore[attr-defined]
-        tuple((person, component, version) for person, component, _, version in links),  # type: ignore[attr-defined]
+        tuple((value, person, decision, household) for value, person, decision, _, household in answers),
+        tuple((person, component, version) for person, component, _, version in links),
     )
 
 
-def _probability_gaps(a: tuple[object, ...], b: tuple[object, ...]) -> list[float]:
-    gaps = [abs(x[3] - y[3]) for x, y in zip(a[0], b[0], strict=True)]  # type: ignore[index, call-overload]
-    return gaps + [abs(x[2] - y[2]) for x, y in zip(a[1], b[1], strict=True)]  # type: ignore[index, call-overload]
+def _probability_gaps(a: tuple[Answers, Links], b: tuple[Answers, Links]) -> list[float]:
+    gaps = [abs(x[3] - y[3]) for x, y in zip(a[0], b[0], strict=True)]
+    return gaps + [abs(x[2] - y[2]) for x, y in zip(a[1], b[1], strict=True)]
 
 
 def test_scored_pairs_of_another_model_or_of_unequal_length_are_refused(
@@ -93,8 +90,8 @@ def test_scored_pairs_of_another_model_or_of_unequal_length_are_refused(
         ]:
             with pytest.raises(grpc.RpcError) as refused:
                 server.stub.RelinkScored(iter([message]))
-            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
-            assert (refused.value.details() or "").startswith(field)  # type: ignore[attr-defined]
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert (refused.value.details() or "").startswith(field)
         fine = server.stub.RelinkScored(iter([pb.ScoredPairs(model_version=version)]))
         assert fine.done and fine.made == 0
     finally:
