@@ -440,7 +440,7 @@ async def relink_by_splink(stub: pb_grpc.IdentityServiceStub) -> dict[str, Any]:
     """What `idstitch relink --engine duckdb` does, timed: a snapshot of the visitor profiles,
     Splink predict on DuckDB over them, the pairs sent back (RelinkScored) and decided."""
     began = time.perf_counter()
-    written = await stub.WriteSnapshot(pb.WriteSnapshotRequest(visitor_profiles=True), timeout=600)
+    written = await stub.WriteSnapshot(pb.WriteSnapshotRequest(visitor_profiles_only=True), timeout=600)
     snapshot_seconds = time.perf_counter() - began
     directory = Path(written.directory)
     try:

@@ -82,7 +82,7 @@ def _online(stub: pb_grpc.IdentityServiceStub) -> pb.RelinkProgress | None:
 def _by_splink(stub: pb_grpc.IdentityServiceStub, args: argparse.Namespace) -> pb.RelinkProgress:
     from training import SparkConfig, score_profiles
 
-    written = stub.WriteSnapshot(pb.WriteSnapshotRequest(visitor_profiles=True), timeout=600)
+    written = stub.WriteSnapshot(pb.WriteSnapshotRequest(visitor_profiles_only=True), timeout=600)
     if not written.visitor_model_version:
         raise RuntimeError("the server has no visitor model in force: nothing to relink")
     directory = Path(written.directory)

@@ -133,10 +133,11 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             self._snapshots.mkdir(mode=0o700, exist_ok=True)
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             directory = self._snapshots / f"{stamp}-{time.time_ns() % 10**9:09d}"
+            profiles = request.visitor_profiles or request.visitor_profiles_only
             counts = await self._stitcher.write_snapshot(
-                directory, principal=principal_of(context), visitor_profiles=request.visitor_profiles
+                directory, principal_of(context), visitor_profiles=profiles, history=not request.visitor_profiles_only
             )
-            return convert.snapshot_response(directory, counts, self._stitcher.visitor_model, request.visitor_profiles)
+            return convert.snapshot_response(directory, counts, self._stitcher.visitor_model, profiles)
 
     async def PromoteModel(
         self, request: pb.PromoteModelRequest, context: grpc.aio.ServicerContext

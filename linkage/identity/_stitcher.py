@@ -276,17 +276,22 @@ class Stitcher:
         await asyncio.shield(job.done)
 
     async def write_snapshot(
-        self, directory: Path, principal: str = "unknown", visitor_profiles: bool = False
+        self, directory: Path, principal: str = "unknown", visitor_profiles: bool = False, history: bool = True
     ) -> dict[str, int]:
         """Write a consistent snapshot of the history training reads (Parquet) into
         `directory`, while writes go on; audited. Rows per file. With `visitor_profiles`, also
         `visitor-profiles.parquet`: the profile of every component with visitor evidence, as
-        the writer holds them between two commits (`IdentityGraph.visitor_profiles`)."""
+        the writer holds them between two commits (`IdentityGraph.visitor_profiles`); without
+        `history`, only those."""
         if self._closing:
             raise Unavailable("shutting down")
         if directory.exists():
             raise InvalidArgument("directory", "a snapshot there already exists")
-        counts = await asyncio.to_thread(self._store.write_snapshot, directory)
+        if history:
+            counts = await asyncio.to_thread(self._store.write_snapshot, directory)
+        else:
+            directory.mkdir(mode=0o700)
+            counts = {"identifiers": 0, "events": 0}
         if visitor_profiles:
             job = _Job(quantize(self._clock()), profiles=True, principal=principal)
             await self._queue.put(job)

@@ -519,10 +519,12 @@ class ListAuditResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[AuditEntry, _Mapping]]] = ...) -> None: ...
 
 class WriteSnapshotRequest(_message.Message):
-    __slots__ = ("visitor_profiles",)
+    __slots__ = ("visitor_profiles", "visitor_profiles_only")
     VISITOR_PROFILES_FIELD_NUMBER: _ClassVar[int]
+    VISITOR_PROFILES_ONLY_FIELD_NUMBER: _ClassVar[int]
     visitor_profiles: bool
-    def __init__(self, visitor_profiles: _Optional[bool] = ...) -> None: ...
+    visitor_profiles_only: bool
+    def __init__(self, visitor_profiles: _Optional[bool] = ..., visitor_profiles_only: _Optional[bool] = ...) -> None: ...
 
 class WriteSnapshotResponse(_message.Message):
     __slots__ = ("directory", "identifiers", "events", "visitor_profiles", "visitor_model_version", "visitor_model_json")
