@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 serve: $(STAMP)  ## start the service on 127.0.0.1:50051 with ./var/idstitch.duckdb
 	$(BIN)/idstitch serve $(ARGS)
 
-test: $(STAMP)  ## the whole suite, slow tests included
+test: $(STAMP)  ## the whole suite, slow tests included (Spark's need Java 17+: scripts/ensure_java.sh)
+	scripts/ensure_java.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

