@@ -275,6 +275,14 @@ def _train_in(args: argparse.Namespace, data_dir: Path) -> int:
     if store_path is not None and not store_path.exists():
         print(f"idstitch: no store at {store_path}", file=sys.stderr)
         return 2
+    if args.engine == "spark":  # before any gRPC channel (the snapshot's): see start_spark_first
+        from ._relink import start_spark_first
+
+        try:
+            start_spark_first(args.spark_master)
+        except RuntimeError as exc:
+            print(f"idstitch train: {exc}", file=sys.stderr)
+            return 1
     config = TrainConfig(
         out_dir=args.out,
         report=not args.no_report,

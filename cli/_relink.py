@@ -47,6 +47,12 @@ def run_relink(args: argparse.Namespace) -> int:
     except ConnectError as exc:
         print(f"idstitch relink: {exc}", file=sys.stderr)
         return 2
+    if args.engine == "spark":
+        try:
+            start_spark_first(args.spark_master)
+        except RuntimeError as exc:
+            print(f"idstitch relink: {exc}", file=sys.stderr)
+            return 1
     with connection.channel() as channel:
         stub = pb_grpc.IdentityServiceStub(channel)  # type: ignore[no-untyped-call]
         try:
@@ -117,3 +123,13 @@ def _by_splink(stub: pb_grpc.IdentityServiceStub, args: argparse.Namespace) -> p
 
 def _say(message: str) -> None:
     print(f"idstitch relink: {message}", file=sys.stderr, flush=True)
+
+
+def start_spark_first(master: str) -> None:
+    """Start the Spark session before any gRPC channel: pyspark forks its JVM with a
+    `preexec_fn`, which is not safe once gRPC's threads run (the JVM then dies at start, now
+    and then). Later `spark_session` calls get this session."""
+    from training import SparkConfig, spark_session
+
+    _say(f"starting Spark ({master}) ...")
+    spark_session(SparkConfig(master=master))

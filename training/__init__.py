@@ -10,7 +10,7 @@ from ._customer_data import CustomerRecords, CustomerRecordsError, read_customer
 from ._customer_train import CustomerTrainConfig, TrainedCustomerModel, train_customer_model
 from ._profile_scoring import ScoredPairs, score_profiles
 from ._simulate import SimulatedSignal, SimulationConfig, read_jsonl, simulate, summary, write_jsonl
-from ._spark import SparkConfig, SparkUnavailable
+from ._spark import SparkConfig, SparkUnavailable, spark_session
 from ._train import TrainConfig, TrainedModel, train_visitor_model
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "run_train_customer",
     "score_profiles",
     "simulate",
+    "spark_session",
     "summary",
     "train_customer_model",
     "train_visitor_model",
