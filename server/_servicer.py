@@ -19,6 +19,11 @@ from ._proto.idstitch.v1 import idstitch_pb2 as pb
 from ._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 from ._relink import relink_updates
 
+# A `ChangeBatch` holds up to this many changes (≈ 750 KB), of the commits of up to this many
+# seconds: a follower at the head gets a few messages a second, whatever the commit rate.
+BATCH_PAGE = 5000
+BATCH_LINGER = 0.05
+
 
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
     def __init__(self, stitcher: linkage.Stitcher, snapshots: Path, models: ModelChanges) -> None:
@@ -89,7 +94,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             await self._stitcher.record_read(
                 principal_of(context), "watch_changes", f"after sequence {request.after_sequence}", "batches"
             )
-            pages = self._stitcher.change_pages(request.after_sequence, follow=not request.stop_at_end)
+            pages = self._stitcher.change_pages(
+                request.after_sequence, follow=not request.stop_at_end, page_size=BATCH_PAGE, linger=BATCH_LINGER
+            )
             async for page in pages:
                 yield self._encoded.encode_batch(page)
 

@@ -727,9 +727,13 @@ class Stitcher:
             for change in page:
                 yield change
 
-    async def change_pages(self, after_sequence: int, follow: bool) -> AsyncIterator[list[Change]]:
-        """`changes` in pages: every change after the cursor that is there when asked, up to a
-        page at a time. A follower that keeps up gets one page per commit."""
+    async def change_pages(
+        self, after_sequence: int, follow: bool, page_size: int = _CHANGE_PAGE, linger: float = 0.0
+    ) -> AsyncIterator[list[Change]]:
+        """`changes` in pages: every change after the cursor that is there when asked, up to
+        `page_size` at a time. A follower that keeps up gets a page per commit, or with `linger`
+        (seconds) a page of the commits of that long after the first it waited for: fewer,
+        larger messages for the same changes, so followers cost the server less per change."""
         if after_sequence < 0:
             raise InvalidArgument("after_sequence", "must not be negative")
         cursor = after_sequence
@@ -737,28 +741,30 @@ class Stitcher:
         while True:
             if live and self._last_committed - cursor > self._max_feed_lag:
                 raise FellBehind(cursor, self._last_committed - cursor)
-            page = self._recent_after(cursor)
+            page = self._recent_after(cursor, page_size)
             if page is None:
-                page = await asyncio.to_thread(self._store.changes_after, cursor, _CHANGE_PAGE)
+                page = await asyncio.to_thread(self._store.changes_after, cursor, page_size)
             if page:
                 yield page
                 cursor = page[-1].sequence
-            if len(page) == _CHANGE_PAGE:
+            if len(page) == page_size:
                 continue
             if not follow or self._watches_ended:
                 return
             live = True
             while self._last_committed <= cursor and not self._watches_ended:
                 await self._committed.wait()
+            if linger and not self._watches_ended:
+                await asyncio.sleep(linger)
 
-    def _recent_after(self, cursor: int) -> list[Change] | None:
+    def _recent_after(self, cursor: int, page_size: int = _CHANGE_PAGE) -> list[Change] | None:
         """Up to a page of the changes after `cursor` from memory; None if they are not all
         there (the store has them)."""
         recent = self._recent
         if not recent or recent[-1].sequence != self._last_committed:
             return None
         start = cursor + 1 - recent[0].sequence  # sequences are gap-free
-        return None if start < 0 else list(itertools.islice(recent, start, start + _CHANGE_PAGE))
+        return None if start < 0 else list(itertools.islice(recent, start, start + page_size))
 
     def _wake_watchers(self) -> None:
         self._committed.set()

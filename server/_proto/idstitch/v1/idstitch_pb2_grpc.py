@@ -187,8 +187,9 @@ class IdentityServiceServicer:
 
     def WatchChangeBatches(self, request, context):
         """The same feed in batches: each message carries every change committed
-        since the last one (up to 1,000), in order. For followers that must keep
-        up with full ingest: a message per commit instead of per change.
+        since the last one (up to 5,000), in order; a follower at the head gets
+        the commits of 50 ms in one message. For followers that must keep up with
+        full ingest: a few messages a second instead of one per change.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
