@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +122,9 @@ class Stitcher:
         self.evidence_source = ""  # how the last start got the visitor evidence: cache or replay
         self._config = config
         self._max_feed_lag = max_feed_lag
-        self._recent: deque[Change] = deque(maxlen=_RECENT_CHANGES)
+        # Oldest first, gap-free; cut back to the last _RECENT_CHANGES once twice as long, so
+        # that a follower's page is a slice (a deque's islice walks from its start).
+        self._recent: list[Change] = []
         self._store = store
         self._model = model
         self._customer_model = customer_model
@@ -492,6 +492,8 @@ class Stitcher:
             self._recent.clear()  # the store's copies lose the erased identifiers; these would not
         elif batch.changes:
             self._recent.extend(batch.changes)
+            if len(self._recent) > 2 * _RECENT_CHANGES:
+                del self._recent[:-_RECENT_CHANGES]
         if batch.changes:
             self._last_committed = batch.changes[-1].sequence
             self._wake_watchers()
@@ -764,7 +766,7 @@ class Stitcher:
         if not recent or recent[-1].sequence != self._last_committed:
             return None
         start = cursor + 1 - recent[0].sequence  # sequences are gap-free
-        return None if start < 0 else list(itertools.islice(recent, start, start + page_size))
+        return None if start < 0 else recent[start : start + page_size]
 
     def _wake_watchers(self) -> None:
         self._committed.set()
