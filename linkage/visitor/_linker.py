@@ -240,8 +240,13 @@ class SoftLinks:
         if not self._ensure_row(component):
             return current
         # Candidate component -> its root; scoring members too finds a person by any of its parts.
-        roots = {other: self.root_of(other) for other in self.index.candidates(component, self._candidate_limit)}
-        rows = [c for c in roots if self._ensure_row(c)]
+        links = self._links
+        roots = {
+            other: other if (link := links.get(other)) is None else link.target
+            for other in self.index.candidates(component, self._candidate_limit)
+        }
+        fresh = self._fresh  # most candidates' rows are current: skip the call for them
+        rows = [c for c in roots if c in fresh or self._ensure_row(c)]
         if not rows:
             return current
         candidates = self._table.take(rows)
