@@ -15,12 +15,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cli._connect import Connection
 from server._app import RunningServer, start
 from server._config import load_settings
+from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,3 +138,15 @@ class ProcessServer:
 def admin_token(data_dir: Path) -> str:
     """The secret a server wrote to `<data_dir>/admin-token` on its first start."""
     return (data_dir / "admin-token").read_text().strip()
+
+
+def serving(data_dir: Path, history: Sequence[pb.IngestRequest]) -> ThreadServer:
+    """A server on a fresh data directory that has ingested `history`, in order."""
+    server = ThreadServer(data_dir)
+    try:
+        for request in history:
+            server.stub.Ingest(request, timeout=60)
+    except BaseException:
+        server.stop()
+        raise
+    return server

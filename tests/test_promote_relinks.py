@@ -9,7 +9,7 @@ import pytest
 
 import linkage
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
-from tests._servers import ThreadServer
+from tests._servers import ThreadServer, serving
 from tests._signals import identifiers_of
 from tests.test_train_while_serving import _to_proto
 from training import SimulationConfig, simulate
@@ -57,10 +57,8 @@ def _graph(server: ThreadServer, identifiers: list[pb.Identifier]) -> tuple[Answ
 def test_promote_relinks_with_the_new_model_and_rollback_restores_the_links_exactly(
     tmp_path: Path, history: list[pb.IngestRequest]
 ) -> None:
-    server = ThreadServer(tmp_path / "data")
+    server = serving(tmp_path / "data", history)
     try:
-        for request in history:
-            server.stub.Ingest(request, timeout=60)
         identifiers = identifiers_of(history)
         before = _graph(server, identifiers)
         cursor = max(c.sequence for c in server.stub.WatchChanges(pb.WatchChangesRequest(stop_at_end=True)))

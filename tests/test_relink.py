@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
-from tests._servers import REPO, ThreadServer
+from tests._servers import REPO, ThreadServer, serving
 from tests._signals import identifiers_of
 from tests.test_train_while_serving import _to_proto
 from training import SimulationConfig, simulate
@@ -36,10 +36,8 @@ def history() -> list[pb.IngestRequest]:
 def test_relink_scores_every_anonymous_visitor_and_keeps_the_id_of_every_unchanged_person(
     tmp_path: Path, history: list[pb.IngestRequest]
 ) -> None:
-    server = ThreadServer(tmp_path / "data")
+    server = serving(tmp_path / "data", history)
     try:
-        for request in history:
-            server.stub.Ingest(request, timeout=60)
         identifiers = identifiers_of(history)
         before = _clusters(server, identifiers)
         sequence = max(c.sequence for c in server.stub.WatchChanges(pb.WatchChangesRequest(stop_at_end=True)))

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
-from tests._servers import REPO, ThreadServer
+from tests._servers import REPO, ThreadServer, serving
 from tests._signals import identifiers_of
 from tests.test_promote_relinks import Answers, Links, _graph
 from tests.test_train_while_serving import _to_proto
@@ -28,13 +28,6 @@ def _relink(server: ThreadServer, engine: str) -> subprocess.CompletedProcess[st
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
-def _served(tmp_path: Path, name: str, history: list[pb.IngestRequest]) -> ThreadServer:
-    server = ThreadServer(tmp_path / name)
-    for request in history:
-        server.stub.Ingest(request, timeout=60)
-    return server
-
-
 @pytest.mark.slow
 def test_spark_and_duckdb_relinks_make_the_same_links_as_the_online_relink(
     tmp_path: Path, history: list[pb.IngestRequest]
@@ -42,7 +35,7 @@ def test_spark_and_duckdb_relinks_make_the_same_links_as_the_online_relink(
     identifiers = identifiers_of(history)
     graphs = {}
     for engine in ("online", "duckdb", "spark"):
-        server = _served(tmp_path, engine, history)
+        server = serving(tmp_path / engine, history)
         try:
             before = _graph(server, identifiers)
             done = _relink(server, engine)
@@ -77,7 +70,7 @@ def _probability_gaps(a: tuple[Answers, Links], b: tuple[Answers, Links]) -> lis
 def test_scored_pairs_of_another_model_or_of_unequal_length_are_refused(
     tmp_path: Path, history: list[pb.IngestRequest]
 ) -> None:
-    server = _served(tmp_path, "data", history[:3])
+    server = serving(tmp_path / "data", history[:3])
     try:
         written = server.stub.WriteSnapshot(pb.WriteSnapshotRequest(visitor_profiles=True))
         assert written.visitor_profiles > 0 and written.visitor_model_json.startswith(b"{")
