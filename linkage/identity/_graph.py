@@ -662,7 +662,8 @@ class IdentityGraph:
         """The components a batch relink scores: anonymous ones with visitor evidence."""
         if self._soft.model is None:
             return []
-        return [c for c in self._persons if not self._persons[c].uniques and self._soft.index.record(c) is not None]
+        index = self._soft.index
+        return [c for c, person in self._persons.items() if not person.uniques and index.has_evidence(c)]
 
     def visitor_profiles(self) -> list[tuple[dict[str, object], bool]]:
         """Every component with visitor evidence as the online scorer compares it (the profile

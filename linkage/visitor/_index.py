@@ -131,6 +131,11 @@ class VisitorIndex:
                         return list(found)
         return list(found)
 
+    def has_evidence(self, component: int) -> bool:
+        """Whether `record(component)` is a profile (without building it)."""
+        evidence = self._evidence.get(component)
+        return evidence is not None and not evidence.empty
+
     def record(self, component: int) -> ProfileRecord | None:
         evidence = self._evidence.get(component)
         if evidence is None or evidence.empty:
