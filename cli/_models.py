@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -89,9 +91,10 @@ def run_model(args: argparse.Namespace) -> int:
             print(f"idstitch model {action}: swapping the model, then relinking every visitor", file=sys.stderr)
             if action == "promote":
                 request = pb.PromoteModelRequest(model_json=files[0], metrics_json=files[1], version=args.version or "")
-                changed = stub.PromoteModel(request, timeout=_MODEL_CHANGE_TIMEOUT)
+                call = stub.PromoteModel.future(request, timeout=_MODEL_CHANGE_TIMEOUT)
             else:
-                changed = stub.RollbackModel(pb.RollbackModelRequest(), timeout=_MODEL_CHANGE_TIMEOUT)
+                call = stub.RollbackModel.future(pb.RollbackModelRequest(), timeout=_MODEL_CHANGE_TIMEOUT)
+            changed = _waiting(call, f"idstitch model {action}")
         except grpc.RpcError as exc:
             print(f"idstitch model {action}: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
@@ -99,6 +102,24 @@ def run_model(args: argparse.Namespace) -> int:
     print(f"model {changed.version} in force (was {changed.previous_version})")
     print(f"relinked {r.scored} visitors: {r.made} links made, {r.dropped} dropped, {r.moved} moved, {r.kept} kept")
     return 0
+
+
+def _waiting(call: Any, label: str) -> pb.ModelChangeResponse:
+    """The call's answer; meanwhile, on a terminal, how long it has taken (the relink after a
+    swap takes a while on a large graph, and the call says nothing until it is done)."""
+    began = time.monotonic()
+    shown = False
+    try:
+        while True:
+            try:
+                return call.result(timeout=1.0)  # type: ignore[no-any-return]
+            except grpc.FutureTimeoutError:
+                if sys.stderr.isatty():
+                    print(f"\r{label}: {time.monotonic() - began:.0f} s", end="", file=sys.stderr, flush=True)
+                    shown = True
+    finally:
+        if shown:
+            print(file=sys.stderr)
 
 
 def _print_models(models: list[pb.ModelEntry]) -> None:
