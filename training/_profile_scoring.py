@@ -19,12 +19,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 from splink import DuckDBAPI, Linker
 
-from ._spark import SparkConfig, spark_session, spark_settings
+from ._spark import SparkConfig, spark_linker, spark_session
+from ._tables import term_frequency_lookups
 
 Engine = Literal["duckdb", "spark"]
 # Pairs below this probability change no decision: a person's share is o / (1 + the sum of
@@ -52,8 +52,8 @@ def score_profiles(
     model: dict[str, Any] = json.loads(model_json)
     began = time.perf_counter()
     table = pq.read_table(profiles).drop_columns(["anonymous"])
-    table, lookups = term_frequency_lookups(table, model)
     if engine == "duckdb":
+        table, lookups = term_frequency_lookups(table, model)
         api = DuckDBAPI()
         linker = Linker(api.register(table, dataset_display_name="profiles"), model, log_level=logging.WARNING)
         for column, lookup in lookups.items():
@@ -62,52 +62,20 @@ def score_profiles(
         predicted = linker.inference.predict(threshold_match_probability=MIN_PROBABILITY)
         pairs = predicted.as_duckdbpyrelation().select("unique_id_l, unique_id_r, match_weight").to_arrow_table()
     else:
-        pairs = _spark_pairs(table, lookups, model, spark or SparkConfig(), progress)
+        pairs = _spark_pairs(table, model, spark or SparkConfig(), progress)
     left = pairs.column("unique_id_l").to_numpy().astype(np.int64)
     right = pairs.column("unique_id_r").to_numpy().astype(np.int64)
     weight = pairs.column("match_weight").to_numpy().astype(np.float64)
     return ScoredPairs(left, right, weight, time.perf_counter() - began)
 
 
-def term_frequency_lookups(table: pa.Table, model: dict[str, Any]) -> tuple[pa.Table, dict[str, pa.Table]]:
-    """The profiles carry the online index's term frequencies (`tf_<column>`): as Splink
-    lookups (value -> tf) they are what Splink adjusts by, instead of frequencies it would count
-    among these profiles alone; the columns themselves go, or Splink's join would repeat them."""
-    columns = sorted(
-        {
-            level["tf_adjustment_column"]
-            for comparison in model["comparisons"]
-            for level in comparison["comparison_levels"]
-            if level.get("tf_adjustment_column")
-        }
-    )
-    lookups = {}
-    for column in columns:
-        tf = f"tf_{column}"
-        pairs = table.select([column, tf]).filter(pc.is_valid(table.column(column)))
-        lookups[column] = pairs.group_by(column).aggregate([(tf, "max")]).rename_columns([column, tf])
-    return table.drop_columns([f"tf_{c}" for c in columns]), lookups
-
-
 def _spark_pairs(
-    table: pa.Table,
-    lookups: dict[str, pa.Table],
-    model: dict[str, Any],
-    config: SparkConfig,
-    progress: Callable[[str], None],
+    table: pa.Table, model: dict[str, Any], config: SparkConfig, progress: Callable[[str], None]
 ) -> pa.Table:
-    from splink import SparkAPI
-
     progress(f"starting Spark ({config.master}) ...")
     session = spark_session(config)
     try:
-        frame = session.createDataFrame(table)
-        api = SparkAPI(spark_session=session, register_udfs_automatically=False)  # type: ignore[no-untyped-call]
-        linker = Linker(api.register(frame, dataset_display_name="profiles"), spark_settings(model),
-                        log_level=logging.WARNING)  # fmt: skip
-        for column, lookup in lookups.items():
-            registered = api.register(session.createDataFrame(lookup))
-            linker.table_management.register_term_frequency_lookup(registered, column)
+        linker = spark_linker(session, table, model, "profiles")
         progress(f"Splink predict on Spark over {table.num_rows:,} profiles ...")
         predicted = linker.inference.predict(threshold_match_probability=MIN_PROBABILITY)
         rows = predicted.as_spark_dataframe().select("unique_id_l", "unique_id_r", "match_weight").toPandas()

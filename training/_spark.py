@@ -9,12 +9,15 @@ catalogue writes, and refuses any other, so a model never runs with a silently d
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Any
+
+from ._tables import term_frequency_lookups
 
 # The forms the visitor catalogue writes (linkage.visitor._catalogue), DuckDB -> Spark.
 _INTERSECTION = re.compile(r'len\(list_intersect\("(\w+)", "(\w+)"\)\)')
@@ -117,3 +120,17 @@ def spark_session(config: SparkConfig) -> Any:
     session.sparkContext.setLogLevel("ERROR")
     session.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="idstitch-spark-"))
     return session
+
+
+def spark_linker(session: Any, table: Any, model: dict[str, Any], name: str) -> Any:
+    """A Splink linker on Spark over the profile `table` (Arrow), with `model` (the catalogue's
+    dialect) rewritten for Spark and the profiles' own term frequencies as lookups."""
+    from splink import Linker, SparkAPI
+
+    table, lookups = term_frequency_lookups(table, model)
+    api = SparkAPI(spark_session=session, register_udfs_automatically=False)  # type: ignore[no-untyped-call]
+    frame = api.register(session.createDataFrame(table), dataset_display_name=name)
+    linker = Linker(frame, spark_settings(model), log_level=logging.WARNING)
+    for column, lookup in lookups.items():
+        linker.table_management.register_term_frequency_lookup(api.register(session.createDataFrame(lookup)), column)
+    return linker

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkage.modelling import ProfileRecord, profile_schema
 
@@ -21,3 +23,23 @@ def profile_table(records: Sequence[ProfileRecord], labels: Sequence[str | None]
 
 
 PROFILE_SCHEMA = profile_schema()
+
+
+def term_frequency_lookups(table: pa.Table, model: dict[str, Any]) -> tuple[pa.Table, dict[str, pa.Table]]:
+    """The profiles carry the online index's term frequencies (`tf_<column>`): as Splink
+    lookups (value -> tf) they are what Splink adjusts by, instead of frequencies it would count
+    among these profiles alone; the columns themselves go, or Splink's join would repeat them."""
+    columns = sorted(
+        {
+            level["tf_adjustment_column"]
+            for comparison in model["comparisons"]
+            for level in comparison["comparison_levels"]
+            if level.get("tf_adjustment_column")
+        }
+    )
+    lookups = {}
+    for column in columns:
+        tf = f"tf_{column}"
+        pairs = table.select([column, tf]).filter(pc.is_valid(table.column(column)))
+        lookups[column] = pairs.group_by(column).aggregate([(tf, "max")]).rename_columns([column, tf])
+    return table.drop_columns([f"tf_{c}" for c in columns]), lookups

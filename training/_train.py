@@ -20,8 +20,7 @@ from ._evaluate import Evaluation, count_positive_pairs, evaluate, held_out_logi
 from ._history import DeviceProfiles
 from ._home_u import split_home_u
 from ._link_evaluation import evaluate_links
-from ._profile_scoring import term_frequency_lookups
-from ._spark import SparkConfig, duckdb_model, spark_session, spark_settings
+from ._spark import SparkConfig, duckdb_model, spark_linker, spark_session
 from ._tables import LABEL_COLUMN, profile_table
 from ._visitor_settings import training_blocking_rules, visitor_settings
 
@@ -183,19 +182,10 @@ def _estimate_on_spark(
 ) -> dict[str, Any]:
     """`_estimate` on Splink's Spark backend, over the settings in Spark's dialect; the model
     it saves, back in the catalogue's dialect (the levels' estimates onto `settings`' SQL)."""
-    from splink import SparkAPI
-
     progress(f"starting Spark ({config.spark.master}) ...")
     session = spark_session(config.spark)
     try:
-        table, lookups = term_frequency_lookups(table, settings)
-        api = SparkAPI(spark_session=session, register_udfs_automatically=False)  # type: ignore[no-untyped-call]
-        frame = session.createDataFrame(table)
-        linker = Linker(api.register(frame, dataset_display_name="train"), spark_settings(settings),
-                        log_level=logging.WARNING)  # fmt: skip
-        for column, lookup in lookups.items():
-            registered = api.register(session.createDataFrame(lookup))
-            linker.table_management.register_term_frequency_lookup(registered, column)
+        linker = spark_linker(session, table, settings, "train")
         labels = table.column(LABEL_COLUMN).to_pylist()
         _estimate(linker, config, labels, progress)
         trained: dict[str, Any] = linker.misc.save_model_to_json()

@@ -247,11 +247,15 @@ class Stitcher:
         principal: str,
         change: ModelChange | None,
         progress: Callable[[Relinked, int], Awaitable[None]] | None,
+        scored: dict[int, tuple[list[int], NDArray[np.float64]]] | None = None,
     ) -> Relinked:
+        """Relink `components` a chunk per commit (`IdentityGraph.relink`), with the pairs of
+        `scored` where given."""
         total = Relinked(0, 0, 0, 0, 0)
         for start in range(0, len(components), RELINK_CHUNK):
             chunk = components[start : start + RELINK_CHUNK]
-            job = _Job(quantize(self._clock()), relink=chunk, change=change, principal=principal)
+            chosen = None if scored is None else {c: scored[c] for c in chunk if c in scored}
+            job = _Job(quantize(self._clock()), relink=chunk, change=change, scored=chosen, principal=principal)
             await self._queue.put(job)
             total = total + await asyncio.shield(job.done)
             if progress is not None:
@@ -324,13 +328,7 @@ class Stitcher:
         # Every anonymous visitor, as online relink: one without a scored pair has its link checked.
         components = sorted(set(scored) | set(self._graph.relinkable()))
         await self.record_read(principal, "relink", f"{len(components)} components", f"scored pairs: {len(left)}")
-        total = Relinked(0, 0, 0, 0, 0)
-        for start in range(0, len(components), RELINK_CHUNK):
-            chunk = components[start : start + RELINK_CHUNK]
-            chosen = {c: scored[c] for c in chunk if c in scored}
-            job = _Job(quantize(self._clock()), relink=chunk, scored=chosen, principal=principal)
-            await self._queue.put(job)
-            total = total + await asyncio.shield(job.done)
+        total = await self._relink_in_chunks(components, principal, None, None, scored)
         await self.record_read(principal, "relink", f"{total.scored} components", _relinked_detail(total))
         return total
 
