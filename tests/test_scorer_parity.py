@@ -503,3 +503,36 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
     assert checked == sum(
         len(c["comparison_levels"]) - 1 for c in visitor_comparisons(user_agent_tf=True, rare_user_agent=True)
     )
+
+
+def test_pair_weights_equal_the_per_visitor_scores_bit_for_bit(
+    trained: tuple[Path, list[ProfileRecord], list[int]],
+) -> None:
+    """The batch path a relink takes (many left profiles in one pass) gives every pair the match
+    weight the online path gives it, to the last bit: NULLs, empty lists, both tf adjustments and
+    the rare user-agent level included."""
+    path, records, owners = trained
+    scorer = VisitorScorer.from_model(path)
+    lefts, candidates = _pairs(records, owners)
+    odd = [
+        replace(lefts[0], unique_id=-1, ips=(), ip_prefixes=(), active_hours=(), active_days=(), homes=(), places=()),
+        replace(lefts[1], unique_id=-2, latitude=None, longitude=None, tf_top_ip=None, tf_user_agent=None),
+        replace(lefts[2], unique_id=-3, top_ip=None, city=None, country=None, user_agent_family=None, ips=None),
+        replace(lefts[3], unique_id=-4, active_days=(-70, -5, 0, 63, 64, 20000), homes=None, places=None),
+        replace(lefts[4], unique_id=-5, user_agent=None, agent_first_seen=None, agent_last_seen=None),
+        replace(lefts[5], unique_id=-6, agent_first_seen=0, agent_last_seen=0, active_hours=None),
+    ]
+    lefts, candidates = lefts + odd, candidates + odd
+    encoded_lefts, encoded_candidates = encode_profiles(lefts), encode_profiles(candidates)
+    one_by_one = np.concatenate(
+        [scorer.score(scorer.probe(encoded_lefts, i), encoded_candidates).match_weight for i in range(len(lefts))]
+    )
+    n = len(candidates)
+    pairs = scorer.pair_weights(
+        encoded_lefts.take(np.repeat(np.arange(len(lefts)), n)), encoded_candidates.take(np.tile(np.arange(n), len(lefts)))
+    )
+    assert len(one_by_one) == len(pairs) >= 1000
+    assert np.array_equal(pairs, one_by_one)
+    assert len(np.unique(pairs)) > 20  # many levels and adjustments met, not one weight everywhere
+    with pytest.raises(ValueError, match="as many left rows"):
+        scorer.pair_weights(encoded_lefts, encoded_candidates.take([0]))

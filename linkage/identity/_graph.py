@@ -700,16 +700,17 @@ class IdentityGraph:
         states = link_states(self._soft) if change is not None else None
         if change is not None:
             self._journal.begin(change, now)
-        for component in chosen:  # soft links merge no persons: `chosen` stays as it was
-            self._soft.recheck(component, record)
-            if scored is None:
-                self._soft.rescore(component, self._unique_values, record, now)
-                continue
-            others, weights = scored.get(component, ([], _NO_WEIGHTS))
-            keep = [i for i, other in enumerate(others) if other in self._persons and other != component]
-            self._soft.rescore_scored(
-                component, [others[i] for i in keep], weights[keep], self._unique_values, record, now
-            )
+        # Soft links merge no persons: `chosen` stays as it was.
+        if scored is None:
+            self._soft.rescore_each(chosen, self._unique_values, record, now)
+        else:
+            for component in chosen:
+                self._soft.recheck(component, record)
+                others, weights = scored.get(component, ([], _NO_WEIGHTS))
+                keep = [i for i, other in enumerate(others) if other in self._persons and other != component]
+                self._soft.rescore_scored(
+                    component, [others[i] for i in keep], weights[keep], self._unique_values, record, now
+                )
         made = dropped = moved = kept = 0
         for component in chosen:
             old, new = before[component], self._soft.link_of(component)

@@ -7,6 +7,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._encoding import PAD_KEY, EncodedProfiles, EncodedRow, empty_profiles, encode_row, word_width, write_row
 from ._profile import ProfileRecord
@@ -68,6 +69,16 @@ class EncodedTable:
         what a probe reads, without a one-row copy."""
         assert self._backing is not None
         return self._backing, self._rows[component]
+
+    def rows(self, components: Iterable[int], count: int = -1) -> NDArray[np.intp]:
+        """The table rows of `components` (every one put), for `take_rows`: valid until the
+        next put. `count`, when known, saves a resize."""
+        return np.fromiter(map(self._rows.__getitem__, components), dtype=np.intp, count=count)
+
+    def take_rows(self, rows: NDArray[np.intp]) -> EncodedProfiles:
+        """The profiles at these table rows (`rows`), in that order."""
+        assert self._backing is not None
+        return self._backing.take(rows)
 
     def take(self, components: Iterable[int]) -> EncodedProfiles:
         """The rows of `components`, in that order; every one must have been put."""

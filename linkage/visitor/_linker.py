@@ -9,6 +9,7 @@ later contradicts is dropped.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +29,10 @@ FloatArray = NDArray[np.float64]
 # An unlinked component is scored again after this many signals without a new address: its
 # evidence sharpens slowly, and scoring on every signal of a busy visitor costs for nothing.
 RESCORE_EVERY = 4
+# A relink scores its pairs in batches of about this many (`SoftLinks.rescore_each`).
+_PAIRS_PER_BATCH = 16_384
+# Match weights are far below this; the cap only keeps 2 ** w finite.
+_MAX_WEIGHT = 1000.0
 
 
 class SoftLinks:
@@ -258,6 +263,79 @@ class SoftLinks:
             uniques_of, record, now,
         )  # fmt: skip
 
+    def rescore_each(self, components: Sequence[int], uniques_of: UniquesOf, record: Record, now: float) -> None:
+        """`recheck`, then `rescore`, each of `components` in turn (a relink), with the same
+        result: a pair's score depends only on the evidence, which this does not change, so
+        every pair is scored first in a few batches (`VisitorScorer.pair_weights`) and only
+        the decisions, which depend on the links made before them, run one by one. A
+        component whose every candidate person together cannot reach the threshold, and that
+        has no link to keep or move, is decided without the rules: nothing would change."""
+        model = self.model
+        if model is None:
+            return
+        weights: dict[int, tuple[list[int], FloatArray]] = {}
+        pending: list[tuple[int, list[int]]] = []
+        size = 0
+        for component in components:
+            if uniques_of(component) or not self._ensure_row(component):
+                continue
+            fresh = self._fresh
+            others = [
+                c for c in self.index.candidates(component, self._candidate_limit) if c in fresh or self._ensure_row(c)
+            ]
+            if others:
+                pending.append((component, others))
+                size += len(others)
+            if size >= _PAIRS_PER_BATCH:
+                self._score_pairs(pending, weights)
+                pending, size = [], 0
+        self._score_pairs(pending, weights)
+        # Every candidate person together holds at most sum(o) / (1 + sum(o)) (see person_probabilities).
+        threshold = model.threshold
+        bounded = 0.0 < threshold < 1.0
+        odds_needed = threshold / (1.0 - threshold) * (1.0 - 1e-9) if bounded else 0.0
+        for component in components:
+            self.recheck(component, record)
+            scored = weights.get(component)
+            if scored is None or component in self._links or not bounded:
+                self.rescore(component, uniques_of, record, now)  # nothing to score, or a link at stake
+                continue
+            others, match_weights = scored
+            if self._members.get(component):
+                continue  # a root now: rescore leaves it as it is
+            self._scored_at[component] = self.index.observations(component)
+            if float(np.exp2(np.minimum(match_weights, _MAX_WEIGHT)).sum()) < odds_needed:
+                continue
+            roots = {other: self.root_of(other) for other in others}
+            self._decide(
+                component, others, match_weights, roots, lambda row: self._pair_waterfall(component, others[row]),
+                uniques_of, record, now,
+            )  # fmt: skip
+
+    def _score_pairs(self, pending: list[tuple[int, list[int]]], into: dict[int, tuple[list[int], FloatArray]]) -> None:
+        """Score each component of `pending` against its candidates, in one batch."""
+        if not pending:
+            return
+        assert self.model is not None
+        table = self._table
+        sizes = [len(others) for _, others in pending]
+        lefts = np.repeat(table.rows((component for component, _ in pending), len(pending)), sizes)
+        rights = table.rows(chain.from_iterable(others for _, others in pending), len(lefts))
+        match_weights = self.model.scorer.pair_weights(table.take_rows(lefts), table.take_rows(rights))
+        start = 0
+        for component, others in pending:
+            into[component] = (others, match_weights[start : start + len(others)])
+            start += len(others)
+
+    def _pair_waterfall(self, component: int, other: int) -> Waterfall:
+        """The waterfall of one pair, as the online scorer computes it."""
+        assert self.model is not None
+        scorer = self.model.scorer
+        if not self._ensure_row(component) or not self._ensure_row(other):
+            raise LookupError(f"component {component} or {other} has no visitor evidence")
+        pair = scorer.score(scorer.probe(*self._table.located(component)), self._table.take([other]))
+        return scorer.waterfall(pair, 0)
+
     def rescore_scored(
         self,
         component: int,
@@ -279,11 +357,7 @@ class SoftLinks:
             return current
 
         def waterfall(row: int) -> Waterfall:
-            other = others[row]
-            if not self._ensure_row(other):
-                raise LookupError(f"component {other} has no visitor evidence")
-            pair = model.scorer.score(model.scorer.probe(*self._table.located(component)), self._table.take([other]))
-            return model.scorer.waterfall(pair, 0)
+            return self._pair_waterfall(component, others[row])
 
         return self._decide(component, list(others), match_weights, roots, waterfall, uniques_of, record, now)
 

@@ -301,6 +301,20 @@ class VisitorScorer:
             tf_parts=tuple(tf_parts),
         )
 
+    def pair_weights(self, left: EncodedProfiles, right: EncodedProfiles) -> FloatArray:
+        """The match weight of each pair (row i of `left`, row i of `right`): what `score`
+        gives each left profile against its candidates, equal to the last bit, for a batch
+        of many left profiles in one pass (a relink scores every anonymous visitor)."""
+        tests = self._plan.evaluate_pairs(left, right)
+        index = self._combine.dot(tests).astype(np.intp)
+        weights = self._weight_table.take(index)
+        for step, at_level in zip(self._tf_steps, self._tf_at_level, strict=True):
+            applies = at_level.take(index[step[0]])
+            if np.count_nonzero(applies):
+                _tf_adjustment_pairs(step, left, right, applies, weights)
+        total: FloatArray = np.add.reduce(weights, axis=0)
+        return total
+
     def waterfall(self, scores: Scores, row: int) -> Waterfall:
         """The waterfall (prior, then each comparison's level and weight) of candidate `row`."""
         steps = []
@@ -361,3 +375,25 @@ def _tf_adjustment(
         adjustment *= weight
     np.add(weights[c], adjustment, out=weights[c], where=at_level)
     return c, adjustment, at_level
+
+
+def _tf_adjustment_pairs(
+    step: tuple[int, int, str, float, float, float],
+    left: EncodedProfiles,
+    right: EncodedProfiles,
+    at_level: BoolArray,
+    weights: FloatArray,
+) -> None:
+    """`_tf_adjustment` for pairs: the left's value is a row too."""
+    c, _, column, weight, log2_u_exact, log2_minimum = step
+    theirs = right.log2_tf[column]
+    mine = left.log2_tf[column]
+    without = np.isnan(mine)
+    # Where the left has no value only the candidate's counts, and only where it has one.
+    at_level &= ~(without & np.isnan(theirs))
+    floor = np.where(without, log2_minimum, np.maximum(mine, log2_minimum))
+    log2_tf = np.fmax(theirs, floor)
+    adjustment = np.subtract(log2_u_exact, log2_tf, out=log2_tf)
+    if weight != 1.0:
+        adjustment *= weight
+    np.add(weights[c], adjustment, out=weights[c], where=at_level)

@@ -105,6 +105,9 @@ class AllOf:
 Test = IsNull | Always | Equal | Shares | JaccardAtLeast | ArcCosineAtLeast | EndsBefore | RarerThan | AllOf
 
 
+_COLUMN_ROW: Final[dict[str, int]] = {c: i for i, c in enumerate(COLUMNS)}
+_STRING_NULL_ROWS: Final = np.array([_COLUMN_ROW[c] for c in STRING_COLUMNS], dtype=np.intp)
+
 # Key-list match flags (bytes 0 or 1) read eight at a time, as the words of STRIDES.
 _FLAG_WORDS: Final = np.dtype("<u8")
 # Scalars meet candidate arrays as 0-d arrays, not Python numbers: a ufunc takes a 0-d array as
@@ -312,6 +315,44 @@ class _ListTests:
             total = right.lengths[column] + left.length(column)
             np.greater_equal(counts * self.sums, total * self.numerators, out=out[self.jaccards])
 
+    def evaluate_pairs(self, left: EncodedProfiles, right: EncodedProfiles, left_null: BoolArray, out: BoolArray) -> None:
+        """`evaluate` for pairs: row i of `left` against row i of `right`; `left_null` where
+        the left list is NULL."""
+        column = self.column
+        counts: NDArray[Any]
+        if self.kind is ColumnType.SMALL_INT_LIST:
+            counts = np.bitwise_count(right.masks[column] & left.masks[column])
+        elif self.kind is ColumnType.INT_LIST:
+            # Words are distinct and ascending on each side; pads carry empty masks, so a pad
+            # meeting a pad adds nothing.
+            same = right.words[column][:, :, None] == left.words[column][:, None, :]
+            common = right.word_masks[column][:, :, None] & left.word_masks[column][:, None, :]
+            common *= same
+            counts = np.bitwise_count(common).sum(axis=(1, 2), dtype=np.int64)
+        else:
+            # As the probe's lookup counts them: the candidate's elements that are among the
+            # left's keys, its first `length` elements. One column of left keys at a time, on
+            # the rows that have that many: most lists are far shorter than their width.
+            mine, theirs = left.lists[column], right.lists[column]
+            lengths = np.where(left_null, 0, left.lengths[column])
+            found = np.equal(theirs, mine[:, :1])
+            found &= (lengths > 0)[:, None]
+            for j in range(1, int(lengths.max(initial=0))):
+                rows = np.flatnonzero(lengths > j)
+                found[rows] |= theirs[rows] == mine[rows, j : j + 1]
+            per_word = np.bitwise_count(found.view(_FLAG_WORDS))
+            if self.any_only:
+                np.not_equal(per_word[:, 0], 0, out=out[self.rows.start])
+                out[self.rows, left_null] = False
+                return
+            counts = per_word[:, 0] if per_word.shape[1] == 1 else np.add.reduce(per_word, axis=1)
+        if self.shares is not None:
+            np.greater_equal(counts, self.shares, out=out[self.share_rows])
+        if self.numerators is not None and self.sums is not None:
+            total = right.lengths[column] + left.lengths[column]
+            np.greater_equal(counts * self.sums, total * self.numerators, out=out[self.jaccards])
+        out[self.rows, left_null] = False
+
 
 class TestPlan:
     """The distinct tests of a set of levels, evaluated for one profile against n candidates
@@ -453,6 +494,47 @@ class TestPlan:
             held = np.less(right.log2_tf[column], log2_below, out=out[row])
             if not left.log2_tf(column) < log2_below:
                 held[:] = False
+        for row, parts in self._conjunctions:
+            np.logical_and(out[parts[0]], out[parts[1]], out=out[row])
+            for part in parts[2:]:
+                out[row] &= out[part]
+        return out
+
+    def evaluate_pairs(self, left: EncodedProfiles, right: EncodedProfiles) -> BoolArray:
+        """Every test for the pairs (row i of `left`, row i of `right`): (rows, n), the same
+        rows `evaluate` gives for each left profile against its candidates. What a batch of
+        many left profiles costs in one pass (a relink), without a probe per profile."""
+        if len(left) != len(right):
+            raise ValueError(f"pairs need as many left rows as right rows, got {len(left)} and {len(right)}")
+        out = np.empty((self.height, len(right)), dtype=np.bool_)
+        out[-1] = True  # Always
+        left_null = left.nulls
+        np.logical_or(right.nulls, left_null, out=out[: len(COLUMNS)])
+        if self._equal >= 0:
+            equal = out[self._equal : self._equal + len(STRING_COLUMNS)]
+            np.equal(right.keys, left.keys, out=equal)
+            equal &= ~left_null[_STRING_NULL_ROWS]  # NULL = NULL is not true
+        for tests in self._lists:
+            tests.evaluate_pairs(left, right, left_null[_COLUMN_ROW[tests.column]], out)
+        for point, _, block, thresholds in self._points:
+            products = right.points[point] * left.points[point]
+            cosine = np.add(products[0], products[1])
+            cosine += products[2]
+            held = np.greater_equal(cosine, thresholds, out=out[block])
+            held &= ~(left_null[_COLUMN_ROW[point[0]]] | left_null[_COLUMN_ROW[point[1]]])
+        for (first, last), block, gaps in self._spans:
+            my_first, my_last = left.instants[first], left.instants[last]
+            their_first, their_last = right.instants[first], right.instants[last]
+            disjoint = their_first > my_last
+            disjoint |= their_last < my_first
+            apart = np.subtract(their_first, my_first)
+            np.absolute(apart, out=apart)
+            held = np.greater_equal(apart, gaps, out=out[block])
+            held &= disjoint
+            held &= ~left_null[_COLUMN_ROW[first]]
+        for row, column, log2_below in self._rare:
+            held = np.less(right.log2_tf[column], log2_below, out=out[row])
+            held &= left.log2_tf[column] < log2_below
         for row, parts in self._conjunctions:
             np.logical_and(out[parts[0]], out[parts[1]], out=out[row])
             for part in parts[2:]:
