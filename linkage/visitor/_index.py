@@ -124,11 +124,12 @@ class VisitorIndex:
         found: dict[int, None] = {}
         buckets = self._ip_buckets(evidence) + self._home_buckets(evidence) + self._network_buckets(evidence)
         for bucket in buckets:
-            for other in islice(bucket, self._bucket_limit):
-                if other != component:
-                    found[other] = None
-                    if len(found) >= limit:
-                        return list(found)
+            # A bucket at a time (C loops), then cut back to the first `limit`: the same list
+            # as stopping at the limit, since a dict keeps the order keys came in.
+            found.update(dict.fromkeys(islice(bucket, self._bucket_limit)))
+            found.pop(component, None)
+            if len(found) >= limit:
+                return list(found)[:limit]
         return list(found)
 
     def has_evidence(self, component: int) -> bool:
