@@ -528,9 +528,8 @@ def test_pair_weights_equal_the_per_visitor_scores_bit_for_bit(
         [scorer.score(scorer.probe(encoded_lefts, i), encoded_candidates).match_weight for i in range(len(lefts))]
     )
     n = len(candidates)
-    pairs = scorer.pair_weights(
-        encoded_lefts.take(np.repeat(np.arange(len(lefts)), n)), encoded_candidates.take(np.tile(np.arange(n), len(lefts)))
-    )
+    each_left = encoded_lefts.take(np.repeat(np.arange(len(lefts)), n))
+    pairs = scorer.pair_weights(each_left, encoded_candidates.take(np.tile(np.arange(n), len(lefts))))
     assert len(one_by_one) == len(pairs) >= 1000
     assert np.array_equal(pairs, one_by_one)
     assert len(np.unique(pairs)) > 20  # many levels and adjustments met, not one weight everywhere

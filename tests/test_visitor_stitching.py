@@ -246,3 +246,54 @@ def test_a_cookie_two_persons_explain_equally_well_links_to_neither(tmp_path: Pa
         assert second.person_id not in (first.person_id, sister.person_id)
     finally:
         running.stop()
+
+
+def _workday(identifier: tuple[str, str], day: int, ip: str, ua: str, hour: float = 10.0) -> list[pb.Signal]:
+    at = START + day * DAY + hour * 3600
+    return [_visit(identifier, at, ip, "Berlin", ua), _visit(identifier, at + 900, ip, "Berlin", ua)]
+
+
+def test_a_laptop_on_the_home_and_the_workplace_links_to_its_person_not_to_the_partner(tmp_path: Path) -> None:
+    """Anna's phone (logged in) and her laptop are at home in the evenings and at her office on
+    weekdays; her partner Ben's phone (logged in) is at home in the evenings too, and at his
+    own office by day. The home alone is household evidence; the home and another shared
+    place is a person's: at the bundled model's own threshold the laptop is Anna's."""
+    running = ThreadServer(tmp_path / "data")  # the bundled model at its own threshold
+    try:
+        _background(running)
+        home, anna_office, ben_office = "81.20.30.77", "195.10.20.31", "195.10.20.32"
+        colleagues = [
+            s
+            for i in range(40)
+            for office in (anna_office, ben_office)
+            for day in (i % 5, i % 5 + 7)
+            for s in _workday(("cookie", f"colleague-{office}-{i}"), day, office, WINDOWS, hour=9 + i % 8)
+        ]
+        running.stub.Ingest(batch(*colleagues))
+        for day in range(12):
+            evening = START + day * DAY + 19 * 3600
+            signals = [
+                signal(("device", "anna-phone"), ("login", "anna"), at=evening, event_id=f"v{next(_events)}"),
+                _visit(("device", "anna-phone"), evening + 300, home, "Berlin", IPHONE),
+                _visit(("cookie", "anna-laptop"), evening + 900, home, "Berlin", WINDOWS),
+                signal(("device", "ben-phone"), ("login", "ben"), at=evening + 60, event_id=f"v{next(_events)}"),
+                _visit(("device", "ben-phone"), evening + 1200, home, "Berlin", IPHONE),
+            ]
+            if day % 7 < 5:  # weekdays: each at their own office
+                signals += _workday(("device", "anna-phone"), day, anna_office, IPHONE, hour=11)
+                signals += _workday(("cookie", "anna-laptop"), day, anna_office, WINDOWS, hour=14)
+                signals += _workday(("device", "ben-phone"), day, ben_office, IPHONE, hour=12)
+            running.stub.Ingest(batch(*sorted(signals, key=lambda s: s.timestamp.ToNanoseconds())))
+
+        laptop, anna, ben = _resolve(running, ("cookie", "anna-laptop"), ("login", "anna"), ("login", "ben"))
+        assert anna.person_id != ben.person_id
+        assert laptop.decision == pb.DECISION_PROBABILISTIC, "the laptop is linked by the model"
+        assert laptop.person_id == anna.person_id
+        # Not to Ben, and no colleague is anyone's: an office of 80 alone links nobody.
+        workers = _resolve(running, *[("cookie", f"colleague-{anna_office}-{i}") for i in range(40)])
+        assert all(w.decision != pb.DECISION_PROBABILISTIC for w in workers)
+        explained = running.stub.Explain(pb.ExplainRequest(a=ident("cookie", "anna-laptop"), b=ident("login", "anna")))
+        place = next(w for w in explained.steps[0].weights if w.comparison == "place")
+        assert place.match_weight > 15, "the home and another shared place: a level of its own"
+    finally:
+        running.stop()

@@ -9,6 +9,7 @@ later contradicts is dropped.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from itertools import chain
 
 import numpy as np
@@ -307,10 +308,8 @@ class SoftLinks:
             if float(np.exp2(np.minimum(match_weights, _MAX_WEIGHT)).sum()) < odds_needed:
                 continue
             roots = {other: self.root_of(other) for other in others}
-            self._decide(
-                component, others, match_weights, roots, lambda row: self._pair_waterfall(component, others[row]),
-                uniques_of, record, now,
-            )  # fmt: skip
+            waterfall = partial(self._candidate_waterfall, component, others)
+            self._decide(component, others, match_weights, roots, waterfall, uniques_of, record, now)
 
     def _score_pairs(self, pending: list[tuple[int, list[int]]], into: dict[int, tuple[list[int], FloatArray]]) -> None:
         """Score each component of `pending` against its candidates, in one batch."""
@@ -326,6 +325,9 @@ class SoftLinks:
         for component, others in pending:
             into[component] = (others, match_weights[start : start + len(others)])
             start += len(others)
+
+    def _candidate_waterfall(self, component: int, others: Sequence[int], row: int) -> Waterfall:
+        return self._pair_waterfall(component, others[row])
 
     def _pair_waterfall(self, component: int, other: int) -> Waterfall:
         """The waterfall of one pair, as the online scorer computes it."""

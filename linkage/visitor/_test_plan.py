@@ -315,7 +315,9 @@ class _ListTests:
             total = right.lengths[column] + left.length(column)
             np.greater_equal(counts * self.sums, total * self.numerators, out=out[self.jaccards])
 
-    def evaluate_pairs(self, left: EncodedProfiles, right: EncodedProfiles, left_null: BoolArray, out: BoolArray) -> None:
+    def evaluate_pairs(
+        self, left: EncodedProfiles, right: EncodedProfiles, left_null: BoolArray, out: BoolArray
+    ) -> None:
         """`evaluate` for pairs: row i of `left` against row i of `right`; `left_null` where
         the left list is NULL."""
         column = self.column

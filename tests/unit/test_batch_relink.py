@@ -42,7 +42,7 @@ def _relinked(signals: list[linkage.Signal], now: float) -> tuple[object, ...]:
                 for c in graph.drain().changes
             ]
             soft = graph._soft
-            links = {c: (link.target, link.probability, link.match_weight, link.weights) for c, link in soft.links().items()}
+            links = {c: (ln.target, ln.probability, ln.match_weight, ln.weights) for c, ln in soft.links().items()}
             households = {c: (h.persons, h.probability) for c, h in soft.households._links.items()}
             return counts, links, households, changes
         finally:
