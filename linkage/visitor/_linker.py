@@ -269,8 +269,8 @@ class SoftLinks:
         result: a pair's score depends only on the evidence, which this does not change, so
         every pair is scored first in a few batches (`VisitorScorer.pair_weights`) and only
         the decisions, which depend on the links made before them, run one by one. A
-        component whose every candidate person together cannot reach the threshold, and that
-        has no link to keep or move, is decided without the rules: nothing would change."""
+        component with no link to keep or move, whose candidate persons together cannot reach
+        the threshold, is left as it is: the rules would change nothing."""
         model = self.model
         if model is None:
             return
