@@ -245,16 +245,12 @@ class SoftLinks:
         self._scored_at[component] = self.index.observations(component)
         if not self._ensure_row(component):
             return current
-        # Candidate component -> its root; scoring members too finds a person by any of its parts.
-        links = self._links
-        roots = {
-            other: other if (link := links.get(other)) is None else link.target
-            for other in self.index.candidates(component, self._candidate_limit)
-        }
-        fresh = self._fresh  # most candidates' rows are current: skip the call for them
-        rows = [c for c in roots if c in fresh or self._ensure_row(c)]
+        rows = self._scorable_candidates(component)
         if not rows:
             return current
+        # Candidate component -> its root; scoring members too finds a person by any of its parts.
+        links = self._links
+        roots = {other: other if (link := links.get(other)) is None else link.target for other in rows}
         candidates = self._table.take(rows)
         # Probed in place, after the candidates' rows are put (a put may move the table).
         scores = model.scorer.score(model.scorer.probe(*self._table.located(component)), candidates)
@@ -280,10 +276,7 @@ class SoftLinks:
         for component in components:
             if uniques_of(component) or not self._ensure_row(component):
                 continue
-            fresh = self._fresh
-            others = [
-                c for c in self.index.candidates(component, self._candidate_limit) if c in fresh or self._ensure_row(c)
-            ]
+            others = self._scorable_candidates(component)
             if others:
                 pending.append((component, others))
                 size += len(others)
@@ -310,6 +303,11 @@ class SoftLinks:
             roots = {other: self.root_of(other) for other in others}
             waterfall = partial(self._candidate_waterfall, component, others)
             self._decide(component, others, match_weights, roots, waterfall, uniques_of, record, now)
+
+    def _scorable_candidates(self, component: int) -> list[int]:
+        """The component's candidates from blocking that have evidence, their rows put."""
+        fresh = self._fresh  # most candidates' rows are current: skip the call for them
+        return [c for c in self.index.candidates(component, self._candidate_limit) if c in fresh or self._ensure_row(c)]
 
     def _score_pairs(self, pending: list[tuple[int, list[int]]], into: dict[int, tuple[list[int], FloatArray]]) -> None:
         """Score each component of `pending` against its candidates, in one batch."""

@@ -360,7 +360,7 @@ def _tf_adjustment(
     weight · (log2 u_exact - log2 greatest(coalesce(l, r), coalesce(r, l), minimum_u)).
     log2 of the greatest is the greatest of the log2s (log2 is monotonic), so the encoding's
     per-record log2 serves. Adds it to `weights`; returns it for `Scores.tf_parts`."""
-    c, _, column, weight, log2_u_exact, log2_minimum = step
+    c, _, column, _, _, log2_minimum = step
     theirs = right.log2_tf[column]
     mine = left.log2_tf(column)
     if math.isnan(mine):
@@ -370,11 +370,7 @@ def _tf_adjustment(
     else:
         # fmax skips NaN: a candidate without a value takes the left's.
         log2_tf = np.fmax(theirs, max(mine, log2_minimum))
-    adjustment = np.subtract(log2_u_exact, log2_tf, out=log2_tf)
-    if weight != 1.0:
-        adjustment *= weight
-    np.add(weights[c], adjustment, out=weights[c], where=at_level)
-    return c, adjustment, at_level
+    return c, _add_adjustment(step, log2_tf, at_level, weights), at_level
 
 
 def _tf_adjustment_pairs(
@@ -385,15 +381,24 @@ def _tf_adjustment_pairs(
     weights: FloatArray,
 ) -> None:
     """`_tf_adjustment` for pairs: the left's value is a row too."""
-    c, _, column, weight, log2_u_exact, log2_minimum = step
+    _, _, column, _, _, log2_minimum = step
     theirs = right.log2_tf[column]
     mine = left.log2_tf[column]
     without = np.isnan(mine)
     # Where the left has no value only the candidate's counts, and only where it has one.
     at_level &= ~(without & np.isnan(theirs))
     floor = np.where(without, log2_minimum, np.maximum(mine, log2_minimum))
-    log2_tf = np.fmax(theirs, floor)
+    _add_adjustment(step, np.fmax(theirs, floor), at_level, weights)
+
+
+def _add_adjustment(
+    step: tuple[int, int, str, float, float, float], log2_tf: FloatArray, at_level: BoolArray, weights: FloatArray
+) -> FloatArray:
+    """weight · (log2 u_exact - log2_tf), added to comparison c's weights where `at_level`;
+    computed in `log2_tf`'s place, and returned."""
+    c, _, _, weight, log2_u_exact, _ = step
     adjustment = np.subtract(log2_u_exact, log2_tf, out=log2_tf)
     if weight != 1.0:
         adjustment *= weight
     np.add(weights[c], adjustment, out=weights[c], where=at_level)
+    return adjustment

@@ -470,36 +470,19 @@ class TestPlan:
             # x_l·x_r + y_l·y_r + z_l·z_r in the order WithinKm.sql spells it, so every IEEE
             # product and sum is the one DuckDB computes: the three products in one call, then
             # the two sums. NaN (a NULL side) compares false.
-            products = right.points[point] * left.vector(point)
-            cosine = np.add(products[0], products[1])
-            cosine += products[2]
-            np.greater_equal(cosine, thresholds, out=out[block])
+            _cosine_at_least(right.points[point], left.vector(point), thresholds, out[block])
         for (first, last), block, gaps in self._spans:
             if left_nulls & NULL_BIT[first]:  # a span is whole or absent (encode_profiles)
                 out[block] = False
                 continue
-            my_first, my_last = left.instant(first), left.instant(last)
-            their_first, their_last = right.instants[first], right.instants[last]
-            # "Theirs ended before mine began and began at least gap before mine, or the other
-            # way round" is: the spans are disjoint, and their starts are at least gap apart
-            # (the later one began after the earlier ended, so after it began). A NULL candidate
-            # span (NULL_SPAN) is disjoint from none; the sentinels stay far from overflow
-            # (instants are below 2**52).
-            disjoint = their_first > my_last
-            disjoint |= their_last < my_first
-            apart = np.subtract(their_first, my_first)
-            np.absolute(apart, out=apart)
-            held = np.greater_equal(apart, gaps, out=out[block])
-            held &= disjoint
+            mine = (left.instant(first), left.instant(last))
+            _ends_before(mine, (right.instants[first], right.instants[last]), gaps, out[block])
         for row, column, log2_below in self._rare:
             # NaN (a NULL side) compares false, as NULL < x is not true in SQL.
             held = np.less(right.log2_tf[column], log2_below, out=out[row])
             if not left.log2_tf(column) < log2_below:
                 held[:] = False
-        for row, parts in self._conjunctions:
-            np.logical_and(out[parts[0]], out[parts[1]], out=out[row])
-            for part in parts[2:]:
-                out[row] &= out[part]
+        self._conjoin(out)
         return out
 
     def evaluate_pairs(self, left: EncodedProfiles, right: EncodedProfiles) -> BoolArray:
@@ -519,26 +502,51 @@ class TestPlan:
         for tests in self._lists:
             tests.evaluate_pairs(left, right, left_null[_COLUMN_ROW[tests.column]], out)
         for point, _, block, thresholds in self._points:
-            products = right.points[point] * left.points[point]
-            cosine = np.add(products[0], products[1])
-            cosine += products[2]
-            held = np.greater_equal(cosine, thresholds, out=out[block])
+            held = _cosine_at_least(right.points[point], left.points[point], thresholds, out[block])
             held &= ~(left_null[_COLUMN_ROW[point[0]]] | left_null[_COLUMN_ROW[point[1]]])
         for (first, last), block, gaps in self._spans:
-            my_first, my_last = left.instants[first], left.instants[last]
-            their_first, their_last = right.instants[first], right.instants[last]
-            disjoint = their_first > my_last
-            disjoint |= their_last < my_first
-            apart = np.subtract(their_first, my_first)
-            np.absolute(apart, out=apart)
-            held = np.greater_equal(apart, gaps, out=out[block])
-            held &= disjoint
+            mine = (left.instants[first], left.instants[last])
+            held = _ends_before(mine, (right.instants[first], right.instants[last]), gaps, out[block])
             held &= ~left_null[_COLUMN_ROW[first]]
         for row, column, log2_below in self._rare:
             held = np.less(right.log2_tf[column], log2_below, out=out[row])
             held &= left.log2_tf[column] < log2_below
+        self._conjoin(out)
+        return out
+
+    def _conjoin(self, out: BoolArray) -> None:
+        """The conjunctions' rows, from their parts' rows of `out`."""
         for row, parts in self._conjunctions:
             np.logical_and(out[parts[0]], out[parts[1]], out=out[row])
             for part in parts[2:]:
                 out[row] &= out[part]
-        return out
+
+
+def _cosine_at_least(theirs: FloatArray, mine: FloatArray, thresholds: FloatArray, out: BoolArray) -> BoolArray:
+    """Whether the cosine of two points' unit vectors (3, n) reaches each threshold, into `out`."""
+    # x_l·x_r + y_l·y_r + z_l·z_r in the order WithinKm.sql spells it, so every IEEE product and
+    # sum is the one DuckDB computes: the three products in one call, then the two sums. NaN (a
+    # NULL side) compares false.
+    products = theirs * mine
+    cosine = np.add(products[0], products[1])
+    cosine += products[2]
+    held: BoolArray = np.greater_equal(cosine, thresholds, out=out)
+    return held
+
+
+def _ends_before(
+    mine: tuple[IntArray, IntArray], theirs: tuple[IntArray, IntArray], gaps: IntArray, out: BoolArray
+) -> BoolArray:
+    """EndsBefore on (first, last) spans, into `out` (a row per gap)."""
+    (my_first, my_last), (their_first, their_last) = mine, theirs
+    # "Theirs ended before mine began and began at least gap before mine, or the other way
+    # round" is: the spans are disjoint, and their starts are at least gap apart (the later one
+    # began after the earlier ended, so after it began). A NULL candidate span (NULL_SPAN) is
+    # disjoint from none; the sentinels stay far from overflow (instants are below 2**52).
+    disjoint = their_first > my_last
+    disjoint |= their_last < my_first
+    apart = np.subtract(their_first, my_first)
+    np.absolute(apart, out=apart)
+    held: BoolArray = np.greater_equal(apart, gaps, out=out)
+    held &= disjoint
+    return held
