@@ -1,33 +1,39 @@
-"""What following the change feed costs the server: CPU per change per subscriber.
+"""What following the change feed costs the server, and whether it slows ingest.
 
 Starts the server (deterministic, `--no-model`, so that the feed's cost is not lost in the
-model's) as a separate process and, in one run:
+model's) as a separate process. The followers run in a process of their own, as real ones run
+on other machines: here they share the two cores, not the ingest client's interpreter. In one
+run, phases of `--signals` signals each:
 
-1. ingests `--signals` signals with nobody watching (the baseline: server CPU per signal);
-2. starts `--subscribers` followers of `WatchChanges` at the head, ingests as many signals
-   again, and waits until every follower has received every change;
-3. does the same with followers of `WatchChangeBatches` (a message per commit, not per change).
+1. ingest with nobody watching, before and after every watched phase (the store grows, so
+   each watched phase is compared with the mean of the two unwatched ones around it);
+2. once with `--subscribers` followers of `WatchChanges` (a message per change);
+3. `--rounds` times with as many followers of `WatchChangeBatches` (the commits of 50 ms per
+   message), each phase ending when every follower has received every change.
 
-The server's CPU beyond the baseline, divided by changes x subscribers, is the fan-out cost.
-Also printed: ingest rates of both phases (their ratio shows whether watching slows ingest)
-and how far behind the head the slowest follower was at the end of ingest.
+Printed: the ingest rate watched / unwatched (median and range over the rounds), how far
+behind the head the slowest follower was when ingest ended and how long it took to catch up,
+and the server's CPU beyond the unwatched baseline, divided by changes x followers.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import statistics
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from multiprocessing.sharedctypes import SynchronizedArray
 from pathlib import Path
 
-import grpc
 import psutil
 from _harness import ServerHandle, machine, machine_line, running_server
 
+from cli._connect import Connection
 from server._proto.idstitch.v1 import idstitch_pb2 as pb
 from server._proto.idstitch.v1 import idstitch_pb2_grpc as pb_grpc
 
@@ -64,120 +70,220 @@ def _head(stub: pb_grpc.IdentityServiceStub, after: int = 0) -> int:
     return last
 
 
-class _Follower(threading.Thread):
-    def __init__(self, server: ServerHandle, after: int, batched: bool) -> None:
-        super().__init__(daemon=True)
-        self._channel = server.channel()
-        self._stub = pb_grpc.IdentityServiceStub(self._channel)
-        self._after = after
-        self._batched = batched
-        self.last = after
-        self.ready = threading.Event()
-        request = pb.WatchChangesRequest(after_sequence=after)
-        self._call = (self._stub.WatchChangeBatches if batched else self._stub.WatchChanges)(request)
+# -- the followers' process ---------------------------------------------------------------
 
-    def run(self) -> None:
-        self.ready.set()
-        try:
-            for item in self._call:
-                self.last = item.changes[-1].sequence if self._batched else item.sequence
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.CANCELLED:
-                raise
+
+def _follow(
+    target: str,
+    token: str,
+    after: int,
+    batched: bool,
+    last: SynchronizedArray[int],
+    delay: SynchronizedArray[float],
+    ready: SynchronizedArray[int],
+) -> None:
+    """In the followers' process: one thread and channel per follower, each writing the last
+    sequence it received into `last` and its longest delay into `delay` (seconds from a
+    change's arrival at the server, its time, to its receipt here; one clock on one machine),
+    until the parent terminates the process."""
+
+    def one(slot: int) -> None:
+        with Connection(target, token).channel() as channel:
+            stub = pb_grpc.IdentityServiceStub(channel)
+            request = pb.WatchChangesRequest(after_sequence=after)
+            call = (stub.WatchChangeBatches if batched else stub.WatchChanges)(request)
+            ready[slot] = 1
+            for item in call:
+                received = time.time()
+                oldest = item.changes[0] if batched else item
+                delay[slot] = max(delay[slot], received - oldest.time.ToNanoseconds() / 1e9)
+                last[slot] = item.changes[-1].sequence if batched else item.sequence
+
+    threads = [threading.Thread(target=one, args=(slot,), daemon=True) for slot in range(len(last))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+class _Followers:
+    def __init__(self, server: ServerHandle, count: int, after: int, batched: bool) -> None:
+        spawn = multiprocessing.get_context("spawn")  # no fork of a process with gRPC channels
+        self.last = spawn.Array("q", [after] * count, lock=False)
+        self.delay = spawn.Array("d", [0.0] * count, lock=False)
+        self._ready = spawn.Array("q", [0] * count, lock=False)
+        shared = (self.last, self.delay, self._ready)
+        self._process = spawn.Process(
+            target=_follow, args=(server.target, server.token, after, batched, *shared), daemon=True
+        )
+        self._process.start()
+        deadline = time.monotonic() + 60
+        while not all(self._ready) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not all(self._ready):
+            raise RuntimeError("the followers did not start within 60 s")
+
+    def slowest(self) -> int:
+        return int(min(self.last))
+
+    def cpu(self) -> float:
+        times = psutil.Process(self._process.pid).cpu_times()
+        return float(times.user + times.system)
 
     def stop(self) -> None:
-        self._call.cancel()
-        self.join(timeout=10)
-        self._channel.close()
+        self._process.terminate()
+        self._process.join(10)
+
+
+# -- phases ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class _Phase:
     seconds: float  # to ingest
     changes: int
-    behind: int  # the slowest follower, when ingest ended
-    drained: float  # seconds until every follower had every change
-    cpu: float  # server CPU seconds, from the followers' start until they had every change
+    cpu: float  # server CPU seconds: of ingest, or from the followers' start until they had it all
+    behind: int = 0  # the slowest follower, when ingest ended
+    drained: float = 0.0  # seconds until every follower had every change
+    followers_cpu: float = 0.0  # CPU seconds of the followers' process, over the same time
+    delay: float = 0.0  # the longest of any follower: a change's arrival to its receipt
+
+    def rate(self, signals: int) -> float:
+        return signals / self.seconds
 
 
-def _watched_phase(
-    server: ServerHandle,
-    stub: pb_grpc.IdentityServiceStub,
-    pid: int,
-    args: argparse.Namespace,
-    prefix: str,
-    batched: bool,
-    after: int,
-) -> _Phase:
-    head = _head(stub, after)
-    followers = [_Follower(server, head, batched) for _ in range(args.subscribers)]
-    for f in followers:
-        f.start()
-        f.ready.wait()
-    time.sleep(0.5)
-    cpu0 = _cpu(pid)
-    seconds = _ingest(stub, _signals(prefix, args.signals))
-    # Reading the head is the benchmark's own cost: measured and left out.
-    cpu_head = _cpu(pid)
-    end = _head(stub, head)
-    cpu_head = _cpu(pid) - cpu_head
-    behind = end - min(f.last for f in followers)
-    began = time.perf_counter()
-    while min(f.last for f in followers) < end and time.perf_counter() - began < 600:
-        time.sleep(0.01)
-    drained = time.perf_counter() - began
-    cpu = _cpu(pid) - cpu0 - cpu_head
-    for f in followers:
-        f.stop()
-    return _Phase(seconds, end - head, behind, drained, cpu)
+class _Run:
+    def __init__(self, server: ServerHandle, args: argparse.Namespace) -> None:
+        self._server = server
+        self._args = args
+        self._channel = server.channel()
+        self._stub = pb_grpc.IdentityServiceStub(self._channel)
+        self._pid = server.process.pid
+        self._phases = 0
+        self.head = _head(self._stub)
+
+    def _requests(self) -> list[pb.IngestRequest]:
+        self._phases += 1
+        return _signals(f"p{self._phases}", self._args.signals)
+
+    def alone(self) -> _Phase:
+        requests = self._requests()
+        cpu0 = self._cpu()
+        seconds = _ingest(self._stub, requests)
+        cpu = self._cpu() - cpu0
+        end = _head(self._stub, self.head)
+        phase = _Phase(seconds, end - self.head, cpu)
+        self.head = end
+        return phase
+
+    def watched(self, batched: bool) -> _Phase:
+        requests = self._requests()
+        followers = _Followers(self._server, self._args.subscribers, self.head, batched)
+        try:
+            time.sleep(0.5)
+            cpu0, followers_cpu0 = self._cpu(), followers.cpu()
+            seconds = _ingest(self._stub, requests)
+            # Reading the head is the benchmark's own cost: measured and left out.
+            cpu_head = self._cpu()
+            end = _head(self._stub, self.head)
+            cpu_head = self._cpu() - cpu_head
+            behind = end - followers.slowest()
+            began = time.perf_counter()
+            while followers.slowest() < end and time.perf_counter() - began < 600:
+                time.sleep(0.01)
+            drained = time.perf_counter() - began
+            cpu = self._cpu() - cpu0 - cpu_head
+            followers_cpu = followers.cpu() - followers_cpu0
+            delay = max(followers.delay)
+        finally:
+            followers.stop()
+        phase = _Phase(seconds, end - self.head, cpu, behind, drained, followers_cpu, delay)
+        self.head = end
+        return phase
+
+    def _cpu(self) -> float:
+        times = psutil.Process(self._pid).cpu_times()
+        return float(times.user + times.system)
+
+    def close(self) -> None:
+        self._channel.close()
 
 
-def _cpu(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
+@dataclass(frozen=True, slots=True)
+class _Compared:
+    ratio: float  # ingest rate watched / the mean unwatched rate around it
+    fan_out_us: float  # server CPU per change per follower beyond the unwatched baseline
+    phase: _Phase
+
+
+def _compare(before: _Phase, watched: _Phase, after: _Phase, args: argparse.Namespace) -> _Compared:
+    alone_rate = (before.rate(args.signals) + after.rate(args.signals)) / 2
+    per_change = (before.cpu / before.changes + after.cpu / after.changes) / 2
+    fan_out = watched.cpu - per_change * watched.changes
+    return _Compared(
+        watched.rate(args.signals) / alone_rate, fan_out / watched.changes / args.subscribers * 1e6, watched
+    )
+
+
+def _report(name: str, compared: list[_Compared], args: argparse.Namespace) -> None:
+    ratios = [c.ratio for c in compared]
+    costs = [c.fan_out_us for c in compared]
+    client = statistics.median(c.phase.followers_cpu / c.phase.changes / args.subscribers for c in compared)
+    many = len(compared) > 1
+    rounds = f", median of {len(compared)} (range {min(ratios):.2f}-{max(ratios):.2f})" if many else ""
+    rows = [
+        (f"ingest rate with {args.subscribers} followers / without", f"{statistics.median(ratios):.2f}{rounds}"),
+        (
+            "slowest follower behind the head when ingest ended (worst)",
+            f"{max(c.phase.behind for c in compared):,} changes; "
+            f"caught up in {max(c.phase.drained for c in compared):.1f} s",
+        ),
+        (
+            "longest delay from a change's arrival at the server to its receipt by a follower",
+            f"{max(c.phase.delay for c in compared):.2f} s",
+        ),
+        (
+            "server CPU per change per follower, beyond the baseline",
+            f"{statistics.median(costs):.1f} µs" + (f" (range {min(costs):.1f}-{max(costs):.1f})" if many else ""),
+        ),
+        (
+            "the followers' own CPU per change per follower (client side)",
+            f"{client * 1e6:.1f} µs",
+        ),
+    ]
+    for measure, figure in rows:
+        print(f"| {name}: {measure} | {figure} |")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--signals", type=int, default=30_000, help="signals per phase (default 30,000)")
-    parser.add_argument("--subscribers", type=int, default=8, help="followers in the second phase (default 8)")
+    parser.add_argument("--subscribers", type=int, default=10, help="followers of the watched phases (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="watched phases of WatchChangeBatches (default 3)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="idstitch-bench-feed-") as tmp:
         data = Path(tmp) / "data"
         with running_server(data, Path(tmp) / "server.log", ["--no-model"]) as server:
-            pid = server.process.pid
-            channel = server.channel()
-            stub = pb_grpc.IdentityServiceStub(channel)
-            cpu0 = _cpu(pid)
-            alone = _ingest(stub, _signals("a", args.signals))
-            cpu1 = _cpu(pid)
-            head = _head(stub)
-            changes_alone = head
-            phases = []
-            cursor = head
-            for prefix, batched in (("b", False), ("c", True)):
-                phases.append(_watched_phase(server, stub, pid, args, prefix, batched, cursor))
-                cursor += phases[-1].changes
-            channel.close()
+            run = _Run(server, args)
+            alone = [run.alone()]
+            per_change: list[_Compared] = []
+            batches: list[_Compared] = []
+            for batched, into in [(False, per_change)] + [(True, batches)] * args.rounds:
+                watched = run.watched(batched)
+                alone.append(run.alone())
+                into.append(_compare(alone[-2], watched, alone[-1], args))
+            run.close()
         host = machine(Path(tmp))
-    per_change_alone = (cpu1 - cpu0) / changes_alone
+    rates = [phase.rate(args.signals) for phase in alone]
+    per_change_cpu = statistics.mean(phase.cpu / phase.changes for phase in alone)
     print("| measure | figure |\n|---|---|")
-    print(f"| ingest alone | {args.signals / alone:,.0f} signals/s ({changes_alone:,} changes) |")
-    print(f"| server CPU per change, nobody watching | {per_change_alone * 1e6:.1f} µs |")
-    for name, phase in zip(("WatchChanges", "WatchChangeBatches"), phases, strict=True):
-        fan_out = phase.cpu - per_change_alone * phase.changes
-        print(
-            f"| {name}: ingest with {args.subscribers} followers | {args.signals / phase.seconds:,.0f} signals/s "
-            f"(rate watched / alone {alone / phase.seconds:.2f}) |"
-        )
-        print(
-            f"| {name}: slowest follower behind the head at the end of ingest | {phase.behind:,} changes; "
-            f"caught up in {phase.drained:.1f} s |"
-        )
-        print(
-            f"| {name}: server CPU per change per follower (beyond the baseline) | "
-            f"{fan_out / phase.changes / args.subscribers * 1e6:.1f} µs |"
-        )
+    print(
+        f"| ingest alone | {statistics.median(rates):,.0f} signals/s, median of {len(rates)} phases "
+        f"({min(rates):,.0f}-{max(rates):,.0f}; {alone[0].changes:,} changes per phase) |"
+    )
+    print(f"| server CPU per change, nobody watching | {per_change_cpu * 1e6:.1f} µs |")
+    _report("WatchChanges", per_change, args)
+    _report("WatchChangeBatches", batches, args)
     print(f"\n{machine_line(host)}")
     return 0
 

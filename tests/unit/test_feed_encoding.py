@@ -1,0 +1,38 @@
+"""The change feed's batch bytes are what protobuf writes, from encodings shared by followers."""
+
+from __future__ import annotations
+
+from linkage import Change, ChangeKind
+from server import _convert as convert
+from server._feed import EncodedChanges
+from server._proto.idstitch.v1 import idstitch_pb2 as pb
+
+
+def _change(sequence: int, value: str) -> Change:
+    time = 1_700_000_000.0 + sequence
+    return Change(sequence, time, ChangeKind.IDENTIFIER_ADDED, sequence, 0, "cookie", value, f"e{sequence}")
+
+
+def _expected(changes: list[Change]) -> bytes:
+    return pb.ChangeBatch(changes=[convert.change(c) for c in changes]).SerializeToString()
+
+
+def test_a_batch_is_the_protobuf_encoding_of_its_changes_and_decodes_back() -> None:
+    encoded = EncodedChanges()
+    changes = [_change(n, "x" * (n * 40)) for n in range(1, 9)]  # lengths past one varint byte
+    first = encoded.encode_batch(changes)
+    assert first == _expected(changes)
+    assert encoded.encode_batch(changes[2:5]) == _expected(changes[2:5])
+    decoded = pb.ChangeBatch.FromString(first)
+    assert [c.sequence for c in decoded.changes] == list(range(1, 9))
+    assert decoded.changes[7].identifier.value == "x" * 320
+
+
+def test_a_change_rewritten_under_the_same_sequence_is_encoded_anew() -> None:
+    encoded = EncodedChanges()
+    before = [_change(n, f"cookie-{n}") for n in (1, 2, 3)]
+    encoded.encode_batch(before)
+    # An erasure rewrites the stored change: the store gives another object, value blanked.
+    after = [before[0], _change(2, ""), before[2]]
+    assert encoded.encode_batch(after) == _expected(after)
+    assert encoded.encode(after[1]) == convert.change(after[1]).SerializeToString()
