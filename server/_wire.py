@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -54,14 +54,28 @@ def _decode(raw: bytes, request_type: type[Message], method: str) -> Message:
 
 async def _decoded(
     raw: AsyncIterator[bytes], request_type: type[Message], method: str, precheck: Precheck | None
-) -> AsyncIterator[Message]:
-    async for item in raw:
-        message = _decode(item, request_type, method)
-        refused = _refusal(precheck, message)
-        if refused is not None:
-            del message, item  # nothing of a refused message outlives the refusal
-            raise refused
-        yield message
+) -> AsyncGenerator[Message, None]:
+    try:
+        async for item in raw:
+            message = _decode(item, request_type, method)
+            refused = _refusal(precheck, message)
+            if refused is not None:
+                del message, item  # nothing of a refused message outlives the refusal
+                raise refused
+            yield message
+    finally:
+        await _stop_reading(raw)
+
+
+async def _stop_reading(raw: AsyncIterator[bytes]) -> None:
+    """Close gRPC's reader of a stream the servicer stopped reading (refused, or failed). It
+    is an async generator suspended where it handed over the last message, holding it; left
+    so, that message (up to the message size limit) stays in memory until a cyclic
+    collection, which the server's raised thresholds put off for a long time."""
+    reader = raw.__aiter__()
+    close = getattr(reader, "aclose", None)
+    if close is not None:
+        await close()
 
 
 Precheck = Callable[[Any], None]  # raises linkage.InvalidArgument for a request refused by its size
@@ -110,15 +124,23 @@ def _wrap(
 
         async def stream_stream(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             await admit(path, context)
-            async for response in behaviour(_decoded(raw, request_type, name, precheck), context):
-                yield response
+            requests = _decoded(raw, request_type, name, precheck)
+            try:
+                async for response in behaviour(requests, context):
+                    yield response
+            finally:
+                await requests.aclose()
 
         return grpc.stream_stream_rpc_method_handler, stream_stream
     if client_streaming:
 
         async def stream_unary(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
             await admit(path, context)
-            return await behaviour(_decoded(raw, request_type, name, precheck), context)
+            requests = _decoded(raw, request_type, name, precheck)
+            try:
+                return await behaviour(requests, context)
+            finally:
+                await requests.aclose()
 
         return grpc.stream_unary_rpc_method_handler, stream_unary
     if server_streaming:
