@@ -25,6 +25,7 @@ from ._servicer import IdentityServicer
 from ._tls import server_credentials
 from ._tokens import TokenFile, ensure_tokens
 from ._wire import Admit, service_handler
+from ._wire_count import EntryLimit
 
 log = logging.getLogger("idstitch.server")
 
@@ -97,6 +98,13 @@ async def start(settings: Settings) -> RunningServer:
         "IngestStream": lambda request: stitcher.check_batch_count(len(request.signals)),
         "SyncCrmRecords": lambda request: stitcher.check_sync_chunk(len(request.records), 0),
     }
+    core = settings.linkage
+    limits = {
+        "Ingest": EntryLimit("signals", core.max_signals_per_batch),
+        "IngestStream": EntryLimit("signals", core.max_signals_per_batch),
+        "Resolve": EntryLimit("identifiers", core.max_identifiers_per_resolve),
+        "SyncCrmRecords": EntryLimit("records", core.max_records_per_message),
+    }
     model_changes = ModelChanges(stitcher, cfg.data_dir, lambda: _load_model(cfg.model_path, cfg.model_threshold))
     await model_changes.start(promoted if promoted is not None else cfg.model_path)
     server.add_generic_rpc_handlers(
@@ -104,6 +112,7 @@ async def start(settings: Settings) -> RunningServer:
             service_handler(
                 IdentityServicer(stitcher, cfg.data_dir / "snapshots", model_changes),
                 prechecks,
+                limits,
                 authoriser.admit,
             )
         ]

@@ -19,6 +19,7 @@ import linkage
 
 from ._auth import METHOD_SCOPES
 from ._proto.idstitch.v1 import idstitch_pb2 as pb
+from ._wire_count import EntryLimit, entries_exceed
 
 log = logging.getLogger("idstitch.server")
 
@@ -53,10 +54,18 @@ def _decode(raw: bytes, request_type: type[Message], method: str) -> Message:
 
 
 async def _decoded(
-    raw: AsyncIterator[bytes], request_type: type[Message], method: str, precheck: Precheck | None
+    raw: AsyncIterator[bytes],
+    request_type: type[Message],
+    method: str,
+    precheck: Precheck | None,
+    too_many: WireCheck,
 ) -> AsyncGenerator[Message, None]:
     try:
         async for item in raw:
+            over = too_many(item)
+            if over is not None:
+                del item
+                raise over
             message = _decode(item, request_type, method)
             refused = _refusal(precheck, message)
             if refused is not None:
@@ -79,17 +88,21 @@ async def _stop_reading(raw: AsyncIterator[bytes]) -> None:
 
 
 Precheck = Callable[[Any], None]  # raises linkage.InvalidArgument for a request refused by its size
+WireCheck = Callable[[bytes], linkage.InvalidArgument | None]  # the refusal of an encoded request, if any
 # Returns when the caller may call the method (its full path); aborts the call otherwise.
 Admit = Callable[[str, grpc.aio.ServicerContext], Awaitable[None]]
 
 
-def service_handler(servicer: object, prechecks: Mapping[str, Precheck], admit: Admit) -> grpc.GenericRpcHandler:
+def service_handler(
+    servicer: object, prechecks: Mapping[str, Precheck], limits: Mapping[str, EntryLimit], admit: Admit
+) -> grpc.GenericRpcHandler:
     """IdentityService's handlers over `servicer`, with requests decoded here (see module).
 
     Every call is first admitted (server/_auth.py), before anything of its request is decoded.
-    `prechecks[method]` runs on a unary request before the servicer: a request refused by its
-    size alone is dropped right there, so that nothing (no traceback frame, no conversion)
-    keeps its decoded message alive."""
+    `limits[method]` caps a repeated field's entries, counted on the encoded message before it
+    is decoded (server/_wire_count.py). `prechecks[method]` then runs on the decoded request
+    (of a stream, on each message) before the servicer: a request refused by its size alone is
+    dropped right there, so that nothing (no traceback frame, no conversion) keeps it alive."""
     handlers = {}
     for method in SERVICE.methods:
         path = f"/{SERVICE.full_name}/{method.name}"
@@ -98,7 +111,8 @@ def service_handler(servicer: object, prechecks: Mapping[str, Precheck], admit: 
         request_type = getattr(pb, method.input_type.name)
         behaviour = getattr(servicer, method.name)
         streams = (method.client_streaming, method.server_streaming)
-        kind, wrapped = _wrap(behaviour, request_type, path, *streams, prechecks.get(method.name), admit)
+        too_many = _wire_check(request_type, limits.get(method.name))
+        kind, wrapped = _wrap(behaviour, request_type, path, *streams, prechecks.get(method.name), too_many, admit)
         handlers[method.name] = kind(wrapped, response_serializer=_serialize)
     return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
 
@@ -115,6 +129,7 @@ def _wrap(
     client_streaming: bool,
     server_streaming: bool,
     precheck: Precheck | None,
+    too_many: WireCheck,
     admit: Admit,
 ) -> tuple[Callable[..., grpc.RpcMethodHandler], Callable[..., Any]]:
     # A stream's undecodable message surfaces inside the servicer's loop, where the error
@@ -124,7 +139,7 @@ def _wrap(
 
         async def stream_stream(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             await admit(path, context)
-            requests = _decoded(raw, request_type, name, precheck)
+            requests = _decoded(raw, request_type, name, precheck, too_many)
             try:
                 async for response in behaviour(requests, context):
                     yield response
@@ -136,7 +151,7 @@ def _wrap(
 
         async def stream_unary(raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
             await admit(path, context)
-            requests = _decoded(raw, request_type, name, precheck)
+            requests = _decoded(raw, request_type, name, precheck, too_many)
             try:
                 return await behaviour(requests, context)
             finally:
@@ -147,6 +162,10 @@ def _wrap(
 
         async def unary_stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             await admit(path, context)
+            over = too_many(raw)
+            if over is not None:
+                del raw  # the traceback of the abort holds this frame
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(over))
             request = await _request(raw, request_type, name, context)
             async for response in behaviour(request, context):
                 yield response
@@ -155,6 +174,10 @@ def _wrap(
 
     async def unary_unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
         await admit(path, context)
+        over = too_many(raw)
+        if over is not None:
+            del raw  # the traceback of the abort holds this frame
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(over))
         request = await _request(raw, request_type, name, context)
         refused = _refusal(precheck, request)
         if refused is not None:
@@ -174,6 +197,20 @@ def _refusal(precheck: Precheck | None, request: Message) -> linkage.InvalidArgu
         # Without its traceback the error holds no frame, and so not the refused message.
         return error.with_traceback(None)
     return None
+
+
+def _wire_check(request_type: type[Message], limit: EntryLimit | None) -> WireCheck:
+    if limit is None:
+        return lambda raw: None
+    number = request_type.DESCRIPTOR.fields_by_name[limit.field].number
+    cap = limit.limit
+
+    def too_many(raw: bytes) -> linkage.InvalidArgument | None:
+        if entries_exceed(raw, number, cap):
+            return linkage.InvalidArgument(limit.field, f"more than {cap} in one message; at most {cap}")
+        return None
+
+    return too_many
 
 
 async def _request(raw: bytes, request_type: type[Message], name: str, context: grpc.aio.ServicerContext) -> Message:

@@ -166,22 +166,27 @@ def test_an_unknown_namespace_is_named_only_when_it_looks_like_a_name(server: Th
     assert details == "identifiers[0].namespace: unknown namespace 'cokie'"
 
 
-def test_an_oversized_request_is_refused_by_its_count_before_any_conversion(server: ThreadServer) -> None:
+def test_an_oversized_request_is_refused_by_its_count_on_the_wire_before_decoding(server: ThreadServer) -> None:
     resolve_call = server.channel.unary_unary("/idstitch.v1.IdentityService/Resolve")
     code, details = _status(lambda: resolve_call(b"\x0a\x00" * 2_000_000, timeout=30))  # 2 M empty identifiers
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert details == "identifiers: 2000000 identifiers; at most 10000 per call"
+    assert details == "identifiers: more than 10000 in one message; at most 10000"
     ingest_call = server.channel.unary_unary("/idstitch.v1.IdentityService/Ingest")
     code, details = _status(lambda: ingest_call(b"\x0a\x00" * 1_500_000, timeout=30))  # 1.5 M empty signals
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert details.startswith("signals: 1500000 signals; a batch holds at most")
+    assert details == "signals: more than 1000 in one message; at most 1000"
+    # Just at the limit, a request is decoded and checked as usual: here it fails later, on
+    # its empty signals, not on its count.
+    code, details = _status(lambda: ingest_call(b"\x0a\x00" * 1000, timeout=30))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "more than" not in details
 
 
 def test_customer_records_are_capped_per_message_and_per_stream(server: ThreadServer) -> None:
     sync = server.channel.stream_unary("/idstitch.v1.IdentityService/SyncCrmRecords")
     code, details = _status(lambda: sync(iter([b"\x0a\x00" * 60_000]), timeout=30))  # 60,000 empty records
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert details == "records: 60000 records in one message; at most 50000"
+    assert details == "records: more than 50000 in one message; at most 50000"
 
     config = linkage.LinkageConfig(hash_secret=b"s" * 32, max_records_per_sync=10)
     stitcher = linkage.Stitcher(config, linkage.MemoryStore())
