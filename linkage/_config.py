@@ -80,6 +80,9 @@ class LinkageConfig:
     # SyncCrmRecords: per message, and per stream (one stream is one transaction, held whole).
     max_records_per_message: int = 50_000
     max_records_per_sync: int = 2_000_000
+    # Streams received and held at once; the rest wait their turn. A stream is held whole, at
+    # about 900 bytes per record once converted, so this bounds the memory syncs can take.
+    max_concurrent_syncs: int = 1
     max_value_length: int = 256
     earliest_timestamp: float = 946_684_800.0  # 2000-01-01T00:00:00Z
     max_clock_skew_seconds: float = 86_400.0
@@ -88,6 +91,10 @@ class LinkageConfig:
     event_id_window_seconds: float = 30 * 86_400.0
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.max_concurrent_syncs, int) and self.max_concurrent_syncs >= 1):
+            raise ValueError(
+                f"max_concurrent_syncs must be a whole number, at least 1, got {self.max_concurrent_syncs}"
+            )
         window = self.event_id_window_seconds
         if not (isinstance(window, int | float) and math.isfinite(window) and 0 < window <= _MAX_WINDOW_SECONDS):
             raise ValueError(f"event_id_window_seconds must be a number of seconds in (0, 100 years], got {window}")

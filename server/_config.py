@@ -87,6 +87,7 @@ _LINKAGE_KEYS = {
     "max_identifiers_per_resolve",
     "max_records_per_message",
     "max_records_per_sync",
+    "max_concurrent_syncs",
     "max_value_length",
     "max_clock_skew_seconds",
     "event_id_window_seconds",

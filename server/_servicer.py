@@ -111,7 +111,7 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
     async def SyncCrmRecords(
         self, request_iterator: AsyncIterator[pb.SyncCrmRecordsRequest], context: grpc.aio.ServicerContext
     ) -> pb.SyncCrmRecordsResponse:
-        async with status_from_errors(context, "SyncCrmRecords"):
+        async with status_from_errors(context, "SyncCrmRecords"), self._stitcher.sync_turn():
             records: list[linkage.CustomerRecord] = []
             async for request in request_iterator:
                 self._stitcher.check_sync_chunk(len(request.records), len(records))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -198,6 +200,26 @@ def test_the_same_records_twice_change_nothing(server: ThreadServer) -> None:
 def test_an_empty_stream_is_fine(server: ThreadServer) -> None:
     response = server.stub.SyncCrmRecords(iter([]))
     assert response.received == 0
+
+
+def test_a_second_stream_waits_for_the_first_to_be_applied(server: ThreadServer) -> None:
+    """One stream is received and held at a time (max_concurrent_syncs = 1): that bounds what
+    syncs take of memory. The second is not refused; it is received once the first is done."""
+    first_may_end = threading.Event()
+
+    def first_stream() -> Iterator[pb.SyncCrmRecordsRequest]:
+        yield pb.SyncCrmRecordsRequest(records=[record("crm", "first-1", **KATHERINE)])
+        first_may_end.wait(30)
+        yield pb.SyncCrmRecordsRequest(records=[record("crm", "first-2", **OLIVER)])
+
+    first = server.stub.SyncCrmRecords.future(first_stream(), timeout=60)
+    time.sleep(0.5)  # the first holds the turn
+    second = server.stub.SyncCrmRecords.future(iter([pb.SyncCrmRecordsRequest(records=[record("shop")])]), timeout=60)
+    time.sleep(1.5)
+    assert not second.done(), "a second stream was received while the first one held its turn"
+    first_may_end.set()
+    assert first.result().received == 2
+    assert second.result().received == 1
 
 
 def test_records_and_links_survive_a_restart_and_attributes_stay_out_of_the_log(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -137,6 +138,7 @@ class Stitcher:
         self._committed = asyncio.Event()
         self._closing = False
         self._watches_ended = False
+        self._sync_turns = asyncio.Semaphore(config.max_concurrent_syncs)
 
     async def start(self) -> None:
         """Rebuild the graph from the store and start the writer."""
@@ -567,6 +569,14 @@ class Stitcher:
         """Refuse an empty or oversized Ingest batch by its count alone: the edge calls this
         before converting anything, so a huge rejected request costs no memory."""
         check_batch_count(count, self._config)
+
+    @contextlib.asynccontextmanager
+    async def sync_turn(self) -> AsyncIterator[None]:
+        """Hold one of the `max_concurrent_syncs` turns to receive, hold and apply a
+        SyncCrmRecords stream; waits for one. A stream is held whole until applied, so this
+        bounds what syncs can take of memory however many clients stream at once."""
+        async with self._sync_turns:
+            yield
 
     def check_sync_chunk(self, count: int, so_far: int) -> None:
         """Refuse a SyncCrmRecords message by its record count, or a stream that has grown

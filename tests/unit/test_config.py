@@ -67,3 +67,11 @@ def test_an_idempotency_window_that_is_no_number_of_seconds_is_a_config_error(tm
     config.write_text(f"[identity]\nevent_id_window_seconds = {window}\n")
     with pytest.raises(ConfigError, match="event_id_window_seconds"):
         load_settings(config, data_dir=tmp_path / "data")
+
+
+@pytest.mark.parametrize("turns", ["0", "-1", "1.5", '"two"'])
+def test_concurrent_syncs_must_be_a_whole_number_of_one_or_more(tmp_path: Path, turns: str) -> None:
+    config = tmp_path / "idstitch.toml"
+    config.write_text(f"[identity]\nmax_concurrent_syncs = {turns}\n")
+    with pytest.raises(ConfigError, match="max_concurrent_syncs"):
+        load_settings(config, data_dir=tmp_path / "data")
