@@ -64,9 +64,16 @@ def parse_household_id(text: str, field: str = "household_id") -> int:
 
 
 def _timestamp(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    _set_timestamp(stamp, seconds)
+    return stamp
+
+
+def _set_timestamp(stamp: Timestamp, seconds: float) -> None:
     # Core times are whole microseconds (linkage.quantize), so this is exact.
     whole, micros = divmod(round(seconds * 1_000_000), 1_000_000)
-    return Timestamp(seconds=whole, nanos=micros * 1000)
+    stamp.seconds = whole
+    stamp.nanos = micros * 1000
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -221,10 +228,7 @@ def change(c: linkage.Change) -> pb.Change:
     message = pb.Change(
         sequence=c.sequence, kind=_CHANGE_KINDS[c.kind], person_id=format_person_id(c.person_id), event_id=c.event_id
     )
-    whole, micros = divmod(round(c.time * 1_000_000), 1_000_000)  # whole microseconds: exact
-    stamp = message.time
-    stamp.seconds = whole
-    stamp.nanos = micros * 1000
+    _set_timestamp(message.time, c.time)
     if c.other_person_id is not None:
         message.other_person_id = format_person_id(c.other_person_id)
     if c.namespace:

@@ -199,6 +199,11 @@ def _refusal(precheck: Precheck | None, request: Message) -> linkage.InvalidArgu
     return None
 
 
+# Below this size decoding is cheap (a few ms, a few MiB) and the decoded count check refuses
+# as well; a scan in Python would only add to every ordinary request's cost.
+_SCAN_FROM_BYTES = 256 * 1024
+
+
 def _wire_check(request_type: type[Message], limit: EntryLimit | None) -> WireCheck:
     if limit is None:
         return lambda raw: None
@@ -206,7 +211,7 @@ def _wire_check(request_type: type[Message], limit: EntryLimit | None) -> WireCh
     cap = limit.limit
 
     def too_many(raw: bytes) -> linkage.InvalidArgument | None:
-        if entries_exceed(raw, number, cap):
+        if len(raw) >= _SCAN_FROM_BYTES and entries_exceed(raw, number, cap):
             return linkage.InvalidArgument(limit.field, f"more than {cap} in one message; at most {cap}")
         return None
 

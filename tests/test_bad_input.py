@@ -184,7 +184,7 @@ def test_an_oversized_request_is_refused_by_its_count_on_the_wire_before_decodin
 
 def test_customer_records_are_capped_per_message_and_per_stream(server: ThreadServer) -> None:
     sync = server.channel.stream_unary("/idstitch.v1.IdentityService/SyncCrmRecords")
-    code, details = _status(lambda: sync(iter([b"\x0a\x00" * 60_000]), timeout=30))  # 60,000 empty records
+    code, details = _status(lambda: sync(iter([b"\x0a\x00" * 200_000]), timeout=30))  # 200,000 empty records
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details == "records: more than 50000 in one message; at most 50000"
 
