@@ -537,6 +537,7 @@ async def promote_and_roll_back(
         "failed_calls": sum(n for code, n in calls.items() if code != "ok"),
         "answers_restored": before.person == after.person and before.household == after.household,
         "answers_differing": sum(a != b for a, b in zip(before.person, after.person, strict=True)),
+        "household_answers_differing": sum(a != b for a, b in zip(before.household, after.household, strict=True)),
     }
 
 
@@ -1185,7 +1186,8 @@ def accuracy_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ),
         (
             "Every answer after promote + rollback equals the one before",
-            f"{'yes' if m['answers_restored'] else 'no'} ({m['answers_differing']:,} differ)",
+            f"{'yes' if m['answers_restored'] else 'no'} ({m['answers_differing']:,} person ids and "
+            f"{m.get('household_answers_differing', 0):,} household answers differ)",
             "",
             verdict(m["answers_restored"]),
         ),

@@ -150,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a level of its own for the same rare user-agent string (sent by under 1 in 1,000 profiles)",
     )
+    train.add_argument(
+        "--home-and-agent",
+        action="store_true",
+        help="a place level of its own for the same home and user-agent string, one in use after the other",
+    )
     return parser
 
 
@@ -289,6 +294,7 @@ def _train_in(args: argparse.Namespace, data_dir: Path) -> int:
         m_estimation=args.m_from,
         user_agent_tf=args.user_agent_tf,
         rare_user_agent=args.rare_user_agent,
+        home_and_agent=args.home_and_agent,
         engine=args.engine,
         spark=SparkConfig(master=args.spark_master),
     )

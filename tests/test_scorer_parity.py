@@ -222,8 +222,18 @@ def _population(seed: int, people: int) -> tuple[list[ProfileRecord], list[int]]
     for p in range(people):
         person = world.person()
         for _ in range(rng.choice([1, 1, 2, 2, 3])):
-            records.append(_profile(len(records), world.device(person), rng))
+            device = _profile(len(records), world.device(person), rng)
+            records.append(device)
             owners.append(p)
+            if device.homes and device.user_agent and device.agent_last_seen is not None and rng.random() < 0.2:
+                # The browser's next cookie, on its home only: the same user agent, in turn.
+                begin = device.agent_last_seen + rng.randint(600, 6 * 86_400)
+                end = begin + rng.randint(0, 4 * 86_400)
+                successor = replace(
+                    device, unique_id=len(records), places=device.homes, agent_first_seen=begin, agent_last_seen=end
+                )
+                records.append(successor)
+                owners.append(p)
     return _with_term_frequencies(records, rng), owners
 
 
@@ -321,7 +331,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Profil
     db = DuckDBAPI()
     linker = Linker(
         db.register(_table(records), dataset_display_name="profiles"),
-        visitor_settings(probability_two_random_records_match=prior, user_agent_tf=True, rare_user_agent=True),
+        visitor_settings(
+            probability_two_random_records_match=prior, user_agent_tf=True, rare_user_agent=True, home_and_agent=True
+        ),
         log_level=logging.WARNING,
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=3e5, seed=1)

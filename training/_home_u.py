@@ -1,18 +1,19 @@
-"""u of the two home levels, split by the household pairs that random sampling cannot see.
+"""u of the home levels, split by the household pairs that random sampling cannot see.
 
 `estimate_u_using_random_sampling` counts how often two random profiles fall on each level.
 Two random profiles almost never share a home, so it sees how many non-matching pairs share
-one (the two home levels together) but not how those split between "the same home and another
-shared place" and "the same home": the first is left at the half-a-pair floor, a few bits
-above the second whatever the data say. Yet the split is the evidence that tells a person's
-devices from their household's. The non-matching pairs that share a home are the household's
-members, and labelled ones are there to count: devices of two different logins of one home.
+one (the home levels together) but not how those split between "the same home and another
+shared place" (or "the same home and user agent, in turn") and "the same home": the first
+is left at the half-a-pair floor, a few bits above the last whatever the data say. Yet the
+split is the evidence that tells a person's devices from their household's. The non-matching
+pairs that share a home are the household's members, and labelled ones are there to count:
+devices of two different logins of one home.
 By the chain rule,
 
     u(level) = P(shares a home | non-match) * P(level | non-match, shares a home),
 
-so the two levels keep random sampling's total and divide it as the labelled household pairs
-do (additive smoothing of half a pair, as for unobserved levels).
+so the home levels keep random sampling's total and divide it as the labelled household pairs
+do (additive smoothing of half a pair each, as for unobserved levels).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from linkage.modelling import ProfileRecord, VisitorScorer
 
-from ._visitor_settings import HOME_AND_PLACE_LABEL, HOME_LABEL, PLACE_COMPARISON
+from ._visitor_settings import HOME_AND_PLACE_LABEL, HOME_LABEL, HOME_LABELS, PLACE_COMPARISON
 
 # A "home" more labelled profiles share than this is no household's (a student hall, an
 # address the homes heuristic let through): its pairs would say nothing about one household.
@@ -37,55 +38,63 @@ MAX_PROFILES_PER_HOME = 30
 
 @dataclass(frozen=True, slots=True)
 class HomeSplit:
-    """What the split saw and wrote: household pairs on each level, and the two u's."""
+    """What the split saw and wrote: labelled household pairs on each home level, and the u's."""
 
-    household_pairs: int  # labelled non-matching pairs sharing a home, on either level
-    with_another_place: int  # of them, on "the same home and another shared place"
-    u_home_and_place: float
-    u_home: float
-    u_home_and_place_before: float
+    household_pairs: int  # labelled non-matching pairs sharing a home, on any home level
+    pairs: dict[str, int]  # of them, on each home level (by label)
+    u: dict[str, float]  # each home level's u as written
+    u_before: dict[str, float]  # as random sampling left it
+
+    @property
+    def with_another_place(self) -> int:
+        """Household pairs on "the same home and another shared place"."""
+        return self.pairs.get(HOME_AND_PLACE_LABEL, 0)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "household_pairs": self.household_pairs,
-            "with_another_place": self.with_another_place,
-            "u_home_and_place": self.u_home_and_place,
-            "u_home": self.u_home,
-            "u_home_and_place_from_random_pairs": self.u_home_and_place_before,
+            "pairs": self.pairs,
+            "u": self.u,
+            "u_from_random_pairs": self.u_before,
         }
 
 
 def split_home_u(model_path: Path, records: Sequence[ProfileRecord], labels: Sequence[str | None]) -> HomeSplit | None:
-    """Rewrite the u of the two home levels of `model_path` as the labelled household pairs
-    among `records` divide them (see the module docstring). None, and the file left alone,
-    when the model has not both levels or no labelled household pair falls on either."""
+    """Rewrite the u of the home levels (`HOME_LABELS` the model has, "the same home" among
+    them) of `model_path` as the labelled household pairs among `records` divide them (see the
+    module docstring). None, and the file left alone, when the model has fewer than two home
+    levels or no labelled household pair falls on any."""
     model = json.loads(model_path.read_text(encoding="utf-8"))
     comparison_index, levels = _home_levels(model)
     if comparison_index is None:
         return None
-    both, home = levels
     counts = _household_levels(VisitorScorer.from_model(model), comparison_index, records, labels)
-    on_both, on_home = counts.get(both, 0), counts.get(home, 0)
-    if on_both + on_home == 0:
+    on_level = {label: counts.get(position, 0) for label, position in levels.items()}
+    seen = sum(on_level.values())
+    if seen == 0:
         return None
     comparison_levels = model["comparisons"][comparison_index]["comparison_levels"]
-    before = float(comparison_levels[both]["u_probability"])
-    total = before + float(comparison_levels[home]["u_probability"])
-    share = (on_both + 0.5) / (on_both + on_home + 1.0)
-    comparison_levels[both]["u_probability"] = total * share
-    comparison_levels[home]["u_probability"] = total * (1.0 - share)
+    before = {label: float(comparison_levels[position]["u_probability"]) for label, position in levels.items()}
+    total = sum(before.values())
+    smoothing = 0.5 * len(levels)
+    written: dict[str, float] = {}
+    for label, position in levels.items():
+        written[label] = total * (on_level[label] + 0.5) / (seen + smoothing)
+        comparison_levels[position]["u_probability"] = written[label]
     model_path.write_text(json.dumps(model, indent=4) + "\n", encoding="utf-8")
-    return HomeSplit(on_both + on_home, on_both, total * share, total * (1.0 - share), before)
+    return HomeSplit(seen, on_level, written, before)
 
 
-def _home_levels(model: dict[str, Any]) -> tuple[int | None, tuple[int, int]]:
+def _home_levels(model: dict[str, Any]) -> tuple[int | None, dict[str, int]]:
+    """The place comparison's index and the positions of its home levels, by label."""
     for c, comparison in enumerate(model.get("comparisons", [])):
         if comparison.get("output_column_name") != PLACE_COMPARISON:
             continue
         positions = {level.get("label_for_charts"): k for k, level in enumerate(comparison["comparison_levels"])}
-        if HOME_AND_PLACE_LABEL in positions and HOME_LABEL in positions:
-            return c, (positions[HOME_AND_PLACE_LABEL], positions[HOME_LABEL])
-    return None, (0, 0)
+        found = {label: positions[label] for label in HOME_LABELS if label in positions}
+        if HOME_LABEL in found and len(found) >= 2:
+            return c, found
+    return None, {}
 
 
 def _household_levels(

@@ -54,6 +54,8 @@ class TrainConfig:
     user_agent_tf: bool = False
     # A level of its own for the same rare user-agent string (`USER_AGENT_RARE_SHARE`).
     rare_user_agent: bool = False
+    # A level of its own for the same home and user agent, one in use after the other.
+    home_and_agent: bool = False
     # Where Splink estimates u and m: DuckDB in this process, or Spark (`spark`: its master).
     # The model file is the same either way, in the catalogue's DuckDB dialect.
     engine: Literal["duckdb", "spark"] = "duckdb"
@@ -88,7 +90,9 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
 
     started = time.monotonic()
     train_labels = [profiles.labels[i] for i in train_idx]
-    settings = visitor_settings(user_agent_tf=config.user_agent_tf, rare_user_agent=config.rare_user_agent)
+    settings = visitor_settings(
+        user_agent_tf=config.user_agent_tf, rare_user_agent=config.rare_user_agent, home_and_agent=config.home_and_agent
+    )
     settings["probability_two_random_records_match"] = _prior(train_labels)
     db = DuckDBAPI()
     table = profile_table([profiles.records[i] for i in train_idx], train_labels)
@@ -112,9 +116,11 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
     )
     if home_split is not None:
         progress(
-            f"the two home levels' u split by {home_split.household_pairs:,} labelled household pairs "
-            f"({home_split.with_another_place:,} share another place): u of the same home and another place "
-            f"{home_split.u_home_and_place_before:.3g} -> {home_split.u_home_and_place:.3g}"
+            f"the home levels' u split by {home_split.household_pairs:,} labelled household pairs: "
+            + "; ".join(
+                f"{label} {home_split.pairs[label]:,} pairs, u {home_split.u_before[label]:.3g} -> {u:.3g}"
+                for label, u in home_split.u.items()
+            )
         )
     if smoothed or home_split is not None:
         # The report's charts come from this linker: it reads the file as written.

@@ -49,14 +49,23 @@ COOKIE_LIFETIME_SECONDS = 7 * 86_400
 # household pairs (`training._home_u`).
 PLACE_COMPARISON = "place"
 HOME_AND_PLACE_LABEL = "same home and another shared place"
+HOME_AND_AGENT_LABEL = "same home and user agent, in turn"
 HOME_LABEL = "same home"
+# The levels of a shared home, most telling first: their u is split by household pairs.
+HOME_LABELS = (HOME_AND_PLACE_LABEL, HOME_AND_AGENT_LABEL, HOME_LABEL)
 
 
-def visitor_comparisons(user_agent_tf: bool = False, rare_user_agent: bool = False) -> list[dict[str, Any]]:
+def visitor_comparisons(
+    user_agent_tf: bool = False, rare_user_agent: bool = False, home_and_agent: bool = False
+) -> list[dict[str, Any]]:
     """The visitor model's comparisons as Splink comparison dicts, in model order.
 
     - `place`: no IPs / the same home and another shared place (a person's devices go where
-      the person goes; a household's members go to different places) / two or more shared
+      the person goes; a household's members go to different places) / with `home_and_agent`,
+      the same home and the same full user-agent string, one in use after the other (a
+      browser's successive cookies: random pairs with the commonest iPhone string are many,
+      household members with one string in turn are few; off in the bundled model, see
+      docs/visitor-model.md) / two or more shared
       places without a shared home / two or more shared IPs (kept: on simulated traffic
       dropping it cost recall) / same top IP (term-frequency adjusted: a home IP is strong
       evidence, an office NAT or carrier CGNAT address almost none) / the same home
@@ -66,6 +75,10 @@ def visitor_comparisons(user_agent_tf: bool = False, rare_user_agent: bool = Fal
       addresses of one home are one place, so an ISP's reassignment is not a second place.
       "Home and another place" is one level, estimated as one, because Fellegi-Sunter would
       otherwise add a home's and an office's weights as if independent, or ignore the second.
+      "Home and user agent in turn" is one level for the same reason: on its own the string in turn
+      says nothing (m ≈ u over random pairs), on a shared home it tells the browser from the
+      family. The user-agent comparison still weighs the string and its timing, so that
+      evidence counts once more there (about 0 bits in turn, 4 bits 7+ days apart).
       One comparison, not three: a shared home address, a GPS centroid at that home and its
       city are the same evidence (one household) seen three ways.
     - `user_agent`: no device kind / with `rare_user_agent`, the same rare full user-agent
@@ -98,12 +111,23 @@ def visitor_comparisons(user_agent_tf: bool = False, rare_user_agent: bool = Fal
         if rare_user_agent
         else []
     )
+    home_agent = (
+        [
+            LevelPlan(
+                Both(ListOverlap("homes", 1), Both(ExactMatch("user_agent"), Successive(*_AGENT_SPAN, 0))),
+                label=HOME_AND_AGENT_LABEL,
+            )
+        ]
+        if home_and_agent
+        else []
+    )
     return [
         comparison_settings(
             PLACE_COMPARISON,
             [
                 LevelPlan(NullLevel(("ips",))),
                 LevelPlan(Both(ListOverlap("homes", 1), ListOverlap("places", 2)), label=HOME_AND_PLACE_LABEL),
+                *home_agent,
                 LevelPlan(ListOverlap("places", 2), label="2+ shared places"),
                 LevelPlan(ListOverlap("ips", 2), label="2+ shared IPs"),
                 LevelPlan(
@@ -174,11 +198,12 @@ def training_blocking_rules() -> list[str]:
 
     Splink holds fixed the comparisons whose columns a pass blocks on, so the passes are
     chosen to leave every comparison free in at least one: the first (same top IP) trains all
-    but `place`; the second (same full user agent) trains `place` and the activity one.
+    but `place`; the second (same os, browser and device kind) trains `place` and the activity
+    one. Not the full user agent: `place` reads it ("the same home and user agent, in turn").
     """
     return [
         "l.top_ip = r.top_ip",
-        "l.user_agent = r.user_agent",
+        "l.user_agent_family = r.user_agent_family",
     ]
 
 
@@ -186,6 +211,7 @@ def visitor_settings(
     probability_two_random_records_match: float = DEFAULT_PROBABILITY_TWO_RANDOM_RECORDS_MATCH,
     user_agent_tf: bool = False,
     rare_user_agent: bool = False,
+    home_and_agent: bool = False,
 ) -> dict[str, Any]:
     """Settings for `splink.Linker` over `ProfileRecord.as_row()` rows: dedupe of one table of
     profiles keyed by `unique_id`, the visitor comparisons, prediction blocking rules, and the
@@ -198,7 +224,7 @@ def visitor_settings(
         "link_type": "dedupe_only",
         "unique_id_column_name": "unique_id",
         "probability_two_random_records_match": probability_two_random_records_match,
-        "comparisons": visitor_comparisons(user_agent_tf, rare_user_agent),
+        "comparisons": visitor_comparisons(user_agent_tf, rare_user_agent, home_and_agent),
         "blocking_rules_to_generate_predictions": prediction_blocking_rules(),
         "retain_matching_columns": True,
         "retain_intermediate_calculation_columns": True,

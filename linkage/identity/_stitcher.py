@@ -327,8 +327,9 @@ class Stitcher:
             raise InvalidArgument("model_version", f"the pairs were scored by {model_version or 'no model'}, "
                                   f"{in_force} is in force: score a new snapshot")  # fmt: skip
         scored = _candidates_by_component(left, right, match_weight)
-        # Every anonymous visitor, as online relink: one without a scored pair has its link checked.
-        components = sorted(set(scored) | set(self._graph.relinkable()))
+        # Every anonymous visitor, in the order online relink takes them (a decision depends on
+        # the links made before it): one without a scored pair has its link checked.
+        components = self._graph.relinkable()
         await self.record_read(principal, "relink", f"{len(components)} components", f"scored pairs: {len(left)}")
         total = await self._relink_in_chunks(components, principal, None, None, scored)
         await self.record_read(principal, "relink", f"{total.scored} components", _relinked_detail(total))

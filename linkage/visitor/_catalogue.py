@@ -394,15 +394,20 @@ class Rare(Level):
 
 @dataclass(frozen=True, slots=True)
 class Both(Level):
-    """Both levels hold (SQL's AND). Each part is a catalogue level of a single test, neither a
-    null, else or conjunction level: e.g. the same user agent, used one after the other."""
+    """Both levels hold (SQL's AND): e.g. the same user agent, used one after the other.
+
+    The first part is a catalogue level of a single test, neither a null, else nor conjunction
+    level; the second is one too, or another `Both`, so that three or more conditions chain:
+    the same home, and the same user agent, used one after the other."""
 
     first: Level
     second: Level
     _pattern: ClassVar[re.Pattern[str]] = re.compile(r"\((.+)\) AND \((.+)\)")
 
     def __post_init__(self) -> None:
-        for part in (self.first, self.second):
+        for part, chains in ((self.first, False), (self.second, True)):
+            if chains and isinstance(part, Both):
+                continue
             if isinstance(part, NullLevel | Else | Both) or len(part.tests()) != 1:
                 raise ValueError(f"a part of Both must be a single-test level, got {part!r}")
 
@@ -413,7 +418,8 @@ class Both(Level):
         return f"{self.first.label()}, {self.second.label()}"
 
     def tests(self) -> tuple[Test, ...]:
-        return (AllOf((self.first.tests()[0], self.second.tests()[0])),)
+        second = self.second.tests()[0]
+        return (AllOf((self.first.tests()[0], *(second.tests if isinstance(second, AllOf) else (second,)))),)
 
     @classmethod
     def parse(cls, sql: str) -> Level | None:
@@ -423,7 +429,8 @@ class Both(Level):
         start = 0
         while (at := sql.find(") AND (", start)) >= 0:
             start = at + 1
-            parts = [_single_level(sql[1:at]), _single_level(sql[at + 7 : -1])]
+            first, rest = sql[1:at], sql[at + 7 : -1]
+            parts = [_single_level(first), _single_level(rest) or cls.parse(rest)]
             if parts[0] is not None and parts[1] is not None:
                 level = cls(parts[0], parts[1])
                 if level.sql() == sql:

@@ -26,8 +26,9 @@ from ._encoding import BoolArray, EncodedProfiles, FloatArray, IntArray, encode_
 from ._profile import ProfileRecord
 from ._test_plan import AllOf, Always, Probe, RarerThan, Test, TestPlan
 
-# More tests per comparison make the (comparison, pattern) tables too large to be worth it.
-_MAX_SLOTS: Final = 10
+# More tests per comparison make the (comparison, pattern) tables too large to be worth it: at
+# 12, 4,096 patterns a comparison, a few tens of KiB in all.
+_MAX_SLOTS: Final = 12
 
 ModelLevel: TypeAlias = CompiledLevel[Level]
 ModelComparison: TypeAlias = CompiledComparison[Level]

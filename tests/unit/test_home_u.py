@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from linkage import BUNDLED_MODEL
-from linkage.modelling import ProfileRecord
+from linkage.modelling import Both, ExactMatch, ListOverlap, ProfileRecord, Successive
 from training._home_u import split_home_u
-from training._visitor_settings import HOME_AND_PLACE_LABEL, HOME_LABEL
+from training._visitor_settings import HOME_AND_AGENT_LABEL, HOME_AND_PLACE_LABEL, HOME_LABEL
+
+_SPAN = ("agent_first_seen", "agent_last_seen")
 
 
 def _device(uid: int, places: tuple[str, ...], homes: tuple[str, ...] = ("home-1",)) -> ProfileRecord:
@@ -50,9 +53,13 @@ def test_the_home_levels_keep_their_total_u_and_divide_it_as_the_household_pairs
     # home and another place": (1, 3) and (2, 3), which share home-1 and the gym.
     assert (split.household_pairs, split.with_another_place) == (8, 2)
     both, home = _home_u(model_path)
-    assert both + home == pytest.approx(both_before + home_before, rel=1e-12)
-    assert both / (both + home) == pytest.approx(2.5 / 9)
-    assert split.u_home_and_place_before == both_before and split.u_home_and_place == both
+    others = sum(u for label, u in split.u.items() if label not in (HOME_AND_PLACE_LABEL, HOME_LABEL))
+    assert both + home + others == pytest.approx(sum(split.u_before.values()), rel=1e-12)
+    # Half a pair of smoothing on each of the model's home levels.
+    levels = len(split.u)
+    assert both / (both + home + others) == pytest.approx(2.5 / (8 + 0.5 * levels))
+    assert split.u_before[HOME_AND_PLACE_LABEL] == both_before and split.u[HOME_AND_PLACE_LABEL] == both
+    assert split.u_before[HOME_LABEL] == home_before
 
 
 def test_without_labelled_household_pairs_the_model_is_left_alone(tmp_path: Path) -> None:
@@ -62,3 +69,33 @@ def test_without_labelled_household_pairs_the_model_is_left_alone(tmp_path: Path
 
     assert split_home_u(model_path, [_device(1, ("home-1",)), _device(2, ("home-1",))], ["a", "a"]) is None
     assert model_path.read_bytes() == before
+
+
+def test_a_third_home_level_takes_its_share_of_the_household_pairs(tmp_path: Path) -> None:
+    """With "the same home and user agent, in turn" in the model (`home_and_agent`), the
+    household pairs on it get their share of the home levels' u too."""
+    model = json.loads(BUNDLED_MODEL.read_text())
+    levels = model["comparisons"][0]["comparison_levels"]
+    at = next(k for k, level in enumerate(levels) if level["label_for_charts"] == HOME_AND_PLACE_LABEL)
+    in_turn = Both(ListOverlap("homes", 1), Both(ExactMatch("user_agent"), Successive(*_SPAN, 0)))
+    levels.insert(at + 1, {"sql_condition": in_turn.sql(), "label_for_charts": HOME_AND_AGENT_LABEL,
+                           "m_probability": 0.04, "u_probability": 1e-6})  # fmt: skip
+    model_path = tmp_path / "model.json"
+    model_path.write_text(json.dumps(model))
+    day = 86_400
+    records = [
+        replace(_device(1, ("home-1",)), user_agent="UA", agent_first_seen=day, agent_last_seen=2 * day),  # a
+        replace(_device(2, ("home-1",)), user_agent="UA", agent_first_seen=3 * day, agent_last_seen=4 * day),  # b
+        replace(_device(3, ("home-1",)), user_agent="UA", agent_first_seen=day, agent_last_seen=4 * day),  # c
+        _device(4, ("home-1", "gym")),  # a's laptop
+        _device(5, ("home-1", "gym")),  # b's laptop
+    ]
+    split = split_home_u(model_path, records, ["a", "b", "c", "a", "b"])
+
+    assert split is not None
+    # Non-matching pairs: (1,2) in turn; (1,3), (2,3) at the same time: home only; (4,5) home
+    # and the gym; (1,5), (2,4), (3,4), (3,5) home only.
+    assert split.pairs == {HOME_AND_PLACE_LABEL: 1, HOME_AND_AGENT_LABEL: 1, HOME_LABEL: 6}
+    total = sum(split.u_before.values())
+    assert split.u[HOME_AND_AGENT_LABEL] == pytest.approx(total * 1.5 / 9.5)
+    assert sum(split.u.values()) == pytest.approx(total, rel=1e-12)

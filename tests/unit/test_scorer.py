@@ -164,6 +164,7 @@ LEVELS: list[Level] = [
     Successive("agent_first_seen", "agent_last_seen", 604_800),
     Both(ExactMatch("user_agent"), Successive("agent_first_seen", "agent_last_seen", 604_800)),
     Both(ExactMatch("city"), ListOverlap("ips", 2)),
+    Both(ListOverlap("homes", 1), Both(ExactMatch("user_agent"), Successive("agent_first_seen", "agent_last_seen", 0))),
     Else(),
 ]
 
@@ -485,6 +486,27 @@ def test_both_needs_both_parts() -> None:
     assert level.holds(left, right).tolist() == [True, False, False, False]
     with pytest.raises(ValueError, match="single-test level"):
         Both(NullLevel(("ips",)), ExactMatch("city"))
+
+
+def test_a_chain_of_both_needs_every_part() -> None:
+    day = 86_400
+    in_turn = Both(ExactMatch("user_agent"), Successive("agent_first_seen", "agent_last_seen", 0))
+    level = Both(ListOverlap("homes", 1), in_turn)
+    left = encode_profiles([_record(0, homes=("h1",), user_agent="UA 1", agent_first_seen=day, agent_last_seen=day)])
+    right = encode_profiles(
+        [
+            _record(1, homes=("h1",), user_agent="UA 1", agent_first_seen=3 * day, agent_last_seen=4 * day),
+            _record(2, homes=("h2",), user_agent="UA 1", agent_first_seen=3 * day, agent_last_seen=4 * day),
+            _record(3, homes=("h1",), user_agent="UA 2", agent_first_seen=3 * day, agent_last_seen=4 * day),
+            _record(4, homes=("h1",), user_agent="UA 1", agent_first_seen=day, agent_last_seen=4 * day),
+            _record(5, homes=None, user_agent="UA 1", agent_first_seen=3 * day, agent_last_seen=4 * day),
+        ]
+    )
+    assert level.holds(left, right).tolist() == [True, False, False, False, False]
+    assert level.label() == "1+ shared homes, same user_agent, one after the other"
+    # Only the second part chains: one way of nesting, so a conjunction has one rendering.
+    with pytest.raises(ValueError, match="single-test level"):
+        Both(in_turn, ListOverlap("homes", 1))
 
 
 def test_encodings_in_a_table_score_like_records(scorer: VisitorScorer) -> None:
