@@ -151,9 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a level of its own for the same rare user-agent string (sent by under 1 in 1,000 profiles)",
     )
     train.add_argument(
-        "--home-and-agent",
-        action="store_true",
-        help="a place level of its own for the same home and user-agent string, one in use after the other",
+        "--no-home-and-agent",
+        dest="home_and_agent",
+        action="store_false",
+        help="without the place level for the same home and user-agent string, one in use after the other",
     )
     return parser
 

@@ -55,7 +55,7 @@ class TrainConfig:
     # A level of its own for the same rare user-agent string (`USER_AGENT_RARE_SHARE`).
     rare_user_agent: bool = False
     # A level of its own for the same home and user agent, one in use after the other.
-    home_and_agent: bool = False
+    home_and_agent: bool = True
     # Where Splink estimates u and m: DuckDB in this process, or Spark (`spark`: its master).
     # The model file is the same either way, in the catalogue's DuckDB dialect.
     engine: Literal["duckdb", "spark"] = "duckdb"

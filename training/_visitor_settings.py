@@ -56,16 +56,15 @@ HOME_LABELS = (HOME_AND_PLACE_LABEL, HOME_AND_AGENT_LABEL, HOME_LABEL)
 
 
 def visitor_comparisons(
-    user_agent_tf: bool = False, rare_user_agent: bool = False, home_and_agent: bool = False
+    user_agent_tf: bool = False, rare_user_agent: bool = False, home_and_agent: bool = True
 ) -> list[dict[str, Any]]:
     """The visitor model's comparisons as Splink comparison dicts, in model order.
 
     - `place`: no IPs / the same home and another shared place (a person's devices go where
-      the person goes; a household's members go to different places) / with `home_and_agent`,
-      the same home and the same full user-agent string, one in use after the other (a
+      the person goes; a household's members go to different places) / unless `home_and_agent`
+      is off, the same home and the same full user-agent string, one in use after the other (a
       browser's successive cookies: random pairs with the commonest iPhone string are many,
-      household members with one string in turn are few; off in the bundled model, see
-      docs/visitor-model.md) / two or more shared
+      household members with one string in turn are few) / two or more shared
       places without a shared home / two or more shared IPs (kept: on simulated traffic
       dropping it cost recall) / same top IP (term-frequency adjusted: a home IP is strong
       evidence, an office NAT or carrier CGNAT address almost none) / the same home
@@ -211,7 +210,7 @@ def visitor_settings(
     probability_two_random_records_match: float = DEFAULT_PROBABILITY_TWO_RANDOM_RECORDS_MATCH,
     user_agent_tf: bool = False,
     rare_user_agent: bool = False,
-    home_and_agent: bool = False,
+    home_and_agent: bool = True,
 ) -> dict[str, Any]:
     """Settings for `splink.Linker` over `ProfileRecord.as_row()` rows: dedupe of one table of
     profiles keyed by `unique_id`, the visitor comparisons, prediction blocking rules, and the

@@ -682,6 +682,7 @@ class IdentityGraph:
         now: float,
         change: ModelChange | None = None,
         scored: Mapping[int, tuple[list[int], FloatArray]] | None = None,
+        fresh: bool = False,
     ) -> Relinked:
         """Score these anonymous components again against their candidates as they now stand,
         with the scorer, blocking and rules of online: a link that no longer passes goes, a
@@ -691,8 +692,11 @@ class IdentityGraph:
         Under a model change (`change`: a promote's or rollback's relink) every link changed
         is journalled as it was before, for a rollback, and its change entries carry both versions.
         With `scored` (component -> its candidates and their match weights, from Splink under
-        this model) those decide instead of the online scorer and blocking."""
+        this model) those decide instead of the online scorer and blocking. `fresh` (a relink's
+        first chunk): every profile is encoded again as it now stands before it is scored."""
         self._now = now
+        if fresh:
+            self._soft.forget_encodings()
         record = self._soft_change_recorder("", change)
         # Links before and after the whole chunk: rechecking a root also drops its members' links.
         chosen = [c for c in components if c in self._persons and not self._persons[c].uniques]

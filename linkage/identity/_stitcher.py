@@ -87,6 +87,7 @@ class _Job:
     change: ModelChange | None = None  # the model change a relink is part of, if any
     # Of a relink with pairs scored elsewhere: component -> its candidates and their weights.
     scored: dict[int, tuple[list[int], NDArray[np.float64]]] | None = None
+    fresh: bool = False  # a relink's first chunk: encode every profile again
     profiles: bool = False  # the visitor profiles, between two commits
     restore: ModelChange | None = None  # a rollback: put back the links of the change it undoes
     swapping: bool = False  # a model change: `model` goes in force (None: no visitor model)
@@ -257,7 +258,10 @@ class Stitcher:
         for start in range(0, len(components), RELINK_CHUNK):
             chunk = components[start : start + RELINK_CHUNK]
             chosen = None if scored is None else {c: scored[c] for c in chunk if c in scored}
-            job = _Job(quantize(self._clock()), relink=chunk, change=change, scored=chosen, principal=principal)
+            job = _Job(
+                quantize(self._clock()), relink=chunk, change=change, scored=chosen, fresh=start == 0,
+                principal=principal,
+            )  # fmt: skip
             await self._queue.put(job)
             total = total + await asyncio.shield(job.done)
             if progress is not None:
@@ -461,7 +465,7 @@ class Stitcher:
                     self._graph.audit(job.received_at, job.principal, *job.audit)
                     results.append(None)
                 elif job.relink is not None:
-                    results.append(self._graph.relink(job.relink, job.received_at, job.change, job.scored))
+                    results.append(self._graph.relink(job.relink, job.received_at, job.change, job.scored, job.fresh))
                 elif job.profiles:
                     results.append(self._graph.visitor_profiles())
                 elif job.restore is not None:

@@ -480,6 +480,13 @@ class SoftLinks:
     def _forget_encoding(self, component: int) -> None:
         self._fresh.discard(component)
 
+    def forget_encodings(self) -> None:
+        """Encode every profile again when next scored. A row goes stale without evidence of its
+        own: other visitors settling on its address join homes, or push the address past the
+        home and place limits. Online that only misses a match now and then; a relink scores
+        every visitor as it now stands, like Splink on a snapshot."""
+        self._fresh.clear()
+
     def _group_uniques(self, root: int, uniques_of: UniquesOf, leave_out: int | None = None) -> dict[str, str]:
         merged = dict(uniques_of(root))
         for member in self._members.get(root, ()):
