@@ -41,8 +41,9 @@ class Homes:
     def addresses(self, home: str) -> set[str]:
         return self._addresses.get(home, set())
 
-    def join(self, ips: Iterable[str]) -> None:
-        """Make `ips` (addresses one visitor settled on) one home, with whatever homes they are in."""
+    def join(self, ips: Iterable[str]) -> list[str]:
+        """Make `ips` (addresses one visitor settled on) one home, with whatever homes they are in.
+        The addresses that were in another home before: their users' homes changed id."""
         homes = {self._home_of.get(ip) for ip in ips}
         known = [h for h in homes if h is not None]
         if known:
@@ -52,15 +53,18 @@ class Homes:
             self._next += 1
             self._addresses[home] = set()
         members = self._addresses[home]
+        moved: list[str] = []
         for other in known:
             if other != home:
                 for ip in self._addresses.pop(other):
                     self._home_of[ip] = home
                     members.add(ip)
+                    moved.append(ip)
         for ip in ips:
             if ip not in self._home_of:
                 self._home_of[ip] = home
                 members.add(ip)
+        return moved
 
     def discard(self, ip: str) -> None:
         home = self._home_of.pop(ip, None)

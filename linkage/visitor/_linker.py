@@ -115,7 +115,8 @@ class SoftLinks:
         """Add evidence; True when it brought a new address or settled the visitor on one (worth
         re-scoring for: a home is what a household answer rests on)."""
         self._forget_encoding(component)
-        new_address, settled = self.index.observe(component, timestamp, context)
+        new_address, settled, changed_others = self.index.observe(component, timestamp, context)
+        self._fresh.difference_update(changed_others)
         if new_address:
             users = self.index.users(context.ip)
             if len(users) >= 4 and len(users) & (len(users) - 1) == 0:

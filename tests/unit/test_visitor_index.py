@@ -45,11 +45,38 @@ def test_merge_moves_evidence_and_index_entries() -> None:
 
 def test_observe_reports_new_addresses_and_settling() -> None:
     index = VisitorIndex()
-    assert index.observe(1, T, _ctx("10.0.0.1")) == (True, False)
-    assert index.observe(1, T + 60, _ctx("10.0.0.1")) == (False, False)
-    assert index.observe(1, T + 120, _ctx("10.0.0.2")) == (True, False)
-    assert index.observe(1, T + 86_400, _ctx("10.0.0.1")) == (False, True), "a second day there: settled"
-    assert index.observe(1, T + 86_460, _ctx("10.0.0.1")) == (False, False)
+    assert index.observe(1, T, _ctx("10.0.0.1"))[:2] == (True, False)
+    assert index.observe(1, T + 60, _ctx("10.0.0.1"))[:2] == (False, False)
+    assert index.observe(1, T + 120, _ctx("10.0.0.2"))[:2] == (True, False)
+    assert index.observe(1, T + 86_400, _ctx("10.0.0.1"))[:2] == (False, True), "a second day there: settled"
+    assert index.observe(1, T + 86_460, _ctx("10.0.0.1"))[:2] == (False, False)
+
+
+def test_observe_names_the_other_components_whose_profile_it_changed() -> None:
+    day = 86_400
+    index = VisitorIndex()
+    # A phone settles on the old home address, a tablet on the new one: two homes so far.
+    index.observe(1, T, _ctx("10.0.0.1"))
+    index.observe(1, T + day, _ctx("10.0.0.1"))
+    index.observe(2, T, _ctx("10.0.0.2"))
+    assert index.observe(2, T + day, _ctx("10.0.0.2")).changed_others == frozenset()
+    phone, tablet = index.record(1), index.record(2)
+    assert phone is not None and tablet is not None and phone.homes != tablet.homes
+    # A laptop settles on both: one home now, and one of the two changed its id.
+    index.observe(3, T, _ctx("10.0.0.1"))
+    index.observe(3, T + 60, _ctx("10.0.0.2"))
+    index.observe(3, T + day, _ctx("10.0.0.1"))
+    changed = index.observe(3, T + day + 60, _ctx("10.0.0.2")).changed_others
+    phone, tablet = index.record(1), index.record(2)
+    assert phone is not None and tablet is not None and phone.homes == tablet.homes
+    assert len(changed) == 1 and changed <= {1, 2}
+    # The thirteenth user of an address: no longer a home for the twelve before it.
+    for component in range(10, 20):
+        index.observe(component, T, _ctx("10.0.0.1"))
+    assert index.observe(21, T, _ctx("10.0.0.1")).changed_others == {1, 3, *range(10, 20)}
+    assert index.observe(22, T, _ctx("10.0.0.1")).changed_others == frozenset()
+    phone = index.record(1)
+    assert phone is not None and phone.homes is None
 
 
 def test_remove_forgets_evidence_and_every_index_entry() -> None:
