@@ -1187,7 +1187,7 @@ def accuracy_rows(s: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         (
             "Every answer after promote + rollback equals the one before",
             f"{'yes' if m['answers_restored'] else 'no'} ({m['answers_differing']:,} person ids and "
-            f"{m.get('household_answers_differing', 0):,} household answers differ)",
+            f"{m['household_answers_differing']:,} household answers differ)",
             "",
             verdict(m["answers_restored"]),
         ),

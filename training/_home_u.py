@@ -29,7 +29,7 @@ import numpy as np
 
 from linkage.modelling import ProfileRecord, VisitorScorer
 
-from ._visitor_settings import HOME_AND_PLACE_LABEL, HOME_LABEL, HOME_LABELS, PLACE_COMPARISON
+from ._visitor_settings import HOME_LABEL, HOME_LABELS, PLACE_COMPARISON
 
 # A "home" more labelled profiles share than this is no household's (a student hall, an
 # address the homes heuristic let through): its pairs would say nothing about one household.
@@ -40,15 +40,14 @@ MAX_PROFILES_PER_HOME = 30
 class HomeSplit:
     """What the split saw and wrote: labelled household pairs on each home level, and the u's."""
 
-    household_pairs: int  # labelled non-matching pairs sharing a home, on any home level
-    pairs: dict[str, int]  # of them, on each home level (by label)
+    pairs: dict[str, int]  # labelled non-matching pairs sharing a home, on each home level
     u: dict[str, float]  # each home level's u as written
     u_before: dict[str, float]  # as random sampling left it
 
     @property
-    def with_another_place(self) -> int:
-        """Household pairs on "the same home and another shared place"."""
-        return self.pairs.get(HOME_AND_PLACE_LABEL, 0)
+    def household_pairs(self) -> int:
+        """Labelled non-matching pairs sharing a home, on any home level."""
+        return sum(self.pairs.values())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,7 +81,7 @@ def split_home_u(model_path: Path, records: Sequence[ProfileRecord], labels: Seq
         written[label] = total * (on_level[label] + 0.5) / (seen + smoothing)
         comparison_levels[position]["u_probability"] = written[label]
     model_path.write_text(json.dumps(model, indent=4) + "\n", encoding="utf-8")
-    return HomeSplit(seen, on_level, written, before)
+    return HomeSplit(on_level, written, before)
 
 
 def _home_levels(model: dict[str, Any]) -> tuple[int | None, dict[str, int]]:

@@ -54,6 +54,7 @@ from ._test_plan import (
     Shares,
     Test,
     TestPlan,
+    atoms_of,
 )
 
 # Splink's own mean Earth radius (splink.internals.comparison_level_sql).
@@ -418,8 +419,7 @@ class Both(Level):
         return f"{self.first.label()}, {self.second.label()}"
 
     def tests(self) -> tuple[Test, ...]:
-        second = self.second.tests()[0]
-        return (AllOf((self.first.tests()[0], *(second.tests if isinstance(second, AllOf) else (second,)))),)
+        return (AllOf((self.first.tests()[0], *atoms_of(self.second.tests()[0]))),)
 
     @classmethod
     def parse(cls, sql: str) -> Level | None:

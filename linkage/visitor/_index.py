@@ -13,12 +13,15 @@ from ._profile import ProfileRecord
 K = TypeVar("K")
 
 
+_NOBODY: frozenset[int] = frozenset()
+
+
 class Observed(NamedTuple):
     new_address: bool
     settled: bool
     # Other components whose profile this signal changed: their address's home changed id, or
     # the address now has too many users to be a home or a place.
-    changed_others: frozenset[int] = frozenset()
+    changed_others: frozenset[int] = _NOBODY
 
 
 class VisitorIndex:
@@ -76,22 +79,21 @@ class VisitorIndex:
         settled = evidence.observe(timestamp, context)
         if context.user_agent and self._agent_frequencies:
             self._by_agent.setdefault(context.user_agent, set()).add(component)
-        changed: set[int] = set()
+        changed = _NOBODY
         if context.ip:
             if not had_ips:
                 self._components_with_ips += 1
             users = self._by_ip.setdefault(context.ip, set())
             users.add(component)
             if new_ip and len(users) - 1 in (HOME_MAX_VISITORS, PLACE_MAX_VISITORS):
-                changed |= users  # no longer a home (or a place) for any of them
+                changed = changed | users  # no longer a home (or a place) for any of them
             if settled and self._rare(context.ip):
                 for ip in self.homes.join([ip for ip in evidence.settled() if self._rare(ip)]):
-                    changed |= self._by_ip.get(ip, set())
+                    changed = changed | self._by_ip.get(ip, _NOBODY)
             if context.geo.city:
                 network = (ip_prefix(context.ip), context.geo.city.strip().lower())
                 self._by_network.setdefault(network, set()).add(component)
-        changed.discard(component)
-        return Observed(new_ip, settled, frozenset(changed))
+        return Observed(new_ip, settled, changed - {component} if changed else _NOBODY)
 
     def merge(self, loser: int, winner: int) -> None:
         """The loser's evidence joins the winner's (a hard merge)."""

@@ -24,7 +24,7 @@ from ..splinkjson import probabilities_from_weights as probabilities_from_weight
 from ._catalogue import Else, Level, TermFrequency, recognise_level
 from ._encoding import BoolArray, EncodedProfiles, FloatArray, IntArray, encode_profiles
 from ._profile import ProfileRecord
-from ._test_plan import AllOf, Always, Probe, RarerThan, Test, TestPlan
+from ._test_plan import Always, Probe, RarerThan, TestPlan, atoms_of
 
 # More tests per comparison make the (comparison, pattern) tables too large to be worth it: at
 # 12, 4,096 patterns a comparison, a few tens of KiB in all.
@@ -180,7 +180,7 @@ class VisitorScorer:
             for c in comparisons
         ]
         atoms = [
-            list(dict.fromkeys(atom for tests in levels for test in tests for atom in _atoms(test)))
+            list(dict.fromkeys(atom for tests in levels for test in tests for atom in atoms_of(test)))
             for levels in level_tests
         ]
         for comparison, used in zip(comparisons, atoms, strict=True):
@@ -210,7 +210,7 @@ class VisitorScorer:
                     (
                         i
                         for i, tests in enumerate(level_tests[c])
-                        if any(all(pattern & bits[atom] for atom in _atoms(test)) for test in tests)
+                        if any(all(pattern & bits[atom] for atom in atoms_of(test)) for test in tests)
                     ),
                     else_level,
                 )
@@ -343,11 +343,6 @@ class VisitorScorer:
 
     def __repr__(self) -> str:
         return f"<VisitorScorer {self.version} {', '.join(self.comparison_names)}>"
-
-
-def _atoms(test: Test) -> tuple[Test, ...]:
-    """The atomic tests a level's test is made of: the parts of a conjunction, else itself."""
-    return test.tests if isinstance(test, AllOf) else (test,)
 
 
 def _tf_adjustment(

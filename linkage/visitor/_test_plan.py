@@ -105,6 +105,11 @@ class AllOf:
 Test = IsNull | Always | Equal | Shares | JaccardAtLeast | ArcCosineAtLeast | EndsBefore | RarerThan | AllOf
 
 
+def atoms_of(test: Test) -> tuple[Test, ...]:
+    """The atomic tests a test is made of: the parts of a conjunction, else itself."""
+    return test.tests if isinstance(test, AllOf) else (test,)
+
+
 _COLUMN_ROW: Final[dict[str, int]] = {c: i for i, c in enumerate(COLUMNS)}
 _STRING_NULL_ROWS: Final = np.array([_COLUMN_ROW[c] for c in STRING_COLUMNS], dtype=np.intp)
 

@@ -51,7 +51,7 @@ def test_the_home_levels_keep_their_total_u_and_divide_it_as_the_household_pairs
     assert split is not None
     # Non-matching labelled pairs of home-1: a x b (4), a x c (2), b x c (2). Those on "the same
     # home and another place": (1, 3) and (2, 3), which share home-1 and the gym.
-    assert (split.household_pairs, split.with_another_place) == (8, 2)
+    assert (split.household_pairs, split.pairs[HOME_AND_PLACE_LABEL]) == (8, 2)
     both, home = _home_u(model_path)
     others = sum(u for label, u in split.u.items() if label not in (HOME_AND_PLACE_LABEL, HOME_LABEL))
     assert both + home + others == pytest.approx(sum(split.u_before.values()), rel=1e-12)
