@@ -36,7 +36,7 @@ demo: $(STAMP)
 model: $(STAMP)  ## retrain the bundled visitor model on simulated traffic and the customer model on FEBRL3 (a few minutes)
 	mkdir -p var
 	$(BIN)/idstitch simulate --persons 20000 --days 30 --seed 1 --out var/simulated.jsonl.gz
-	$(BIN)/idstitch train --signals var/simulated.jsonl.gz --out var/model
+	$(BIN)/idstitch train --signals var/simulated.jsonl.gz --out var/model --threshold 0.85
 	cp var/model/visitor-model.json var/model/visitor-model.metrics.json linkage/models/
 	$(BIN)/python scripts/febrl_records.py febrl3 var/febrl3.csv
 	$(BIN)/idstitch train --model customer --records var/febrl3.csv --out var/model

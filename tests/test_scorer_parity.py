@@ -139,6 +139,12 @@ class _World:
         gps = _destination(lat, lon, rng.expovariate(1 / 1.5), rng.uniform(0, 2 * math.pi))
         hours = sorted(set(rng.sample(person["hours"], min(len(person["hours"]), rng.randint(1, MAX_HOURS)))))
         days = sorted(rng.sample(person["days"], min(len(person["days"]), rng.randint(1, MAX_DAYS))))
+        # Homes it passed through: its own, the household's it has not settled on, a friend's.
+        seen = list(homes)
+        if person["home_id"] not in seen and rng.random() < 0.5:
+            seen.append(person["home_id"])
+        if rng.random() < 0.1:
+            seen.append(f"h{rng.randint(0, 10**6)}")
         return {
             "ips": ips,
             "city": f"{country}/{city}",
@@ -150,6 +156,7 @@ class _World:
             "days": days,
             "homes": homes,
             "places": places,
+            "homes_seen": seen,
         }
 
 
@@ -191,6 +198,7 @@ def _profile(unique_id: int, device: dict[str, Any], rng: random.Random) -> Prof
         homes=tuple(sorted(device["homes"])) or None,
         places=tuple(sorted(set(device["places"]))) or None,
         tf_user_agent=None,  # filled in from the whole population below
+        homes_seen=tuple(sorted(device["homes_seen"])) or None,
     )
 
 
@@ -226,11 +234,19 @@ def _population(seed: int, people: int) -> tuple[list[ProfileRecord], list[int]]
             records.append(device)
             owners.append(p)
             if device.homes and device.user_agent and device.agent_last_seen is not None and rng.random() < 0.2:
-                # The browser's next cookie, on its home only: the same user agent, in turn.
-                begin = device.agent_last_seen + rng.randint(600, 6 * 86_400)
+                # The browser's next cookie, on its home only: the same user agent, in turn;
+                # half the time seen there on one day so far, not settled on it.
+                begin = device.agent_last_seen + rng.randint(600, 9 * 86_400)
                 end = begin + rng.randint(0, 4 * 86_400)
+                settled = rng.random() < 0.5
                 successor = replace(
-                    device, unique_id=len(records), places=device.homes, agent_first_seen=begin, agent_last_seen=end
+                    device,
+                    unique_id=len(records),
+                    homes=device.homes if settled else None,
+                    places=device.homes if settled else None,
+                    homes_seen=device.homes,
+                    agent_first_seen=begin,
+                    agent_last_seen=end,
                 )
                 records.append(successor)
                 owners.append(p)
@@ -474,7 +490,17 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
     _, records, owners = trained
     lefts, candidates = _pairs(records, owners)
     odd = [
-        replace(lefts[0], unique_id=-1, ips=(), ip_prefixes=(), active_hours=(), active_days=(), homes=(), places=()),
+        replace(
+            lefts[0],
+            unique_id=-1,
+            ips=(),
+            ip_prefixes=(),
+            active_hours=(),
+            active_days=(),
+            homes=(),
+            places=(),
+            homes_seen=(),
+        ),
         replace(lefts[1], unique_id=-2, latitude=None),
         replace(lefts[2], unique_id=-3, top_ip=None, city=None, country=None, user_agent_family=None),
         replace(lefts[3], unique_id=-4, active_days=(-70, -5, 0, 63, 64, 20000)),
@@ -527,7 +553,17 @@ def test_pair_weights_equal_the_per_visitor_scores_bit_for_bit(
     scorer = VisitorScorer.from_model(path)
     lefts, candidates = _pairs(records, owners)
     odd = [
-        replace(lefts[0], unique_id=-1, ips=(), ip_prefixes=(), active_hours=(), active_days=(), homes=(), places=()),
+        replace(
+            lefts[0],
+            unique_id=-1,
+            ips=(),
+            ip_prefixes=(),
+            active_hours=(),
+            active_days=(),
+            homes=(),
+            places=(),
+            homes_seen=(),
+        ),
         replace(lefts[1], unique_id=-2, latitude=None, longitude=None, tf_top_ip=None, tf_user_agent=None),
         replace(lefts[2], unique_id=-3, top_ip=None, city=None, country=None, user_agent_family=None, ips=None),
         replace(lefts[3], unique_id=-4, active_days=(-70, -5, 0, 63, 64, 20000), homes=None, places=None),

@@ -103,8 +103,9 @@ def _household_levels(
     comparison, as the online scorer assigns them (each pair once)."""
     by_home: dict[str, list[int]] = defaultdict(list)
     for i, (record, label) in enumerate(zip(records, labels, strict=True)):
-        if label is not None and record.homes:
-            for home in record.homes:
+        # A pair on a home level shares a home, which one of them may only have passed through.
+        if label is not None:
+            for home in dict.fromkeys((*(record.homes or ()), *(record.homes_seen or ()))):
                 by_home[home].append(i)
     pairs: set[tuple[int, int]] = set()
     for members in by_home.values():

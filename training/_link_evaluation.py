@@ -41,11 +41,13 @@ def evaluate_links(
     labels: Sequence[str | None],
     held_out: set[str],
     min_precision: float,
+    threshold: float | None = None,
 ) -> Evaluation:
     """Link metrics by threshold over the devices of the `held_out` logins.
 
     `positives` are held-out devices with another device of their login (a link to find);
-    precision is over links whose person is labelled, recall over `positives`."""
+    precision is over links whose person is labelled, recall over `positives`. The chosen
+    threshold is `threshold` when given, else the one `choose` picks."""
     encoded = encode_profiles(records)
     person_of = [
         f"login:{label}" if label is not None and label not in held_out else f"device:{i}"
@@ -68,7 +70,8 @@ def evaluate_links(
         right = None if label is None else label == labels[i]
         links.append(_Link(best.probability, right))
     by_threshold = [_metrics(links, positives, t) for t in THRESHOLDS]
-    return Evaluation(positives, scored, by_threshold, choose(by_threshold, min_precision), min_precision)
+    chosen = choose(by_threshold, min_precision) if threshold is None else _metrics(links, positives, threshold)
+    return Evaluation(positives, scored, by_threshold, chosen, min_precision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,7 @@ class Blocks:
         for i, record in enumerate(records):
             for ip in record.ips or ():
                 self._by_ip[ip].append(i)
-            for home in record.homes or ():
+            for home in record.homes_seen or ():
                 self._by_home[home].append(i)
             if record.city is not None:
                 for prefix in record.ip_prefixes or ():
@@ -119,7 +122,7 @@ class Blocks:
     def candidates(self, i: int) -> list[int]:
         record = self._records[i]
         buckets = [self._by_ip[ip] for ip in record.ips or ()]
-        buckets += [self._by_home[home] for home in record.homes or ()]
+        buckets += [self._by_home[home] for home in record.homes_seen or ()]
         if record.city is not None:
             buckets += [self._by_network[(prefix, record.city)] for prefix in record.ip_prefixes or ()]
         found: dict[int, None] = {}

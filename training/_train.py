@@ -41,6 +41,8 @@ class TrainConfig:
     # pairs at the same threshold (0.80 against 0.96 at 0.7 on simulated traffic). Hence a margin
     # over the service's goal of 0.95.
     min_precision: float = 0.97
+    # The probability to link at, fixed; None: chosen on the held-out links by `min_precision`.
+    threshold: float | None = None
     seed: int = 42
     report: bool = True
     # How m is estimated: "labels" from the devices of the training logins (pairs of one
@@ -136,7 +138,12 @@ def train_visitor_model(profiles: DeviceProfiles, config: TrainConfig, progress:
     pairwise, test_linker = _evaluate_held_out(model_path, test_records, test_labels, config)
     progress(f"linking the {len(test_idx):,} held-out devices against all {len(profiles.records):,} as online ...")
     evaluation = evaluate_links(
-        VisitorScorer.from_model(model_path), profiles.records, profiles.labels, held_out, config.min_precision
+        VisitorScorer.from_model(model_path),
+        profiles.records,
+        profiles.labels,
+        held_out,
+        config.min_precision,
+        config.threshold,
     )
     chosen = evaluation.chosen
     progress(

@@ -50,9 +50,10 @@ COOKIE_LIFETIME_SECONDS = 7 * 86_400
 PLACE_COMPARISON = "place"
 HOME_AND_PLACE_LABEL = "same home and another shared place"
 HOME_AND_AGENT_LABEL = "same home and user agent, in turn"
+SEEN_HOME_AND_AGENT_LABEL = "on one home and user agent, in turn"
 HOME_LABEL = "same home"
 # The levels of a shared home, most telling first: their u is split by household pairs.
-HOME_LABELS = (HOME_AND_PLACE_LABEL, HOME_AND_AGENT_LABEL, HOME_LABEL)
+HOME_LABELS = (HOME_AND_PLACE_LABEL, HOME_AND_AGENT_LABEL, SEEN_HOME_AND_AGENT_LABEL, HOME_LABEL)
 
 
 def visitor_comparisons(
@@ -64,7 +65,9 @@ def visitor_comparisons(
       the person goes; a household's members go to different places) / unless `home_and_agent`
       is off, the same home and the same full user-agent string, one in use after the other (a
       browser's successive cookies: random pairs with the commonest iPhone string are many,
-      household members with one string in turn are few) / two or more shared
+      household members with one string in turn are few), then the same with a home either
+      of them only passed through (an address some visitor settled on: a browser's next cookie,
+      at home on one day so far, has no home of its own yet) / two or more shared
       places without a shared home / two or more shared IPs (kept: on simulated traffic
       dropping it cost recall) / same top IP (term-frequency adjusted: a home IP is strong
       evidence, an office NAT or carrier CGNAT address almost none) / the same home
@@ -115,7 +118,14 @@ def visitor_comparisons(
             LevelPlan(
                 Both(ListOverlap("homes", 1), Both(ExactMatch("user_agent"), Successive(*_AGENT_SPAN, 0))),
                 label=HOME_AND_AGENT_LABEL,
-            )
+            ),
+            LevelPlan(
+                Both(
+                    ListOverlap("homes_seen", 1),
+                    Both(ExactMatch("user_agent"), Successive(*_AGENT_SPAN, COOKIE_LIFETIME_SECONDS)),
+                ),
+                label=SEEN_HOME_AND_AGENT_LABEL,
+            ),
         ]
         if home_and_agent
         else []
@@ -183,11 +193,12 @@ _AGENT_TF = TermFrequency("user_agent", weight=1.0, minimum_u=USER_AGENT_TF_MINI
 
 
 def prediction_blocking_rules() -> list[dict[str, Any]]:
-    """Candidate pairs for `predict` (batch relink): any shared IP, a shared home, or a shared
-    IP prefix in the same city. The online path blocks the same way from its own indexes."""
+    """Candidate pairs for `predict` (batch relink): any shared IP, a home both were on
+    (settled there or not), or a shared IP prefix in the same city. The online path blocks the
+    same way from its own indexes."""
     return [
         {"blocking_rule": "l.ips = r.ips", "arrays_to_explode": ["ips"]},
-        {"blocking_rule": "l.homes = r.homes", "arrays_to_explode": ["homes"]},
+        {"blocking_rule": "l.homes_seen = r.homes_seen", "arrays_to_explode": ["homes_seen"]},
         {"blocking_rule": "l.ip_prefixes = r.ip_prefixes AND l.city = r.city", "arrays_to_explode": ["ip_prefixes"]},
     ]
 

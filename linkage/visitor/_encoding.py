@@ -58,6 +58,7 @@ COLUMNS: Final[Mapping[str, ColumnType]] = {
     "homes": ColumnType.STRING_LIST,
     "places": ColumnType.STRING_LIST,
     "tf_user_agent": ColumnType.TERM_FREQUENCY,
+    "homes_seen": ColumnType.STRING_LIST,
 }
 LIST_WIDTHS: Final[Mapping[str, int]] = {
     "ips": MAX_IPS,
@@ -66,6 +67,7 @@ LIST_WIDTHS: Final[Mapping[str, int]] = {
     "active_days": MAX_DAYS,
     "homes": MAX_HOMES,
     "places": MAX_PLACES,
+    "homes_seen": MAX_HOMES,
 }
 # (latitude, longitude) pairs: distances are measured between points, not single columns.
 POINTS: Final[tuple[tuple[str, str], ...]] = (("latitude", "longitude"),)

@@ -130,7 +130,7 @@ class Evidence:
         agent_share: Callable[[str], float | None] | None = None,
     ) -> ProfileRecord:
         """The profile as the model compares it; `share_of` gives an address's term frequency
-        (the top address's is compared), `home_of` the home of a settled address (None: not a
+        (the top address's is compared), `home_of` the home of an address (None: not a
         home, see `linkage.visitor._homes`), `place_of` the place id of an address this visitor
         returns to that is not a home (None: too many use it to say anything), `agent_share`
         the term frequency of a user-agent string."""
@@ -160,11 +160,21 @@ class Evidence:
             homes=homes,
             places=self._places(homes, home_of, place_of) if home_of is not None and place_of is not None else None,
             tf_user_agent=None if agent is None or agent_share is None else agent_share(agent[0]),
+            homes_seen=self._homes_seen(home_of) if home_of is not None else None,
         )
 
     def _homes(self, home_of: Callable[[str], str | None]) -> tuple[str, ...] | None:
         homes = {home for ip in self.settled() if (home := home_of(ip)) is not None}
         return tuple(sorted(homes)[:MAX_HOMES]) or None
+
+    def _homes_seen(self, home_of: Callable[[str], str | None]) -> tuple[str, ...] | None:
+        return tuple(sorted(self.homes_seen(home_of))) or None
+
+    def homes_seen(self, home_of: Callable[[str], str | None]) -> list[str]:
+        """The homes of the addresses this visitor used, settled on or not, most used first:
+        at most MAX_HOMES, so that a phone that visits many friends keeps its own."""
+        homes = dict.fromkeys(home for ip, _ in self.ips.most_common() if (home := home_of(ip)) is not None)
+        return list(homes)[:MAX_HOMES]
 
     def _places(
         self,

@@ -43,7 +43,8 @@ class Homes:
 
     def join(self, ips: Iterable[str]) -> list[str]:
         """Make `ips` (addresses one visitor settled on) one home, with whatever homes they are in.
-        The addresses that were in another home before: their users' homes changed id."""
+        The addresses whose home changed id or that became part of a home: their users'
+        profiles changed."""
         homes = {self._home_of.get(ip) for ip in ips}
         known = [h for h in homes if h is not None]
         if known:
@@ -64,6 +65,7 @@ class Homes:
             if ip not in self._home_of:
                 self._home_of[ip] = home
                 members.add(ip)
+                moved.append(ip)
         return moved
 
     def discard(self, ip: str) -> None:

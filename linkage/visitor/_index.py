@@ -28,7 +28,7 @@ class VisitorIndex:
     """Keeps each component's `Evidence`, its homes, and the blocking indexes over them.
 
     Candidates for a component are the components that used one of its addresses, an address
-    of one of its homes (`linkage._homes`), or one of its networks in the same city. An address
+    of a home it was on (`linkage._homes`), or one of its networks in the same city. An address
     shared by thousands (a carrier's CGNAT pool) yields at most `bucket_limit` candidates; its
     term frequency makes it weak evidence anyway.
     """
@@ -182,10 +182,10 @@ class VisitorIndex:
         return min(users / max(population, 1), 1.0)
 
     def _home_buckets(self, evidence: Evidence) -> list[set[int]]:
-        """The users of the other addresses of this component's homes."""
+        """The users of the other addresses of the homes this component was on."""
         buckets = []
         own = evidence.ips.keys()
-        for home in dict.fromkeys(h for ip in evidence.settled() if (h := self._home(ip)) is not None):
+        for home in evidence.homes_seen(self._home):
             for ip in sorted(self.homes.addresses(home) - own):
                 bucket = self._by_ip.get(ip)
                 if bucket is not None:

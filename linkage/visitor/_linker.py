@@ -423,12 +423,13 @@ class SoftLinks:
         return current
 
     def _share_a_home(self, component: int, others: list[int]) -> bool:
-        """Whether each of `others` shares a home with `component`: a household answer is about
-        one home's persons, not a few visitors of one café or office."""
+        """Whether each of `others` lives on a home `component` was on (settled there or not yet:
+        a browser's next cookie): a household answer is about one home's persons, not a few
+        visitors of one café or office."""
         mine = self.index.record(component)
-        if mine is None or not mine.homes:
+        if mine is None or not mine.homes_seen:
             return False
-        homes = set(mine.homes)
+        homes = set(mine.homes_seen)
         for other in others:
             theirs = self.index.record(other)
             if theirs is None or not homes.intersection(theirs.homes or ()):

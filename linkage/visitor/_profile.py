@@ -61,6 +61,10 @@ class ProfileRecord:
     # The share of components that sent `user_agent`: a rare Android build string weighs more
     # than the commonest iPhone string (Splink's term-frequency adjustment on the string).
     tf_user_agent: float | None = None
+    # Opaque ids of the homes of every address this component used, settled on or not: a
+    # browser's next cookie, seen at home on one day so far, has no home of its own yet but is
+    # already on one (an address some visitor settled on while few used it).
+    homes_seen: tuple[str, ...] | None = None
 
     def as_row(self) -> dict[str, Any]:
         """The record as Splink takes it: a dict of plain values, lists for the tuples."""
@@ -84,7 +88,7 @@ def profile_schema() -> Any:
             ("longitude", floats), ("user_agent_family", strings), ("device_kind", strings),
             ("active_hours", pa.list_(ints)), ("active_days", pa.list_(ints)), ("user_agent", strings),
             ("agent_first_seen", ints), ("agent_last_seen", ints), ("homes", pa.list_(strings)),
-            ("places", pa.list_(strings)), ("tf_user_agent", floats),
+            ("places", pa.list_(strings)), ("tf_user_agent", floats), ("homes_seen", pa.list_(strings)),
         ]
     )  # fmt: skip
 

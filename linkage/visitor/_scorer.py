@@ -27,8 +27,8 @@ from ._profile import ProfileRecord
 from ._test_plan import Always, Probe, RarerThan, TestPlan, atoms_of
 
 # More tests per comparison make the (comparison, pattern) tables too large to be worth it: at
-# 12, 4,096 patterns a comparison, a few tens of KiB in all.
-_MAX_SLOTS: Final = 12
+# 14, 16,384 patterns a comparison, 128 KiB of level table each (sized to the widest in use).
+_MAX_SLOTS: Final = 14
 
 ModelLevel: TypeAlias = CompiledLevel[Level]
 ModelComparison: TypeAlias = CompiledComparison[Level]

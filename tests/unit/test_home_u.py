@@ -12,7 +12,7 @@ import pytest
 from linkage import BUNDLED_MODEL
 from linkage.modelling import Both, ExactMatch, ListOverlap, ProfileRecord, Successive
 from training._home_u import split_home_u
-from training._visitor_settings import HOME_AND_AGENT_LABEL, HOME_AND_PLACE_LABEL, HOME_LABEL
+from training._visitor_settings import HOME_AND_AGENT_LABEL, HOME_AND_PLACE_LABEL, HOME_LABEL, SEEN_HOME_AND_AGENT_LABEL
 
 _SPAN = ("agent_first_seen", "agent_last_seen")
 
@@ -21,7 +21,7 @@ def _device(uid: int, places: tuple[str, ...], homes: tuple[str, ...] = ("home-1
     ip = f"81.2.{uid}.7"  # every device its own address: no pair falls on the address levels
     return ProfileRecord(
         uid, ip, 0.001, (ip,), (f"81.2.{uid}.0/24",), "DE/berlin", "DE", None, None,
-        "ios/safari/phone", "phone", (19,), (20000,), homes=homes, places=places,
+        "ios/safari/phone", "phone", (19,), (20000,), homes=homes, places=places, homes_seen=homes,
     )  # fmt: skip
 
 
@@ -99,3 +99,36 @@ def test_a_third_home_level_takes_its_share_of_the_household_pairs(tmp_path: Pat
     total = sum(split.u_before.values())
     assert split.u[HOME_AND_AGENT_LABEL] == pytest.approx(total * 1.5 / 9.5)
     assert sum(split.u.values()) == pytest.approx(total, rel=1e-12)
+
+
+def test_a_home_one_side_only_passed_through_counts_for_the_split(tmp_path: Path) -> None:
+    """A browser's next cookie that has not settled on its home yet shares it with the household
+    all the same (`homes_seen`): its pairs with the other members are household pairs too, and
+    with the same string in turn they fall on "on one home and user agent, in turn"."""
+    model = json.loads(BUNDLED_MODEL.read_text())
+    labels_in_model = [level["label_for_charts"] for level in model["comparisons"][0]["comparison_levels"]]
+    assert SEEN_HOME_AND_AGENT_LABEL in labels_in_model
+    model_path = tmp_path / "model.json"
+    shutil.copy(BUNDLED_MODEL, model_path)
+    day = 86_400
+    records = [
+        # a's phone, settled at home; b's new cookie of the same string, one day there so far.
+        replace(_device(1, ("home-1",)), user_agent="UA", agent_first_seen=day, agent_last_seen=2 * day),
+        replace(
+            _device(2, (), homes=()),
+            homes=None,
+            places=None,
+            homes_seen=("home-1",),
+            user_agent="UA",
+            agent_first_seen=9 * day,
+            agent_last_seen=9 * day,
+        ),
+        _device(3, ("home-1",)),  # c's laptop
+    ]
+    split = split_home_u(model_path, records, ["a", "b", "c"])
+
+    assert split is not None
+    # (1,2): on one home, in turn, 8 days apart; (1,3): the same home; (2,3): b never settled
+    # and the strings differ, so no home level.
+    assert split.pairs[SEEN_HOME_AND_AGENT_LABEL] == 1 and split.pairs[HOME_LABEL] == 1
+    assert split.household_pairs == 2

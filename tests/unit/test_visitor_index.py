@@ -79,6 +79,22 @@ def test_observe_names_the_other_components_whose_profile_it_changed() -> None:
     assert phone is not None and phone.homes is None
 
 
+def test_a_visitor_on_an_address_that_becomes_a_home_has_seen_that_home() -> None:
+    day = 86_400
+    index = VisitorIndex()
+    # A browser's next cookie, one day on the home address so far: no home of its own.
+    index.observe(1, T, _ctx("10.0.0.1"))
+    cookie = index.record(1)
+    assert cookie is not None and cookie.homes is None and cookie.homes_seen is None
+    # The household's laptop settles there: the address is a home now, and the cookie's row is stale.
+    index.observe(2, T + 60, _ctx("10.0.0.1"))
+    assert index.observe(2, T + day, _ctx("10.0.0.1")).changed_others == {1}
+    cookie, laptop = index.record(1), index.record(2)
+    assert cookie is not None and laptop is not None
+    assert cookie.homes is None, "it has not settled there itself"
+    assert laptop.homes is not None and cookie.homes_seen == laptop.homes == laptop.homes_seen
+
+
 def test_remove_forgets_evidence_and_every_index_entry() -> None:
     index = VisitorIndex()
     index.observe(1, T, _ctx("10.0.0.1"))
