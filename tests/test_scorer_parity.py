@@ -320,9 +320,28 @@ def _pairs(records: list[ProfileRecord], owners: list[int]) -> tuple[list[Profil
             if 0 <= begin <= end:
                 candidates.append(replace(left, unique_id=next_id, agent_first_seen=begin, agent_last_seen=end))
                 next_id += 1
+    for left in [r for r in lefts if r.homes_seen and r.agent_first_seen is not None][:4]:
+        # A browser's next cookie on the left's home, one day there so far (not settled on it),
+        # on an address of its own: "on one home and user agent, in turn", 7+ days on or not.
+        first, last = left.agent_first_seen or 0, left.agent_last_seen or 0
+        for begin in (max(last + 1, first + gap), max(last + 1, first + gap - 1)):
+            ip = f"198.51.100.{next_id % 250 + 1}"
+            candidates.append(
+                replace(
+                    left, unique_id=next_id, top_ip=ip, ips=(ip,), ip_prefixes=(f"198.51.{next_id % 200}.0/24",),
+                    homes=None, places=None, agent_first_seen=begin, agent_last_seen=begin + 600,
+                )
+            )  # fmt: skip
+            next_id += 1
+    for left in [r for r in lefts if r.places and len(r.places) >= 2][:3]:
+        # Two places in common and no home: the left's gym and office, say, seen from elsewhere.
+        candidates.append(replace(left, unique_id=next_id, homes=None, homes_seen=None))
+        next_id += 1
     for left, tf in zip(with_tf[:4], [None, None, 2e-6, 1e-6], strict=True):
         lefts.append(replace(left, unique_id=next_id, tf_top_ip=tf))
-        next_id += 1
+        # Only its top IP in common, with the term frequency the left copy lacks or differs from.
+        candidates.append(replace(left, unique_id=next_id + 1, ips=(left.top_ip,), places=None))
+        next_id += 2
     seen: set[int] = {r.unique_id for r in lefts}
     unique = []
     for c in candidates:

@@ -95,9 +95,16 @@ def test_a_third_home_level_takes_its_share_of_the_household_pairs(tmp_path: Pat
     assert split is not None
     # Non-matching pairs: (1,2) in turn; (1,3), (2,3) at the same time: home only; (4,5) home
     # and the gym; (1,5), (2,4), (3,4), (3,5) home only.
-    assert split.pairs == {HOME_AND_PLACE_LABEL: 1, HOME_AND_AGENT_LABEL: 1, HOME_LABEL: 6}
+    # No device here has only passed through the home: none on "on one home and user agent".
+    assert split.pairs == {
+        HOME_AND_PLACE_LABEL: 1,
+        HOME_AND_AGENT_LABEL: 1,
+        SEEN_HOME_AND_AGENT_LABEL: 0,
+        HOME_LABEL: 6,
+    }
     total = sum(split.u_before.values())
-    assert split.u[HOME_AND_AGENT_LABEL] == pytest.approx(total * 1.5 / 9.5)
+    # Half a pair of smoothing on each of the four home levels.
+    assert split.u[HOME_AND_AGENT_LABEL] == pytest.approx(total * 1.5 / (8 + 0.5 * 4))
     assert sum(split.u.values()) == pytest.approx(total, rel=1e-12)
 
 
