@@ -300,3 +300,50 @@ def test_a_laptop_on_the_home_and_the_workplace_links_to_its_person_not_to_the_p
         assert place.match_weight > 15, "the home and another shared place: a level of its own"
     finally:
         running.stop()
+
+
+MAC_SAFARI = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.4 Safari/605.1.15"  # noqa: E501
+MAC_CHROME = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/136.0.0.0 Safari/537.36"  # noqa: E501
+
+
+def _household_with_a_new_cookie(server: ThreadServer, home_ip: str, new_cookie: str, agent: str) -> None:
+    """Anna's Safari settles on the home and logs in; Ben's phone lives there too and logs in;
+    ten days after Anna's cookie began, a new cookie comes once (Safari dropped the old one)."""
+    _background(server)
+    server.stub.Ingest(
+        batch(signal(("login", "anna"), ("cookie", "anna-safari")), signal(("login", "ben"), ("device", "ben-phone")))
+    )
+    for day in range(3):
+        evening = START + day * DAY + 20 * 3600
+        server.stub.Ingest(
+            batch(
+                _visit(("cookie", "anna-safari"), evening, home_ip, "Berlin", MAC_SAFARI),
+                _visit(("device", "ben-phone"), evening + 900, home_ip, "Berlin", IPHONE),
+            )
+        )
+    for day in range(3, 12):
+        server.stub.Ingest(
+            batch(_visit(("device", "ben-phone"), START + day * DAY + 21 * 3600, home_ip, "Berlin", IPHONE))
+        )
+    server.stub.Ingest(batch(_visit(("cookie", new_cookie), START + 10 * DAY + 19 * 3600, home_ip, "Berlin", agent)))
+
+
+def test_a_browsers_next_cookie_on_its_home_for_one_day_joins_the_browsers_person(server: ThreadServer) -> None:
+    _household_with_a_new_cookie(server, "81.20.30.44", "anna-safari-2", MAC_SAFARI)
+
+    cookie, anna, ben = _resolve(server, ("cookie", "anna-safari-2"), ("login", "anna"), ("login", "ben"))
+    assert cookie.decision == pb.DECISION_PROBABILISTIC
+    assert cookie.person_id == anna.person_id != ben.person_id
+    assert cookie.probability >= 0.85, "sure enough for the bundled model's own threshold"
+    explained = server.stub.Explain(pb.ExplainRequest(a=ident("cookie", "anna-safari-2"), b=ident("login", "anna")))
+    [step] = explained.steps
+    place = {w.comparison: w.match_weight for w in step.weights}["place"]
+    assert place > 15, "'on one home and user agent, in turn': not the home address alone"
+
+
+def test_a_new_cookie_of_another_browser_on_that_home_is_not_taken_for_annas(server: ThreadServer) -> None:
+    """The mutation of the test above: the same visit from another browser's string."""
+    _household_with_a_new_cookie(server, "81.20.30.45", "someone-chrome", MAC_CHROME)
+
+    cookie, anna = _resolve(server, ("cookie", "someone-chrome"), ("login", "anna"))
+    assert cookie.person_id != anna.person_id or cookie.probability < 0.85
