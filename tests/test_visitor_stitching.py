@@ -347,3 +347,40 @@ def test_a_new_cookie_of_another_browser_on_that_home_is_not_taken_for_annas(ser
 
     cookie, anna = _resolve(server, ("cookie", "someone-chrome"), ("login", "anna"))
     assert cookie.person_id != anna.person_id or cookie.probability < 0.85
+
+
+SAMSUNG = "Mozilla/5.0 (Linux; Android 14; SM-A356B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/27.0 Chrome/125.0.0.0 Mobile Safari/537.36"  # noqa: E501
+
+
+def test_successive_cookies_of_a_rare_string_link_and_two_family_phones_of_the_commonest_do_not(
+    server: ThreadServer,
+) -> None:
+    """A Samsung browser's next cookie on its home joins the browser's person (the bundled model
+    weighs the string in turn, rare or not); a family member's anonymous iPhone that sends the
+    commonest string on that home at the same time as Dana's iPhone does not join Dana."""
+    _background(server)
+    home = "81.20.30.46"
+    server.stub.Ingest(
+        batch(
+            signal(("login", "cem"), ("cookie", "cem-samsung")),
+            signal(("login", "dana"), ("device", "dana-iphone")),
+        )
+    )
+    for day in range(8):
+        evening = START + day * DAY + 19 * 3600
+        visits = [
+            _visit(("device", "dana-iphone"), evening, home, "Berlin", IPHONE),
+            _visit(("device", "eli-iphone"), evening + 1800, home, "Berlin", IPHONE),
+        ]
+        if day < 3:
+            visits.append(_visit(("cookie", "cem-samsung"), evening + 900, home, "Berlin", SAMSUNG))
+        server.stub.Ingest(batch(*visits))
+    server.stub.Ingest(
+        batch(_visit(("cookie", "cem-samsung-2"), START + 10 * DAY + 20 * 3600, home, "Berlin", SAMSUNG))
+    )
+
+    cookie, cem, dana, eli = _resolve(
+        server, ("cookie", "cem-samsung-2"), ("login", "cem"), ("login", "dana"), ("device", "eli-iphone")
+    )
+    assert cookie.person_id == cem.person_id and cookie.probability >= 0.85
+    assert eli.person_id != dana.person_id, "two phones alike in use at once are two persons'"
