@@ -749,6 +749,7 @@ class IdentityGraph:
             anonymous=lambda c: c in persons and not persons[c].uniques,
             record=self._soft_change_recorder("", change),
             now=now,
+            fits=lambda c, target: self._soft.fits(c, target, self._unique_values),
         )
         self._flush_households("", change)
         return again

@@ -131,17 +131,26 @@ def restore_links(
     anonymous: Callable[[int], bool],
     record: Record,
     now: float,
+    fits: Callable[[int, int], bool] = lambda _component, _target: False,
 ) -> list[int] | None:
     """Undo the journal's model change; `change` is the rollback, whose `undone()` must be the
     journal's change (else None: nothing is known to put back).
 
-    Every journalled component still anonymous gets its links from before. A link that cannot
-    be put back (its person is gone, or linked elsewhere since) and every link the rolled-back
-    model made after its promote are dropped instead, and their components returned: the
-    restored model scores them again. The journal becomes the rollback's own."""
+    Every journalled component still anonymous gets its links from before; so does one that
+    holds a unique identifier (a soft link made before a login stays while the login does not
+    contradict it) when `fits(component, target)` says its person's unique identifiers do not
+    clash with it. A link that cannot be put back (its person is gone, or linked elsewhere
+    since) and every link the rolled-back model made after its promote are dropped instead, and
+    the anonymous components returned: the restored model scores them again. The journal
+    becomes the rollback's own."""
     if journal.change != change.undone().label:
         return None
-    entries = [e for e in journal.entries() if anonymous(e.component)]
+    entries = [
+        e
+        for e in journal.entries()
+        if anonymous(e.component)
+        or (e.soft_link is not None and exists(e.component) and fits(e.component, e.soft_link.target))
+    ]
     since = journal.since
     before = link_states(state)
     journal.begin(change, now)
@@ -158,13 +167,18 @@ def restore_links(
         soft = entry.soft_link
         if soft is None:
             continue
-        if is_root(soft.target) and not state.members(entry.component):
+        known = not anonymous(entry.component)
+        if (
+            is_root(soft.target)
+            and not state.members(entry.component)
+            and (not known or fits(entry.component, soft.target))
+        ):
             state.attach(SoftLink.from_row(soft), record)
-        else:
+        elif not known:
             again.add(entry.component)
     for entry in entries:
         household = entry.household_link
-        if household is None:
+        if household is None or not anonymous(entry.component):
             continue
         if is_root(entry.component) and all(is_root(p) for p in household.persons):
             state.households.add(HouseholdLink.from_row(household))

@@ -489,6 +489,11 @@ class SoftLinks:
         every visitor as it now stands, like Splink on a snapshot."""
         self._fresh.clear()
 
+    def fits(self, component: int, target: int, uniques_of: UniquesOf) -> bool:
+        """Whether `component` may be soft-linked to `target`'s person: no unique identifier of
+        one clashes with the other's (a rollback putting a link back checks this)."""
+        return clash(uniques_of(component), self._group_uniques(target, uniques_of, leave_out=component)) is None
+
     def _group_uniques(self, root: int, uniques_of: UniquesOf, leave_out: int | None = None) -> dict[str, str]:
         merged = dict(uniques_of(root))
         for member in self._members.get(root, ()):
