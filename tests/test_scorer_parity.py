@@ -253,6 +253,14 @@ def _population(seed: int, people: int) -> tuple[list[ProfileRecord], list[int]]
     return _with_term_frequencies(records, rng), owners
 
 
+def _every_list_empty(record: ProfileRecord, unique_id: int) -> ProfileRecord:
+    """The record with every list column an empty list: empty is not NULL in SQL."""
+    return replace(
+        record, unique_id=unique_id, ips=(), ip_prefixes=(), active_hours=(), active_days=(), homes=(), places=(),
+        homes_seen=(),
+    )  # fmt: skip
+
+
 def _table(records: list[ProfileRecord]) -> pa.Table:
     return pa.Table.from_pylist([r.as_row() for r in records], schema=PROFILE_SCHEMA)
 
@@ -509,17 +517,7 @@ def test_every_level_sql_reads_in_duckdb_as_in_numpy(trained: tuple[Path, list[P
     _, records, owners = trained
     lefts, candidates = _pairs(records, owners)
     odd = [
-        replace(
-            lefts[0],
-            unique_id=-1,
-            ips=(),
-            ip_prefixes=(),
-            active_hours=(),
-            active_days=(),
-            homes=(),
-            places=(),
-            homes_seen=(),
-        ),
+        _every_list_empty(lefts[0], unique_id=-1),
         replace(lefts[1], unique_id=-2, latitude=None),
         replace(lefts[2], unique_id=-3, top_ip=None, city=None, country=None, user_agent_family=None),
         replace(lefts[3], unique_id=-4, active_days=(-70, -5, 0, 63, 64, 20000)),
@@ -572,17 +570,7 @@ def test_pair_weights_equal_the_per_visitor_scores_bit_for_bit(
     scorer = VisitorScorer.from_model(path)
     lefts, candidates = _pairs(records, owners)
     odd = [
-        replace(
-            lefts[0],
-            unique_id=-1,
-            ips=(),
-            ip_prefixes=(),
-            active_hours=(),
-            active_days=(),
-            homes=(),
-            places=(),
-            homes_seen=(),
-        ),
+        _every_list_empty(lefts[0], unique_id=-1),
         replace(lefts[1], unique_id=-2, latitude=None, longitude=None, tf_top_ip=None, tf_user_agent=None),
         replace(lefts[2], unique_id=-3, top_ip=None, city=None, country=None, user_agent_family=None, ips=None),
         replace(lefts[3], unique_id=-4, active_days=(-70, -5, 0, 63, 64, 20000), homes=None, places=None),
