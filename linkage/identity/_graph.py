@@ -747,9 +747,9 @@ class IdentityGraph:
             change,
             exists=lambda c: c in persons,
             anonymous=lambda c: c in persons and not persons[c].uniques,
+            fits=lambda c, target: self._soft.fits(c, target, self._unique_values),
             record=self._soft_change_recorder("", change),
             now=now,
-            fits=lambda c, target: self._soft.fits(c, target, self._unique_values),
         )
         self._flush_households("", change)
         return again

@@ -129,9 +129,9 @@ def restore_links(
     change: ModelChange,
     exists: Callable[[int], bool],
     anonymous: Callable[[int], bool],
+    fits: Callable[[int, int], bool],
     record: Record,
     now: float,
-    fits: Callable[[int, int], bool] = lambda _component, _target: False,
 ) -> list[int] | None:
     """Undo the journal's model change; `change` is the rollback, whose `undone()` must be the
     journal's change (else None: nothing is known to put back).

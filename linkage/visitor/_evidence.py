@@ -160,15 +160,12 @@ class Evidence:
             homes=homes,
             places=self._places(homes, home_of, place_of) if home_of is not None and place_of is not None else None,
             tf_user_agent=None if agent is None or agent_share is None else agent_share(agent[0]),
-            homes_seen=self._homes_seen(home_of) if home_of is not None else None,
+            homes_seen=(tuple(sorted(self.homes_seen(home_of))) or None) if home_of is not None else None,
         )
 
     def _homes(self, home_of: Callable[[str], str | None]) -> tuple[str, ...] | None:
         homes = {home for ip in self.settled() if (home := home_of(ip)) is not None}
         return tuple(sorted(homes)[:MAX_HOMES]) or None
-
-    def _homes_seen(self, home_of: Callable[[str], str | None]) -> tuple[str, ...] | None:
-        return tuple(sorted(self.homes_seen(home_of))) or None
 
     def homes_seen(self, home_of: Callable[[str], str | None]) -> list[str]:
         """The homes of the addresses this visitor used, settled on or not, most used first:
