@@ -3,70 +3,56 @@
 from __future__ import annotations
 
 import operator
-from collections import deque
+from collections import OrderedDict
+from typing import TypeVar
 
 import linkage
 
 from . import _convert as convert
 
-_KEPT = 20_000
-_SEQUENCE = operator.attrgetter("sequence")
+_CHANGES_KEPT = 20_000
+_PAGES_KEPT = 32
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class EncodedChanges:
-    """Serialized `Change` messages by sequence. Followers of the feed read the same change
-    objects from the core's window, so each is converted and serialized once; a change read
-    again from the store (after an erasure rewrote it) is another object and encoded anew.
-
-    Each change is also kept framed as one entry of a `ChangeBatch` (tag, length, message),
-    so that a follower's page is a join of shared bytes: with ten followers, work per change
-    and follower in Python would cost more than the ingest it follows."""
+    """Serialized `Change` messages and `ChangeBatch` pages, kept for the followers that ask
+    next. Followers read the same change objects from the core's window, and those that keep
+    up get the same pages (they wake on the same commit and linger as long), so a page is built and
+    serialized once for all of them: with ten followers, work per change and follower in
+    Python would cost more than the ingest they follow. An entry is reused only for the very
+    change objects it was made of; a change read again from the store (after an erasure
+    rewrote it) is another object and is encoded anew."""
 
     def __init__(self) -> None:
-        self._changes: dict[int, linkage.Change] = {}
-        self._encoded: dict[int, bytes] = {}
-        self._framed: dict[int, bytes] = {}
-        self._order: deque[int] = deque()
+        self._changes: OrderedDict[int, tuple[linkage.Change, bytes]] = OrderedDict()
+        self._pages: OrderedDict[tuple[int, int], tuple[list[linkage.Change], bytes]] = OrderedDict()
 
     def encode(self, change: linkage.Change) -> bytes:
-        if self._changes.get(change.sequence) is not change:
-            self._add(change)
-        return self._encoded[change.sequence]
+        """A serialized `Change`."""
+        held = self._changes.get(change.sequence)
+        if held is not None and held[0] is change:
+            return held[1]
+        encoded: bytes = convert.change(change).SerializeToString()
+        _keep(self._changes, change.sequence, (change, encoded), _CHANGES_KEPT)
+        return encoded
 
     def encode_batch(self, changes: list[linkage.Change]) -> bytes:
-        """A serialized `ChangeBatch` of these changes: field 1, length-delimited, once per
-        change (what protobuf would write), joined from their shared framings."""
-        sequences = list(map(_SEQUENCE, changes))
-        held = self._changes
-        if not all(map(operator.is_, map(held.get, sequences), changes)):
-            for change in changes:
-                if held.get(change.sequence) is not change:
-                    self._add(change)
-        return b"".join(map(self._framed.__getitem__, sequences))
-
-    def _add(self, change: linkage.Change) -> None:
-        encoded: bytes = convert.change(change).SerializeToString()
-        sequence = change.sequence
-        if sequence not in self._changes:
-            self._order.append(sequence)
-        self._changes[sequence] = change
-        self._encoded[sequence] = encoded
-        size = len(encoded)
-        self._framed[sequence] = (_FRAMES[size] if size < len(_FRAMES) else _frame(size)) + encoded
-        while len(self._order) > _KEPT:
-            dropped = self._order.popleft()
-            del self._changes[dropped], self._encoded[dropped], self._framed[dropped]
+        """A serialized `ChangeBatch` of these changes."""
+        if not changes:
+            return b""
+        key = (changes[0].sequence, changes[-1].sequence)
+        held = self._pages.get(key)
+        if held is not None and len(held[0]) == len(changes) and all(map(operator.is_, held[0], changes)):
+            return held[1]
+        encoded: bytes = convert.change_batch(changes).SerializeToString()
+        _keep(self._pages, key, (changes, encoded), _PAGES_KEPT)
+        return encoded
 
 
-def _frame(size: int) -> bytes:
-    """`ChangeBatch.changes` (field 1, wire type 2) and a message's length, as a varint."""
-    out = bytearray(_CHANGES_TAG)
-    while size > 0x7F:
-        out.append(size & 0x7F | 0x80)
-        size >>= 7
-    out.append(size)
-    return bytes(out)
-
-
-_CHANGES_TAG = bytes([1 << 3 | 2])
-_FRAMES = tuple(_frame(size) for size in range(1 << 14))  # every change but a huge one
+def _keep(entries: OrderedDict[_K, _V], key: _K, value: _V, most: int) -> None:
+    entries[key] = value
+    entries.move_to_end(key)
+    if len(entries) > most:
+        entries.popitem(last=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import queue
 import re
 import threading
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
@@ -113,3 +115,50 @@ def test_batches_carry_the_same_changes_in_order_and_follow_live(server: ThreadS
     finally:
         stream.cancel()
         follower.join(5)
+
+
+def test_followers_that_keep_up_get_the_same_pages(server: ThreadServer) -> None:
+    # Followers that keep up wake on the same commit and linger as long: the server encodes
+    # each page once for all of them (server/_feed.py).
+    server.stub.Ingest(batch(signal(("cookie", "start"))))
+    cursor = _backlog(server)[-1].sequence
+    streams = [server.stub.WatchChangeBatches(pb.WatchChangesRequest(after_sequence=cursor)) for _ in range(3)]
+    pages: list[list[tuple[int, int]]] = [[] for _ in streams]
+
+    def follow(stream: Iterable[pb.ChangeBatch], into: list[tuple[int, int]]) -> None:
+        try:
+            for page in stream:
+                into.append((page.changes[0].sequence, page.changes[-1].sequence))
+        except grpc.RpcError:
+            pass
+
+    followers = [threading.Thread(target=follow, args=(s, p), daemon=True) for s, p in zip(streams, pages, strict=True)]
+    for follower in followers:
+        follower.start()
+
+    def wait_until_all_have(head: int) -> None:
+        deadline = time.monotonic() + 10
+        for into in pages:
+            while not into or into[-1][1] < head:
+                assert time.monotonic() < deadline, "a follower did not get every change"
+                time.sleep(0.02)
+
+    try:
+        # Each stream's first page is whatever is there when its call arrives.
+        server.stub.Ingest(batch(signal(("cookie", "warm"))))
+        warm = _backlog(server, cursor)[-1].sequence
+        wait_until_all_have(warm)
+        for n in range(60):  # commits a few milliseconds apart, many within one linger
+            server.stub.Ingest(batch(signal(("cookie", f"page-{n}"))))
+        wait_until_all_have(_backlog(server, warm)[-1].sequence)
+    finally:
+        for stream in streams:
+            stream.cancel()
+        for follower in followers:
+            follower.join(5)
+
+    for into in pages:
+        assert [first for first, _ in into] == [cursor + 1] + [last + 1 for _, last in into[:-1]], "no gap, no repeat"
+    live = [[page for page in into if page[0] > warm] for into in pages]
+    assert 1 < len(live[0]) < 60, "pages gather several commits"
+    assert live[0] == live[1] == live[2]

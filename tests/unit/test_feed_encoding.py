@@ -36,3 +36,29 @@ def test_a_change_rewritten_under_the_same_sequence_is_encoded_anew() -> None:
     after = [before[0], _change(2, ""), before[2]]
     assert encoded.encode_batch(after) == _expected(after)
     assert encoded.encode(after[1]) == convert.change(after[1]).SerializeToString()
+
+
+def test_followers_on_one_page_share_its_bytes_and_a_rewritten_page_is_encoded_anew() -> None:
+    encoded = EncodedChanges()
+    changes = [_change(n, f"cookie-{n}") for n in range(1, 6)]
+    first = encoded.encode_batch(changes[1:4])
+    assert encoded.encode_batch(list(changes[1:4])) is first  # another follower, the same page
+    # The same sequences, a middle change rewritten by an erasure: not the page held.
+    rewritten = [changes[1], _change(3, ""), changes[3]]
+    assert encoded.encode_batch(rewritten) == _expected(rewritten) != first
+
+
+def test_every_field_of_a_change_reaches_the_batch() -> None:
+    full = Change(
+        7, 1_700_000_000.5, ChangeKind.HOUSEHOLD_LINKED, 3, 4, "cookie", "c-1", "e-7", "why", 0.93, 11, (3, 4),
+        "6afb6f47fa31", "743ed45e3c8f",
+    )  # fmt: skip
+    decoded = pb.ChangeBatch.FromString(EncodedChanges().encode_batch([full])).changes[0]
+    assert decoded == convert.change(full)
+    assert (decoded.other_person_id, list(decoded.household_person_ids), decoded.probability) == (
+        "p_4",
+        ["p_3", "p_4"],
+        0.93,
+    )
+    assert (decoded.time.seconds, decoded.time.nanos) == (1_700_000_000, 5 * 10**8)
+    assert decoded.previous_model_version == "743ed45e3c8f"
