@@ -85,3 +85,35 @@ def test_a_cache_others_could_have_written_is_not_read(tmp_path: Path, signals: 
     cache.write_bytes(b"not a pickle")
     os.chmod(cache, 0o600)
     assert asyncio.run(_records(store, cache))[0] == "replay", "a torn file is replayed over, never a crash"
+
+
+def test_a_replay_keeps_the_evidence_of_a_moved_identifiers_signals_where_they_were_stitched(tmp_path: Path) -> None:
+    # Alice's browser cookie is claimed by Bob's login: the cookie moves to Bob, and Alice's
+    # visits before stay Alice's evidence. A replay must not hand them to the cookie's new owner.
+    store = tmp_path / "idstitch.duckdb"
+    day = 1_760_000_000.0
+    agent = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+    def visit(n: int, ip: str, *identifiers: tuple[str, str]) -> linkage.Signal:
+        ids = tuple(linkage.Identifier(ns, value) for ns, value in identifiers)
+        context = linkage.Context(ip=ip, geo=linkage.Geo("DE", "Berlin"), user_agent=agent)
+        return linkage.Signal(f"e{n}", ids, day + n * 3_600, "web", context)
+
+    signals = [visit(n, "81.2.69.10", ("cookie", "shared-1"), ("login", "alice")) for n in range(3)]
+    signals += [visit(10 + n, "92.40.7.3", ("cookie", "shared-1"), ("login", "bob")) for n in range(2)]
+
+    async def ingest() -> dict[int, linkage.modelling.ProfileRecord]:
+        stitcher = _stitcher(store, None)
+        await stitcher.start()
+        results = await stitcher.ingest(signals)
+        assert results[0].person_id != results[-1].person_id, "two persons"
+        index = stitcher._graph.visitor_index
+        live = {c: r for c in list(index._evidence) if (r := index.record(c)) is not None}
+        await stitcher.close()
+        return live
+
+    live = asyncio.run(ingest())
+    source, replayed = asyncio.run(_records(store, None))
+    assert source == "replay"
+    assert {c: r.ips for c, r in replayed.items()} == {c: r.ips for c, r in live.items()}
+    assert sorted(r.ips for r in live.values() if r.ips) == [("81.2.69.10",), ("92.40.7.3",)], "one address each"

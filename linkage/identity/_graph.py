@@ -216,20 +216,21 @@ class IdentityGraph:
         return self._soft.adopt_index(index)
 
     def replay_evidence(self, events: Iterable[EventRow]) -> int:
-        """Rebuild the visitor evidence of every component from the stored signals."""
+        """Rebuild the visitor evidence of every component from the stored signals, each on
+        the component it was stitched to (or the one that absorbed it since), as it was live.
+        Not on its identifiers' owner now: an identifier claimed by another login moved, and
+        the visits before the move stayed with the component that had them."""
         count = 0
         for event in events:
             if event.channel.startswith(CUSTOMER_RECORD_CHANNEL):
                 continue
-            for key in event.identifier_keys:
-                state = self._identifiers.get(key)
-                if state is not None:
-                    context = Context(
-                        event.ip, Geo(event.country, event.city, event.latitude, event.longitude), event.user_agent
-                    )
-                    self._soft.index.observe(state.person_id, event.timestamp, context)
-                    count += 1
-                    break
+            component = self._follow(event.person_id)
+            if component not in self._persons:
+                continue
+            geo = Geo(event.country, event.city, event.latitude, event.longitude)
+            context = Context(event.ip, geo, event.user_agent)
+            self._soft.index.observe(component, event.timestamp, context)
+            count += 1
         return count
 
     def _follow(self, person_id: int) -> int:
