@@ -30,7 +30,8 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
         self._stitcher = stitcher
         self._snapshots = snapshots
         self._models = models
-        self._encoded = EncodedChanges()
+        self._encoded = EncodedChanges(BATCH_PAGE)
+        stitcher.while_committing(self._encoded.encode_ahead)
 
     async def Ingest(self, request: pb.IngestRequest, context: grpc.aio.ServicerContext) -> pb.IngestResponse:
         async with status_from_errors(context, "Ingest"):
@@ -97,8 +98,12 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
             pages = self._stitcher.change_pages(
                 request.after_sequence, follow=not request.stop_at_end, page_size=BATCH_PAGE, linger=BATCH_LINGER
             )
-            async for page in pages:
-                yield self._encoded.encode_batch(page)
+            self._encoded.followers += 1
+            try:
+                async for page in pages:
+                    yield self._encoded.encode_batch(page)
+            finally:
+                self._encoded.followers -= 1
 
     async def Explain(self, request: pb.ExplainRequest, context: grpc.aio.ServicerContext) -> pb.ExplainResponse:
         async with status_from_errors(context, "Explain"):

@@ -140,6 +140,7 @@ class Stitcher:
         self._closing = False
         self._watches_ended = False
         self._sync_turns = asyncio.Semaphore(config.max_concurrent_syncs)
+        self._while_committing: list[Callable[[list[Change]], object]] = []
 
     async def start(self) -> None:
         """Rebuild the graph from the store and start the writer."""
@@ -476,7 +477,13 @@ class Stitcher:
                     results.append(await self._apply_records(job, job.records))
             batch = self._graph.drain()
             if batch:
-                await asyncio.to_thread(self._store.commit, batch)
+                # Submitted first, so that the work of `while_committing` overlaps the commit's
+                # I/O (the store gives up the GIL while it writes).
+                commit = asyncio.get_running_loop().run_in_executor(None, self._store.commit, batch)
+                try:
+                    self._before_commit_ends(batch.changes)
+                finally:
+                    await commit
         except _Abandoned as stopped:
             log.info("%s: rolling back the group it was applied with", stopped)
             await self._reload()
@@ -501,7 +508,6 @@ class Stitcher:
                 del self._recent[:-_RECENT_CHANGES]
         if batch.changes:
             self._last_committed = batch.changes[-1].sequence
-            self._wake_watchers()
         for erasure in batch.erasures:
             self._graph.forget_events(erasure.events)
             log.info("person %d erased", erasure.person_id)
@@ -512,6 +518,24 @@ class Stitcher:
                 job.done.set_exception(result)
             else:
                 job.done.set_result(result)
+        if batch.changes:
+            # After the callers' results: their replies go out before the followers' pages.
+            self._wake_watchers()
+
+    def while_committing(self, prepare: Callable[[list[Change]], object]) -> None:
+        """Call `prepare(changes)` with the changes of every ingest commit while the store
+        writes them, before any follower can read them: work done there for the followers
+        (encoding them once) overlaps the commit instead of following it. The changes are not
+        durable yet; if the commit fails they are never handed out. `prepare` must be quick
+        and must not raise (what it raises is logged and ignored)."""
+        self._while_committing.append(prepare)
+
+    def _before_commit_ends(self, changes: list[Change]) -> None:
+        for prepare in self._while_committing:
+            try:
+                prepare(changes)
+            except Exception:
+                log.exception("preparing changes for the followers failed; they are encoded when read")
 
     async def _apply_records(self, job: _Job, records: list[PreparedCustomerRecord]) -> SyncSummary:
         outcomes = {"created": 0, "updated": 0, "unchanged": 0, "suppressed": 0}
