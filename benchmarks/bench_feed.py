@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--signals", type=int, default=30_000, help="signals per phase (default 30,000)")
     parser.add_argument("--subscribers", type=int, default=10, help="followers of the watched phases (default 10)")
-    parser.add_argument("--rounds", type=int, default=3, help="watched phases of WatchChangeBatches (default 3)")
+    parser.add_argument("--rounds", type=int, default=7, help="watched phases of WatchChangeBatches (default 7)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="idstitch-bench-feed-") as tmp:
         data = Path(tmp) / "data"
