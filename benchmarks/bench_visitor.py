@@ -60,6 +60,7 @@ from splink import DuckDBAPI, Linker
 
 from linkage import BUNDLED_MODEL, Signal
 from linkage.modelling import (
+    AddressWeeks,
     EncodedProfiles,
     Evidence,
     ProfileRecord,
@@ -792,8 +793,11 @@ def device_profiles(signals: Iterable[SimulatedSignal]) -> list[ProfileRecord]:
     """One profile per cookie or device id, from the evidence of the signals that carried it,
     with term frequencies over all of them (as training builds them from stored history)."""
     evidence: dict[IdentifierKey, Evidence] = {}
+    weeks = AddressWeeks()
     for item in signals:
         signal = item.signal
+        if signal.context.ip:
+            weeks.observe(signal.timestamp or 0.0, signal.context.ip)
         for identifier in signal.identifiers:
             if identifier.namespace in DEVICE_NAMESPACES:
                 key = (identifier.namespace, identifier.value)
@@ -801,7 +805,7 @@ def device_profiles(signals: Iterable[SimulatedSignal]) -> list[ProfileRecord]:
                 if found is None:
                     found = evidence[key] = Evidence()
                 found.observe(signal.timestamp or 0.0, signal.context)
-    return [record for _, record in history_records(list(evidence.values()))]
+    return [record for _, record in history_records(list(evidence.values()), weeks)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from .visitor._catalogue import (
 )
 from .visitor._encoding import EncodedProfiles, encode_profiles
 from .visitor._evidence import Evidence, history_records, ip_prefix
+from .visitor._places import AddressWeeks
 from .visitor._profile import ProfileRecord, profile_schema
 from .visitor._scorer import VisitorScorer
 from .visitor._user_agents import parse_user_agent
@@ -44,6 +45,7 @@ __all__ = [
     "ATTRIBUTE_COLUMNS",
     "CUSTOMER_BLOCKING",
     "TF_COLUMNS",
+    "AddressWeeks",
     "Both",
     "CustomerScorer",
     "Else",

@@ -256,24 +256,40 @@ def _workday(identifier: tuple[str, str], day: int, ip: str, ua: str, hour: floa
     return [_visit(identifier, at, ip, "Berlin", ua), _visit(identifier, at + 900, ip, "Berlin", ua)]
 
 
-def test_a_laptop_on_the_home_and_the_workplace_links_to_its_person_not_to_the_partner(tmp_path: Path) -> None:
+MONDAY = 1  # START is a Sunday: day numbers count from it
+
+
+@pytest.mark.parametrize(
+    ("colleagues", "at_weekends", "linked"),
+    [
+        pytest.param(40, False, True, id="an office of 40"),
+        pytest.param(600, False, True, id="an office of 600: a workplace, a place however many use it"),
+        pytest.param(600, True, False, id="600 visitors at weekends too, like a station's wifi: no place"),
+    ],
+)
+def test_a_laptop_on_the_home_and_the_workplace_links_to_its_person_not_to_the_partner(
+    tmp_path: Path, colleagues: int, at_weekends: bool, linked: bool
+) -> None:
     """Anna's phone (logged in) and her laptop are at home in the evenings and at her office on
     weekdays; her partner Ben's phone (logged in) is at home in the evenings too, and at his
     own office by day. The home alone is household evidence; the home and another shared
-    place is a person's: at the bundled model's own threshold the laptop is Anna's."""
+    place is a person's: at the bundled model's own threshold the laptop is Anna's. An address
+    used by more than 500 visitors is a place only as a workplace (its traffic on weekdays)."""
     running = ThreadServer(tmp_path / "data")  # the bundled model at its own threshold
     try:
         _background(running)
         home, anna_office, ben_office = "81.20.30.77", "195.10.20.31", "195.10.20.32"
-        colleagues = [
+        weekdays = 7 if at_weekends else 5
+        staff = [(anna_office, i) for i in range(colleagues)] + [(ben_office, i) for i in range(40)]
+        others = [
             s
-            for i in range(40)
-            for office in (anna_office, ben_office)
-            for day in (i % 5, i % 5 + 7)
-            for s in _workday(("cookie", f"colleague-{office}-{i}"), day, office, WINDOWS, hour=9 + i % 8)
+            for office, i in staff
+            for day in (i % weekdays, i % weekdays + 7)
+            for s in _workday(("cookie", f"colleague-{office}-{i}"), MONDAY + day, office, WINDOWS, 9 + i % 8)
         ]
-        running.stub.Ingest(batch(*colleagues))
-        for day in range(12):
+        for chunk in range(0, len(others), 500):
+            running.stub.Ingest(batch(*others[chunk : chunk + 500]))
+        for day in range(MONDAY, MONDAY + 12):
             evening = START + day * DAY + 19 * 3600
             signals = [
                 signal(("device", "anna-phone"), ("login", "anna"), at=evening, event_id=f"v{next(_events)}"),
@@ -282,7 +298,7 @@ def test_a_laptop_on_the_home_and_the_workplace_links_to_its_person_not_to_the_p
                 signal(("device", "ben-phone"), ("login", "ben"), at=evening + 60, event_id=f"v{next(_events)}"),
                 _visit(("device", "ben-phone"), evening + 1200, home, "Berlin", IPHONE),
             ]
-            if day % 7 < 5:  # weekdays: each at their own office
+            if (day - MONDAY) % 7 < 5:  # weekdays: each at their own office
                 signals += _workday(("device", "anna-phone"), day, anna_office, IPHONE, hour=11)
                 signals += _workday(("cookie", "anna-laptop"), day, anna_office, WINDOWS, hour=14)
                 signals += _workday(("device", "ben-phone"), day, ben_office, IPHONE, hour=12)
@@ -290,11 +306,15 @@ def test_a_laptop_on_the_home_and_the_workplace_links_to_its_person_not_to_the_p
 
         laptop, anna, ben = _resolve(running, ("cookie", "anna-laptop"), ("login", "anna"), ("login", "ben"))
         assert anna.person_id != ben.person_id
-        assert laptop.decision == pb.DECISION_PROBABILISTIC, "the laptop is linked by the model"
-        assert laptop.person_id == anna.person_id
-        # Not to Ben, and no colleague is anyone's: an office of 80 alone links nobody.
+        assert laptop.person_id != ben.person_id
+        # No colleague is anyone's: an office alone links nobody, however large.
         workers = _resolve(running, *[("cookie", f"colleague-{anna_office}-{i}") for i in range(40)])
         assert all(w.decision != pb.DECISION_PROBABILISTIC for w in workers)
+        if not linked:
+            assert laptop.decision != pb.DECISION_PROBABILISTIC, "a home and a crowded address: household evidence"
+            return
+        assert laptop.decision == pb.DECISION_PROBABILISTIC, "the laptop is linked by the model"
+        assert laptop.person_id == anna.person_id
         explained = running.stub.Explain(pb.ExplainRequest(a=ident("cookie", "anna-laptop"), b=ident("login", "anna")))
         place = next(w for w in explained.steps[0].weights if w.comparison == "place")
         assert place.match_weight > 15, "the home and another shared place: a level of its own"

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 import linkage
-from linkage.modelling import EventRow, Evidence, ProfileRecord, history_records, split_key
+from linkage.modelling import AddressWeeks, EventRow, Evidence, ProfileRecord, history_records, split_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,10 @@ def _profiles(
         return device_namespaces[namespace]
 
     evidence: dict[str, Evidence] = {}
+    weeks = AddressWeeks()
     for event in events:
+        if event.ip:
+            weeks.observe(event.timestamp, event.ip)
         context = linkage.Context(
             ip=event.ip,
             geo=linkage.Geo(event.country, event.city, event.latitude, event.longitude),
@@ -81,7 +84,7 @@ def _profiles(
     records: list[ProfileRecord] = []
     labels: list[str | None] = []
     kept: list[str] = []
-    for position, record in history_records(list(evidence.values())):
+    for position, record in history_records(list(evidence.values()), weeks):
         key = keys[position]
         records.append(record)
         kept.append(key)

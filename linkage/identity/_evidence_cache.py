@@ -21,7 +21,7 @@ from ..visitor._index import VisitorIndex
 
 log = logging.getLogger("idstitch.linkage")
 
-_FORMAT = 1
+_FORMAT = 2  # 2: the index counts weekend signals per address (workplaces)
 HistoryMark = tuple[int, int, int]
 
 

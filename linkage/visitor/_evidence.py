@@ -15,7 +15,8 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from .._types import Context
-from ._homes import HOME_MAX_VISITORS, PLACE_MAX_VISITORS, homes_of_history
+from ._homes import HOME_MAX_VISITORS, homes_of_history
+from ._places import AddressWeeks
 from ._profile import MAX_DAYS, MAX_HOMES, MAX_HOURS, MAX_IPS, MAX_PLACES, MAX_PREFIXES, ProfileRecord
 from ._user_agents import parse_user_agent
 
@@ -247,10 +248,11 @@ def _shares(values_of_each: Iterable[Iterable[str]]) -> dict[str, float]:
     return {value: n / total for value, n in users.items()} if total else {}
 
 
-def history_records(evidence: Sequence[Evidence]) -> list[tuple[int, ProfileRecord]]:
-    """The records of a whole history at once (training, benchmarks): term frequencies and
-    homes from all of it, as the online index has them by the end. One (position in
-    `evidence`, record) per non-empty evidence; unique ids count from 1 in that order."""
+def history_records(evidence: Sequence[Evidence], weeks: AddressWeeks) -> list[tuple[int, ProfileRecord]]:
+    """The records of a whole history at once (training, benchmarks): term frequencies, homes
+    and workplaces (`weeks`: every signal of the history with an address) from all of it, as
+    the online index has them by the end. One (position in `evidence`, record) per non-empty
+    evidence; unique ids count from 1 in that order."""
     users: Counter[str] = Counter()
     for e in evidence:
         users.update(e.ips.keys())
@@ -262,7 +264,7 @@ def history_records(evidence: Sequence[Evidence]) -> list[tuple[int, ProfileReco
         return homes.home(ip) if users[ip] <= HOME_MAX_VISITORS else None
 
     def place_of(ip: str) -> str | None:
-        return place_id(ip) if users[ip] <= PLACE_MAX_VISITORS else None
+        return place_id(ip) if weeks.is_place(ip, users[ip]) else None
 
     kept = [i for i, e in enumerate(evidence) if not e.empty]
     return [

@@ -17,9 +17,6 @@ from collections.abc import Iterable, Mapping
 
 # An address used by more visitors than this is not a home (an office, a hotspot, a carrier pool).
 HOME_MAX_VISITORS = 12
-# An address used by more visitors than this says nothing as a place (a carrier pool, a station's
-# wifi); an office of a few hundred still does, beside a home.
-PLACE_MAX_VISITORS = 500
 
 
 class Homes:

@@ -7,7 +7,8 @@ from typing import NamedTuple, TypeVar
 
 from .._types import Context
 from ._evidence import Evidence, ip_prefix, place_id
-from ._homes import HOME_MAX_VISITORS, PLACE_MAX_VISITORS, Homes
+from ._homes import HOME_MAX_VISITORS, Homes
+from ._places import PLACE_MAX_VISITORS, AddressWeeks
 from ._profile import ProfileRecord
 
 K = TypeVar("K")
@@ -47,6 +48,7 @@ class VisitorIndex:
         self._by_agent: dict[str, set[int]] = {}  # for user-agent term frequencies, not blocking
         self._components_with_ips = 0
         self.homes = Homes()
+        self.weeks = AddressWeeks()
 
     def __len__(self) -> int:
         return len(self._evidence)
@@ -87,6 +89,11 @@ class VisitorIndex:
             users.add(component)
             if new_ip and len(users) - 1 in (HOME_MAX_VISITORS, PLACE_MAX_VISITORS):
                 changed = changed | users  # no longer a home (or a place) for any of them
+            crowded = len(users) > PLACE_MAX_VISITORS
+            workplace = crowded and self.weeks.is_workplace(context.ip)
+            self.weeks.observe(timestamp, context.ip)
+            if crowded and self.weeks.is_workplace(context.ip) != workplace:
+                changed = changed | users  # a place for them now, or no longer
             if settled and self._rare(context.ip):
                 for ip in self.homes.join([ip for ip in evidence.settled() if self._rare(ip)]):
                     changed = changed | self._by_ip.get(ip, _NOBODY)
@@ -124,6 +131,7 @@ class VisitorIndex:
             self._components_with_ips -= 1
         for ip in _discard_everywhere(self._by_ip, component):
             self.homes.discard(ip)  # nobody left who used it: no trace of it stays
+            self.weeks.discard(ip)
         _discard_everywhere(self._by_network, component)
         _discard_everywhere(self._by_agent, component)
 
@@ -167,7 +175,7 @@ class VisitorIndex:
         return self.homes.home(ip) if self._rare(ip) else None
 
     def _place(self, ip: str) -> str | None:
-        return place_id(ip) if len(self._by_ip.get(ip, ())) <= PLACE_MAX_VISITORS else None
+        return place_id(ip) if self.weeks.is_place(ip, len(self._by_ip.get(ip, ()))) else None
 
     def _agent_share(self, agent: str) -> float:
         """A user-agent string's term frequency: the share of components that sent it."""

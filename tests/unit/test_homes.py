@@ -8,6 +8,7 @@ from linkage import Context, Geo
 from linkage.visitor._evidence import Evidence, history_records
 from linkage.visitor._homes import HOME_MAX_VISITORS, Homes, homes_of_history
 from linkage.visitor._index import VisitorIndex
+from linkage.visitor._places import AddressWeeks
 
 DAY = 86_400.0
 T = 1_750_000_000.0 - 1_750_000_000.0 % DAY + 8 * 3600  # 08:00 UTC on some day
@@ -89,7 +90,7 @@ def test_history_records_have_the_homes_the_online_index_ends_with() -> None:
             e.observe(T + day * DAY, _ctx(ip))
             index.observe(component, T + day * DAY, _ctx(ip))
         evidence.append(e)
-    offline = {record.unique_id: record.homes for _, record in history_records(evidence)}
+    offline = {record.unique_id: record.homes for _, record in history_records(evidence, AddressWeeks())}
     online = {c: r.homes for c in visits if (r := index.record(c)) is not None}
     assert offline[1] == offline[2] == offline[3] and offline[1] is not None
     assert len(set(online.values())) == 1
