@@ -156,17 +156,19 @@ class EncodedProfiles:
     def take(self, rows: Sequence[int] | IntArray) -> EncodedProfiles:
         """The profiles at `rows`, in that order (e.g. the candidates blocking found)."""
         index = np.asarray(rows, dtype=np.intp)
+        # `take` on an axis of a 2-D array is 2-3x faster than fancy indexing (1-D: slower);
+        # every candidate lookup online copies these.
         return EncodedProfiles(
             unique_ids=self.unique_ids[index],
             null_bits=self.null_bits[index],
-            nulls=self.nulls[:, index],
-            keys=self.keys[:, index],
+            nulls=self.nulls.take(index, axis=1),
+            keys=self.keys.take(index, axis=1),
             log2_tf={k: v[index] for k, v in self.log2_tf.items()},
-            points={k: v[:, index] for k, v in self.points.items()},
-            lists={k: v[index] for k, v in self.lists.items()},
+            points={k: v.take(index, axis=1) for k, v in self.points.items()},
+            lists={k: v.take(index, axis=0) for k, v in self.lists.items()},
             masks={k: v[index] for k, v in self.masks.items()},
-            words={k: v[index] for k, v in self.words.items()},
-            word_masks={k: v[index] for k, v in self.word_masks.items()},
+            words={k: v.take(index, axis=0) for k, v in self.words.items()},
+            word_masks={k: v.take(index, axis=0) for k, v in self.word_masks.items()},
             lengths={k: v[index] for k, v in self.lengths.items()},
             instants={k: v[index] for k, v in self.instants.items()},
         )
